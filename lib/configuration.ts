@@ -1,0 +1,215 @@
+import { LogtoError } from './errors.js';
+import type { RefreshCoordinator } from './refresh-coordinator.js';
+import { signInResources, signInScopes } from './scopes.js';
+
+/** What `new LogtoStrategy(options)` accepts. */
+export interface LogtoStrategyOptions {
+  /** The Logto endpoint, such as `https://your-tenant.logto.app`; the issuer is `${endpoint}/oidc`. */
+  endpoint: string;
+  /** The application ID from the Logto Console ("Traditional web" app). */
+  appId: string;
+  /** The application secret from the Logto Console. */
+  appSecret: string;
+  /** The absolute callback URL, registered as a redirect URI in Logto. */
+  callbackURL: string;
+  /** Where Logto sends the browser after sign-out; registered as a post sign-out redirect URI. */
+  postLogoutRedirectUri?: string;
+  /** Extra scopes; `openid`, `offline_access` and `profile` are always added. */
+  scopes?: readonly string[];
+  /** API resource indicators to declare at sign-in, so that access tokens can be had for them later. */
+  resources?: readonly string[];
+  /** The `prompt` sent at sign-in. Default `consent`: Logto issues a refresh token only with it. */
+  prompt?: string | readonly string[];
+  /** The name to register with Passport. Default `logto`. */
+  name?: string;
+  /** Pass the request to the verify function as its first argument. Default false. */
+  passReqToCallback?: boolean;
+  /**
+   * Allow an `http:` endpoint that is not on a loopback host. Default false: tokens and the app
+   * secret would cross the network in the clear.
+   */
+  allowInsecureEndpoint?: boolean;
+  /** Accepted ID token and access token signing algorithms. Default RS256, PS256, ES256, ES384, ES512. */
+  signingAlgorithms?: readonly string[];
+  /** Seconds of clock difference tolerated when checking token times. Default 30. */
+  clockTolerance?: number;
+  /** Seconds to wait for each request to Logto before giving up. Default 10. */
+  timeout?: number;
+  /** The key under `req.session` where the strategy keeps its state. Default: the strategy name. */
+  sessionKey?: string;
+  /** Seconds that a started sign-in stays valid for its callback. Default 600. */
+  signInTimeout?: number;
+  /** How many sign-ins one session may have in flight at once (tabs); the oldest is dropped. Default 5. */
+  maxPendingSignIns?: number;
+  /** Seconds before an access token's expiry at which it is refreshed instead of used. Default 60. */
+  accessTokenExpiryMargin?: number;
+  /**
+   * Seconds between two JWKS downloads caused by a token whose key id is unknown. Default 30; the
+   * pause keeps forged key ids from turning into a flood of requests to Logto.
+   */
+  jwksCooldown?: number;
+  /**
+   * Serializes the refreshes of one sign-in so that no refresh token is sent twice. Default: in
+   * process memory, right for one app instance; several instances need one over a shared store.
+   */
+  refreshCoordinator?: RefreshCoordinator;
+}
+
+/** The options after validation, with every default applied. */
+export interface ResolvedConfig {
+  readonly endpoint: string;
+  readonly issuer: string;
+  readonly appId: string;
+  readonly appSecret: string;
+  readonly callbackURL: string;
+  readonly postLogoutRedirectUri: string | undefined;
+  /** Every scope asked for at sign-in. */
+  readonly scopes: readonly string[];
+  /** Every resource declared at sign-in. */
+  readonly resources: readonly string[];
+  readonly prompt: string;
+  readonly name: string;
+  readonly passReqToCallback: boolean;
+  readonly allowInsecureRequests: boolean;
+  readonly signingAlgorithms: readonly string[];
+  readonly clockTolerance: number;
+  readonly timeout: number;
+  readonly sessionKey: string;
+  readonly signInTimeout: number;
+  readonly maxPendingSignIns: number;
+  readonly accessTokenExpiryMargin: number;
+  readonly jwksCooldown: number;
+}
+
+const defaultSigningAlgorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'ES512'];
+const knownPrompts = new Set(['none', 'login', 'consent', 'select_account']);
+
+function invalid(option: string, message: string): LogtoError {
+  return new LogtoError('invalid_config', `passport-logto: option \`${option}\` ${message}`);
+}
+
+function requireString(options: Record<string, unknown>, option: string): string {
+  const value = options[option];
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw invalid(option, 'is required and must be a non-empty string.');
+  }
+  return value.trim();
+}
+
+function parseAbsoluteUrl(value: string, option: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid(option, `must be an absolute URL, got "${value}".`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw invalid(option, `must be an http: or https: URL, got "${value}".`);
+  }
+  if (url.hash) throw invalid(option, 'must not contain a fragment (#...).');
+  return url;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+function optionalStringList(options: Record<string, unknown>, option: string): string[] {
+  const value = options[option];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || item.trim() === '' || /\s/.test(item))) {
+    throw invalid(option, 'must be an array of non-empty strings without spaces.');
+  }
+  return value as string[];
+}
+
+function positiveNumber(options: Record<string, unknown>, option: string, fallback: number): number {
+  const value = options[option];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalid(option, 'must be a non-negative number.');
+  }
+  return value;
+}
+
+function resolvePrompt(value: unknown): string {
+  if (value === undefined) return 'consent';
+  const prompts = typeof value === 'string' ? value.split(' ').filter(Boolean) : value;
+  if (!Array.isArray(prompts) || prompts.length === 0 || prompts.some((item) => !knownPrompts.has(item as string))) {
+    throw invalid('prompt', `must be one or more of ${[...knownPrompts].join(', ')}.`);
+  }
+  return prompts.join(' ');
+}
+
+/** Checks the options once, at construction, so that a mistake shows at start-up and not at sign-in. */
+export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
+  if (typeof input !== 'object' || input === null) {
+    throw new LogtoError('invalid_config', 'passport-logto: new LogtoStrategy(options) needs an options object.');
+  }
+  const options = input as unknown as Record<string, unknown>;
+
+  const endpointUrl = parseAbsoluteUrl(requireString(options, 'endpoint'), 'endpoint');
+  if (endpointUrl.search) throw invalid('endpoint', 'must not contain a query string.');
+  const insecure = endpointUrl.protocol === 'http:';
+  const allowInsecureEndpoint = options.allowInsecureEndpoint === true;
+  if (insecure && !isLoopbackHost(endpointUrl.hostname) && !allowInsecureEndpoint) {
+    throw invalid(
+      'endpoint',
+      `uses http: on a non-loopback host (${endpointUrl.host}). Use https:, or set allowInsecureEndpoint: true if you really mean it.`,
+    );
+  }
+  const endpoint = endpointUrl.href.replace(/\/+$/, '');
+
+  const callbackURL = parseAbsoluteUrl(requireString(options, 'callbackURL'), 'callbackURL').href;
+  const postLogoutRedirectUri =
+    options.postLogoutRedirectUri === undefined
+      ? undefined
+      : parseAbsoluteUrl(requireString(options, 'postLogoutRedirectUri'), 'postLogoutRedirectUri').href;
+
+  const configuredScopes = optionalStringList(options, 'scopes');
+  const configuredResources = optionalStringList(options, 'resources');
+  for (const resource of configuredResources) {
+    if (!URL.canParse(resource)) throw invalid('resources', `must hold absolute URIs, got "${resource}".`);
+  }
+  const scopes = signInScopes(configuredScopes);
+
+  const signingAlgorithms = options.signingAlgorithms === undefined
+    ? defaultSigningAlgorithms
+    : optionalStringList(options, 'signingAlgorithms');
+  if (signingAlgorithms.length === 0 || signingAlgorithms.some((alg) => alg === 'none' || alg.startsWith('HS'))) {
+    throw invalid('signingAlgorithms', 'must list asymmetric algorithms only (no "none", no HS*).');
+  }
+
+  const name = options.name === undefined ? 'logto' : requireString(options, 'name');
+  const sessionKey = options.sessionKey === undefined ? name : requireString(options, 'sessionKey');
+  const maxPendingSignIns = positiveNumber(options, 'maxPendingSignIns', 5);
+  if (!Number.isInteger(maxPendingSignIns) || maxPendingSignIns < 1) {
+    throw invalid('maxPendingSignIns', 'must be a whole number of at least 1.');
+  }
+  for (const flag of ['passReqToCallback', 'allowInsecureEndpoint'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalid(flag, 'must be a boolean.');
+  }
+
+  return {
+    endpoint,
+    issuer: `${endpoint}/oidc`,
+    appId: requireString(options, 'appId'),
+    appSecret: requireString(options, 'appSecret'),
+    callbackURL,
+    postLogoutRedirectUri,
+    scopes,
+    resources: signInResources(configuredResources, scopes),
+    prompt: resolvePrompt(options.prompt),
+    name,
+    passReqToCallback: options.passReqToCallback === true,
+    allowInsecureRequests: insecure,
+    signingAlgorithms,
+    clockTolerance: positiveNumber(options, 'clockTolerance', 30),
+    timeout: positiveNumber(options, 'timeout', 10),
+    sessionKey,
+    signInTimeout: positiveNumber(options, 'signInTimeout', 600),
+    maxPendingSignIns,
+    accessTokenExpiryMargin: positiveNumber(options, 'accessTokenExpiryMargin', 60),
+    jwksCooldown: positiveNumber(options, 'jwksCooldown', 30),
+  };
+}

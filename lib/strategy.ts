@@ -1,0 +1,363 @@
+import * as oidc from 'openid-client';
+import { Strategy as PassportStrategy } from 'passport-strategy';
+import type { Request, RequestHandler } from 'express';
+import type { IdTokenClaims, UserInfoResponse } from './claims.js';
+import { profileClaims } from './claims.js';
+import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from './configuration.js';
+import { isCausedByRequest, LogtoError } from './errors.js';
+import { LogtoClient, type LogtoClientContext } from './client.js';
+import { PendingSignIns } from './pending-sign-ins.js';
+import { MemoryRefreshCoordinator } from './refresh-coordinator.js';
+import { authenticatedGuard, type AuthenticatedOptions } from './route-guard.js';
+import { signOutHandler, type SignOutOptions } from './sign-out.js';
+import { LogtoProvider, type TokenEndpointResponse } from './provider.js';
+import { safeReturnTo } from './redirects.js';
+import { sessionOf, SessionTokenStore, type StoredTokens } from './session-store.js';
+
+/** Screens that Logto can open first. */
+export type FirstScreen =
+  | 'sign_in'
+  | 'register'
+  | 'reset_password'
+  | 'identifier:sign_in'
+  | 'identifier:register'
+  | 'single_sign_on';
+
+export type SignInIdentifier = 'email' | 'phone' | 'username';
+
+/** Per-request sign-in options, given to `passport.authenticate('logto', options)`. */
+export interface LogtoSignInOptions {
+  /** The screen Logto shows first, e.g. `register` for a sign-up link. */
+  firstScreen?: FirstScreen;
+  /** The identifiers the first screen offers. */
+  identifiers?: readonly SignInIdentifier[];
+  /** Prefills the identifier (an email address, say). */
+  loginHint?: string;
+  /** Skips Logto's page and goes straight to a social or enterprise SSO connector. */
+  directSignIn?: { method: 'social' | 'sso'; target: string };
+  /** Overrides the configured `prompt` for this sign-in. */
+  prompt?: string;
+  /** Uses this organization's sign-in experience. It does not produce an organization token. */
+  organizationId?: string;
+  /** Preferred languages of Logto's pages, e.g. `fr-CA fr en`. */
+  uiLocales?: string;
+  /** More authorization parameters; they cannot replace the ones passport-logto sets for security. */
+  extraParams?: Readonly<Record<string, string>>;
+  /** A same-origin path to land on after sign-in; `req.session.returnTo` is used when absent. */
+  returnTo?: string;
+}
+
+declare module 'passport' {
+  // Lets `passport.authenticate('logto', { firstScreen: 'register' })` type-check.
+  interface AuthenticateOptions extends LogtoSignInOptions {}
+}
+
+/** The tokens of a sign-in, handed to the verify function only. */
+export interface LogtoTokenResponse {
+  idToken: string;
+  accessToken: string;
+  refreshToken: string | undefined;
+  /** Seconds. */
+  expiresIn: number | undefined;
+  scope: string | undefined;
+  tokenType: string;
+}
+
+/** The user that `req.user` holds when no verify function is given. */
+export interface LogtoUser {
+  /** The ID token's `sub`: the Logto user ID. */
+  id: string;
+  [claim: string]: unknown;
+}
+
+/** What the verify function receives about a completed sign-in. */
+export interface LogtoVerifyContext {
+  /** The verified ID token claims. */
+  claims: IdTokenClaims;
+  /** The token response. Keep tokens out of the user object: passport-logto stores them in the session. */
+  tokens: LogtoTokenResponse;
+  /** The user that passport-logto would log in without a verify function. */
+  profile: LogtoUser;
+  /** Asks Logto's userinfo endpoint, for claims that only it returns (custom_data, identities, ...). */
+  fetchUserInfo(): Promise<UserInfoResponse>;
+}
+
+export type VerifyDone = (error: unknown, user?: object | false, info?: object) => void;
+export type VerifyResult = object | false | undefined;
+export type VerifyFunction = (context: LogtoVerifyContext, done: VerifyDone) => void | Promise<VerifyResult>;
+export type VerifyFunctionWithRequest = (
+  req: Request,
+  context: LogtoVerifyContext,
+  done: VerifyDone,
+) => void | Promise<VerifyResult>;
+
+/** Parameters that passport-logto sets for security and that `extraParams` may not replace. */
+const reservedAuthorizationParameters = new Set([
+  'client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge',
+  'code_challenge_method', 'resource', 'response_mode',
+]);
+
+/** Response parameters that must appear at most once in a callback. */
+const callbackParameters = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'];
+const maxCallbackParameterLength = 4096;
+
+type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
+interface LogInCapable {
+  logIn?: LogIn;
+  login?: LogIn;
+}
+
+export class LogtoStrategy extends PassportStrategy {
+  name: string;
+  readonly config: ResolvedConfig;
+  protected readonly provider: LogtoProvider;
+  protected readonly store: SessionTokenStore;
+  protected readonly pendingSignIns: PendingSignIns;
+  private readonly context: LogtoClientContext;
+  private readonly verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
+
+  constructor(options: LogtoStrategyOptions & { passReqToCallback?: false }, verify?: VerifyFunction);
+  constructor(options: LogtoStrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest);
+  constructor(options: LogtoStrategyOptions, verify?: VerifyFunction | VerifyFunctionWithRequest) {
+    super();
+    this.config = resolveConfig(options);
+    if (verify !== undefined && typeof verify !== 'function') {
+      throw new LogtoError('invalid_config', 'passport-logto: the verify argument must be a function.');
+    }
+    if (this.config.passReqToCallback && verify === undefined) {
+      throw new LogtoError('invalid_config', 'passport-logto: option `passReqToCallback` needs a verify function.');
+    }
+    this.name = this.config.name;
+    this.verify = verify;
+    this.provider = new LogtoProvider(this.config);
+    this.store = new SessionTokenStore(this.config.sessionKey);
+    this.pendingSignIns = new PendingSignIns(this.store, this.config.signInTimeout, this.config.maxPendingSignIns);
+    this.context = {
+      config: this.config,
+      provider: this.provider,
+      store: this.store,
+      coordinator: options.refreshCoordinator ?? new MemoryRefreshCoordinator(),
+    };
+  }
+
+  /** The Logto helper for this request's session: claims, userinfo, access and organization tokens. */
+  client(req: Request): LogtoClient {
+    return new LogtoClient(req, this.context);
+  }
+
+  /** Route guard: signed-in users pass with `req.logto`; others are redirected or get 401 JSON. */
+  authenticated(options?: AuthenticatedOptions): RequestHandler {
+    return authenticatedGuard((req) => this.client(req), options);
+  }
+
+  /** The sign-out route handler. */
+  signOut(options?: SignOutOptions): RequestHandler {
+    return signOutHandler(this.context, options);
+  }
+
+  /** Passport calls this for both legs: a request with a code, state or error is a callback. */
+  override authenticate(req: Request, options: LogtoSignInOptions = {}): void {
+    const parameters = new URLSearchParams(queryStringOf(req));
+    const isCallback = callbackParameters.some((name) => parameters.has(name));
+    void (isCallback ? this.finishSignIn(req, parameters) : this.startSignIn(req, options));
+  }
+
+  /** Routes a failure to `fail` when the request caused it, and to `error` otherwise. */
+  protected report(error: unknown): void {
+    const logtoError = error instanceof LogtoError ? error : new LogtoError('provider_error', String(error), { cause: error });
+    if (isCausedByRequest(logtoError)) {
+      this.fail(logtoError, logtoError.code === 'invalid_callback' || logtoError.code === 'invalid_state' ? 400 : 401);
+    } else {
+      this.error(logtoError);
+    }
+  }
+
+  /** The sign-in leg: remember a pending sign-in and send the browser to Logto. */
+  private async startSignIn(req: Request, options: LogtoSignInOptions): Promise<void> {
+    try {
+      const session = sessionOf(req);
+      const codeVerifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const nonce = oidc.randomNonce();
+      const parameters = this.authorizationParameters(options);
+      parameters.set('state', state);
+      parameters.set('nonce', nonce);
+      parameters.set('code_challenge', await oidc.calculatePKCECodeChallenge(codeVerifier));
+      parameters.set('code_challenge_method', 'S256');
+      const url = await this.provider.authorizationUrl(parameters);
+
+      const returnTo = safeReturnTo(options.returnTo ?? session.returnTo);
+      this.pendingSignIns.add(req, state, {
+        codeVerifier,
+        nonce,
+        createdAt: Date.now(),
+        ...(returnTo === undefined ? {} : { returnTo }),
+      });
+      this.redirect(url.href);
+    } catch (error) {
+      this.report(error);
+    }
+  }
+
+  /** Authorization parameters for this sign-in, before state, nonce and PKCE are added. */
+  protected authorizationParameters(options: LogtoSignInOptions): URLSearchParams {
+    const parameters = new URLSearchParams();
+    for (const [name, value] of Object.entries(options.extraParams ?? {})) {
+      if (reservedAuthorizationParameters.has(name)) {
+        throw new LogtoError('invalid_config', `passport-logto: extraParams may not set "${name}"; passport-logto sets it.`);
+      }
+      parameters.set(name, String(value));
+    }
+    parameters.set('redirect_uri', this.config.callbackURL);
+    parameters.set('response_type', 'code');
+    parameters.set('scope', this.config.scopes.join(' '));
+    for (const resource of this.config.resources) parameters.append('resource', resource);
+    parameters.set('prompt', options.prompt ?? this.config.prompt);
+    if (options.firstScreen) parameters.set('first_screen', options.firstScreen);
+    if (options.identifiers?.length) parameters.set('identifier', options.identifiers.join(' '));
+    if (options.loginHint) parameters.set('login_hint', options.loginHint);
+    if (options.directSignIn) {
+      parameters.set('direct_sign_in', `${options.directSignIn.method}:${options.directSignIn.target}`);
+    }
+    if (options.organizationId) parameters.set('organization_id', options.organizationId);
+    if (options.uiLocales) parameters.set('ui_locales', options.uiLocales);
+    return parameters;
+  }
+
+  /** The callback leg: check the response, exchange the code, verify the ID token, log the user in. */
+  private async finishSignIn(req: Request, parameters: URLSearchParams): Promise<void> {
+    try {
+      for (const name of callbackParameters) {
+        const values = parameters.getAll(name);
+        if (values.length > 1 || (values[0]?.length ?? 0) > maxCallbackParameterLength) {
+          throw new LogtoError('invalid_callback', `The sign-in callback has a duplicated or oversized "${name}" parameter; start the sign-in again.`);
+        }
+      }
+      const state = parameters.get('state');
+      if (!state) {
+        throw new LogtoError('invalid_state', 'The sign-in callback has no state; start the sign-in again.');
+      }
+      const pending = this.pendingSignIns.take(req, state);
+      if (pending === 'unknown') {
+        throw new LogtoError('invalid_state', 'This sign-in is unknown to this session or was already completed; start the sign-in again.');
+      }
+      if (pending === 'expired') {
+        throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
+      }
+      // RFC 9207: Logto always sends `iss`; checking it first also refuses a mixed-up error response.
+      if (parameters.get('iss') !== this.config.issuer) {
+        throw new LogtoError('issuer_mismatch', 'The sign-in response does not come from the configured Logto issuer.');
+      }
+
+      const callbackUrl = new URL(this.config.callbackURL);
+      callbackUrl.search = parameters.toString();
+      const response = await this.provider.exchangeCode(callbackUrl, { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
+      const idToken = response.id_token;
+      if (!idToken) throw new LogtoError('invalid_id_token', 'Logto returned no ID token.');
+      const claims = await this.provider.verifyJwt<IdTokenClaims>(idToken, { audience: this.config.appId, kind: 'invalid_id_token' });
+      if (claims.nonce !== pending.nonce) throw new LogtoError('invalid_id_token', 'The ID token nonce does not match this sign-in.');
+
+      const user = await this.userFor(req, claims, idToken, response);
+      if (user === false) {
+        this.fail(new LogtoError('not_authenticated', 'The app refused this user.'), 401);
+        return;
+      }
+      this.keepTokensThroughLogIn(req, storedTokensOf(idToken, response), pending.returnTo);
+      this.success(user);
+    } catch (error) {
+      this.report(error);
+    }
+  }
+
+  /** Runs the verify function, accepting a callback or a returned promise, or builds the default user. */
+  private userFor(req: Request, claims: IdTokenClaims, idToken: string, response: TokenEndpointResponse): Promise<object | false> {
+    const profile: LogtoUser = { ...profileClaims(claims), id: claims.sub };
+    const verify = this.verify;
+    if (!verify) return Promise.resolve(profile);
+    const context: LogtoVerifyContext = {
+      claims,
+      profile,
+      tokens: {
+        idToken,
+        accessToken: response.access_token,
+        refreshToken: response.refresh_token,
+        expiresIn: response.expiresIn(),
+        scope: response.scope,
+        tokenType: response.token_type,
+      },
+      fetchUserInfo: async () => (await this.provider.fetchUserInfo(response.access_token, claims.sub)) as UserInfoResponse,
+    };
+    return new Promise<object | false>((resolve, reject) => {
+      let settled = false;
+      const done: VerifyDone = (error, user) => {
+        if (settled) return;
+        settled = true;
+        if (error) reject(error instanceof LogtoError ? error : new LogtoError('provider_error', `The verify function failed: ${String(error)}`, { cause: error }));
+        else resolve(user ?? false);
+      };
+      try {
+        const returned = this.config.passReqToCallback
+          ? (verify as VerifyFunctionWithRequest)(req, context, done)
+          : (verify as VerifyFunction)(context, done);
+        if (returned && typeof returned.then === 'function') {
+          returned.then((user) => done(null, user ?? false), (error: unknown) => done(error ?? new Error('rejected')));
+        }
+      } catch (error) {
+        done(error);
+      }
+    });
+  }
+
+  /**
+   * Passport 0.6+ regenerates the session in `req.logIn`, which drops anything written before it.
+   * The tokens and the return path are written into the new session once the login is done,
+   * whatever the app's serializeUser keeps; the session middleware saves them with the response.
+   */
+  private keepTokensThroughLogIn(req: Request, tokens: StoredTokens, returnTo: string | undefined): void {
+    const target = req as unknown as LogInCapable;
+    const original = target.logIn;
+    if (typeof original !== 'function') {
+      throw new LogtoError('session_required', 'passport-logto needs passport.initialize() (Passport 0.6 or later) before the callback route.');
+    }
+    const restore = (): void => {
+      target.logIn = original;
+      target.login = original;
+    };
+    const wrapped: LogIn = (user, options, done) => {
+      const callback = (typeof options === 'function' ? options : done) as (error?: unknown) => void;
+      const logInOptions = (typeof options === 'object' && options !== null ? options : {}) as { session?: boolean };
+      restore();
+      original.call(req, user, logInOptions, (error?: unknown) => {
+        if (error) return callback(error);
+        if (logInOptions.session !== false) {
+          this.store.write(req, tokens);
+          if (returnTo !== undefined) sessionOf(req).returnTo = returnTo;
+        }
+        callback();
+      });
+    };
+    target.logIn = wrapped;
+    target.login = wrapped;
+  }
+}
+
+/** The tokens of a response, in the shape the session keeps. */
+export function storedTokensOf(idToken: string, response: TokenEndpointResponse, signInId = crypto.randomUUID()): StoredTokens {
+  const expiresIn = response.expiresIn();
+  return {
+    signInId,
+    idToken,
+    ...(response.refresh_token === undefined ? {} : { refreshToken: response.refresh_token }),
+    accessToken: {
+      token: response.access_token,
+      expiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? 0),
+      ...(response.scope === undefined ? {} : { scope: response.scope }),
+    },
+  };
+}
+
+function queryStringOf(req: Request): string {
+  const url = req.originalUrl || req.url || '';
+  const index = url.indexOf('?');
+  return index === -1 ? '' : url.slice(index + 1);
+}
