@@ -143,8 +143,13 @@ export class LogtoProvider {
   }
 }
 
-function hasJwtDetails(cause: unknown): boolean {
-  return typeof cause === 'object' && cause !== null && ('claims' in cause || 'header' in cause);
+/** openid-client wraps its processing error, whose own cause holds the JWT header or claims it rejected. */
+function hasJwtDetails(error: unknown): boolean {
+  for (let cause = error, depth = 0; typeof cause === 'object' && cause !== null && depth < 3; depth += 1) {
+    if ('claims' in cause || 'header' in cause) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 function statusOf(cause: unknown): number | undefined {
@@ -184,7 +189,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
       case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
         return new LogtoError(jwtKind, `The token from Logto is not valid (${error.message}).`, cause);
       case 'OAUTH_INVALID_RESPONSE':
-        if (hasJwtDetails(error.cause)) {
+        if (hasJwtDetails(error)) {
           return new LogtoError(jwtKind, `The token from Logto is not valid (${error.message}).`, cause);
         }
         break;

@@ -116,8 +116,8 @@ export class LogtoStrategy extends PassportStrategy {
   private readonly context: LogtoClientContext;
   private readonly verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
 
-  constructor(options: LogtoStrategyOptions & { passReqToCallback?: false }, verify?: VerifyFunction);
   constructor(options: LogtoStrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest);
+  constructor(options: LogtoStrategyOptions, verify?: VerifyFunction);
   constructor(options: LogtoStrategyOptions, verify?: VerifyFunction | VerifyFunctionWithRequest) {
     super();
     this.config = resolveConfig(options);
@@ -262,7 +262,7 @@ export class LogtoStrategy extends PassportStrategy {
         this.fail(new LogtoError('not_authenticated', 'The app refused this user.'), 401);
         return;
       }
-      this.keepTokensThroughLogIn(req, storedTokensOf(idToken, response), pending.returnTo);
+      this.keepThroughLogIn(req, storedTokensOf(idToken, response), pending.returnTo);
       this.success(user);
     } catch (error) {
       this.report(error);
@@ -310,10 +310,12 @@ export class LogtoStrategy extends PassportStrategy {
 
   /**
    * Passport 0.6+ regenerates the session in `req.logIn`, which drops anything written before it.
-   * The tokens and the return path are written into the new session once the login is done,
-   * whatever the app's serializeUser keeps; the session middleware saves them with the response.
+   * The tokens, the return path and the sign-ins still pending in other tabs are written into the
+   * new session once the login is done, whatever the app's serializeUser keeps; the session
+   * middleware saves them with the response.
    */
-  private keepTokensThroughLogIn(req: Request, tokens: StoredTokens, returnTo: string | undefined): void {
+  private keepThroughLogIn(req: Request, tokens: StoredTokens, returnTo: string | undefined): void {
+    const otherSignIns = this.store.bag(req).pending;
     const target = req as unknown as LogInCapable;
     const original = target.logIn;
     if (typeof original !== 'function') {
@@ -331,6 +333,7 @@ export class LogtoStrategy extends PassportStrategy {
         if (error) return callback(error);
         if (logInOptions.session !== false) {
           this.store.write(req, tokens);
+          if (otherSignIns) this.store.bag(req).pending = otherSignIns;
           if (returnTo !== undefined) sessionOf(req).returnTo = returnTo;
         }
         callback();

@@ -1,0 +1,157 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import type { Express, NextFunction, Request, Response } from 'express';
+import session from 'express-session';
+import {
+  LogtoError,
+  LogtoStrategy,
+  type LogtoStrategyOptions,
+  type VerifyFunction,
+  type VerifyFunctionWithRequest,
+} from '../../lib/index.js';
+import type { TestProvider } from './provider.js';
+
+const require = createRequire(import.meta.url);
+
+/** Which Express and Passport majors the app is built with; both pairs are supported. */
+export type ExpressFlavor = 'express4' | 'express5';
+export type PassportFlavor = 'passport06' | 'passport07';
+
+type ExpressFactory = () => Express;
+interface PassportLike {
+  initialize(): (req: Request, res: Response, next: NextFunction) => void;
+  session(): (req: Request, res: Response, next: NextFunction) => void;
+  use(strategy: LogtoStrategy): void;
+  authenticate(name: string, options?: object): (req: Request, res: Response, next: NextFunction) => void;
+  serializeUser(fn: (user: unknown, done: (error: unknown, id?: unknown) => void) => void): void;
+  deserializeUser(fn: (id: unknown, done: (error: unknown, user?: unknown) => void) => void): void;
+}
+interface PassportModule {
+  Passport: new () => PassportLike;
+}
+
+function loadExpress(flavor: ExpressFlavor): ExpressFactory {
+  return require(flavor === 'express4' ? 'express4' : 'express') as ExpressFactory;
+}
+
+function loadPassport(flavor: PassportFlavor): PassportLike {
+  const module = require(flavor === 'passport06' ? 'passport06' : 'passport') as PassportModule;
+  return new module.Passport();
+}
+
+export interface StartAppOptions {
+  express?: ExpressFlavor;
+  passport?: PassportFlavor;
+  /** `whole` stores the user object in the session; `id` stores only `user.id`, as many apps do. */
+  serialize?: 'whole' | 'id';
+  strategy?: Partial<LogtoStrategyOptions>;
+  verify?: VerifyFunction;
+  /** A verify function that takes the request; sets passReqToCallback. */
+  verifyWithRequest?: VerifyFunctionWithRequest;
+  store?: session.Store;
+  /** Extra routes, added before the standard ones. */
+  routes?: (app: Express, logto: LogtoStrategy, passport: PassportLike) => void;
+}
+
+export interface RunningApp {
+  url: string;
+  callbackURL: string;
+  logto: LogtoStrategy;
+  store: session.Store;
+  /** Errors that reached the app's error handler. */
+  errors: unknown[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real Express + Passport + express-session app using the strategy, registered with the test
+ * provider as its own Logto application.
+ */
+export async function startApp(provider: TestProvider, options: StartAppOptions = {}): Promise<RunningApp> {
+  const express = loadExpress(options.express ?? 'express5');
+  const passport = loadPassport(options.passport ?? 'passport07');
+  const app = express();
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const callbackURL = `${url}/callback`;
+  const registered = await provider.registerApp({
+    redirectUris: [callbackURL],
+    postLogoutRedirectUris: [`${url}/`, `${url}/signed-out`],
+  });
+
+  const strategyOptions: LogtoStrategyOptions = {
+    endpoint: provider.endpoint,
+    appId: registered.appId,
+    appSecret: registered.appSecret,
+    callbackURL,
+    postLogoutRedirectUri: `${url}/`,
+    jwksCooldown: 0,
+    ...options.strategy,
+  };
+  const logto = options.verifyWithRequest
+    ? new LogtoStrategy({ ...strategyOptions, passReqToCallback: true }, options.verifyWithRequest)
+    : new LogtoStrategy(strategyOptions, options.verify);
+  passport.use(logto);
+
+  const users = new Map<string, unknown>();
+  if (options.serialize === 'id') {
+    passport.serializeUser((user, done) => {
+      const { id } = user as { id: string };
+      users.set(id, user);
+      done(null, id);
+    });
+    passport.deserializeUser((id, done) => done(null, users.get(id as string) ?? false));
+  } else {
+    passport.serializeUser((user, done) => done(null, user));
+    passport.deserializeUser((user, done) => done(null, user));
+  }
+
+  const store = options.store ?? new session.MemoryStore();
+  app.use(session({ secret: 'test-secret', resave: false, saveUninitialized: false, store }));
+  app.use(passport.initialize());
+  app.use(passport.session());
+
+  options.routes?.(app, logto, passport);
+
+  app.get('/sign-in', passport.authenticate(logto.name));
+  app.get('/callback', passport.authenticate(logto.name, { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true }));
+  app.get('/sign-in-failed', (req, res) => {
+    const messages = (req.session as unknown as { messages?: string[] }).messages ?? [];
+    res.status(401).json({ messages });
+  });
+  app.get('/', (req, res) => {
+    res.json({ page: 'home', user: req.user ?? null, sessionID: req.sessionID, authenticated: logto.client(req).isAuthenticated() });
+  });
+  app.get('/session', (req, res) => {
+    res.json({ sessionID: req.sessionID, session: req.session });
+  });
+  app.get('/protected', logto.authenticated({ redirect: '/sign-in' }), (req, res) => {
+    res.json({ page: 'protected', claims: req.logto?.getIdTokenClaims(), query: req.query });
+  });
+  app.get('/api/profile', logto.authenticated(), (req, res) => {
+    res.json({ claims: req.logto?.getIdTokenClaims() });
+  });
+  app.get('/sign-out', logto.signOut());
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    errors.push(error);
+    const code = error instanceof LogtoError ? error.code : 'internal_error';
+    const status = error instanceof LogtoError && error.code === 'not_authenticated' ? 401 : 500;
+    res.status(status).json({ error: code, message: error instanceof Error ? error.message : String(error) });
+  });
+  const errors: unknown[] = [];
+
+  return {
+    url,
+    callbackURL,
+    logto,
+    store,
+    errors,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import type { RunningApp } from './app.js';
+import { signInAtProvider, TestBrowser } from './http-client.js';
+import type { TestProvider, TestUser } from './provider.js';
+
+/** Starts a sign-in at the app and returns the authorization URL it redirects to. */
+export async function startSignIn(browser: TestBrowser, app: RunningApp, path = '/sign-in'): Promise<URL> {
+  const response = await browser.get(`${app.url}${path}`);
+  assert.equal(response.status, 302, `sign-in should redirect, got ${response.status}: ${response.text}`);
+  assert.ok(response.location, 'sign-in redirect has a location');
+  return new URL(response.location);
+}
+
+/** The callback URL that Logto sends the browser to after the user signs in. */
+export async function callbackAfterSignIn(
+  browser: TestBrowser,
+  provider: TestProvider,
+  app: RunningApp,
+  path = '/sign-in',
+  user: TestUser = provider.users.demo,
+): Promise<string> {
+  const authorizationUrl = await startSignIn(browser, app, path);
+  return signInAtProvider(browser, authorizationUrl.href, user, app.callbackURL);
+}
+
+/** Signs in completely; returns where the callback sent the browser. */
+export async function signIn(
+  browser: TestBrowser,
+  provider: TestProvider,
+  app: RunningApp,
+  path = '/sign-in',
+  user: TestUser = provider.users.demo,
+): Promise<string | undefined> {
+  const callback = await callbackAfterSignIn(browser, provider, app, path, user);
+  const response = await browser.get(callback);
+  assert.equal(response.status, 302, `callback should redirect, got ${response.status}: ${response.text}`);
+  return response.location;
+}
+
+export async function getJson<T = Record<string, unknown>>(browser: TestBrowser, url: string): Promise<{ status: number; body: T }> {
+  const response = await browser.get(url);
+  return { status: response.status, body: JSON.parse(response.text) as T };
+}
+
+export interface HomeBody {
+  user: Record<string, unknown> | null;
+  sessionID: string;
+  authenticated: boolean;
+}
+
+export interface SessionBody {
+  sessionID: string;
+  session: Record<string, unknown> & { logto?: { tokens?: Record<string, unknown>; pending?: Record<string, unknown> } };
+}
