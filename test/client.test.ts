@@ -104,6 +104,8 @@ describe('the helper with long-lived tokens', () => {
     assert.equal(claims.email, provider.users.demo.email);
     assert.deepEqual(claims.organizations, ['org-acme']);
     assert.equal(claims.custom_data, undefined, 'custom_data is not in the ID token');
+    assert.equal(claims.picture, null, 'an empty claim that was asked for is null');
+    assert.equal('phone_number' in claims, false, 'a claim that was not asked for is absent');
 
     const userInfo = (await getJson<Record<string, unknown>>(browser, `${running.url}/helper/userinfo`)).body;
     assert.equal(userInfo.sub, claims.sub);

@@ -50,6 +50,22 @@ describe('Express 4 and 5, Passport 0.6 and 0.7', () => {
   }
 });
 
+test('an older tenant signing with RS256 works the same', async () => {
+  const rsaProvider = await startProvider({ alg: 'RS256' });
+  const running = await startApp(rsaProvider);
+  try {
+    const browser = new TestBrowser();
+    await signIn(browser, rsaProvider, running);
+    const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
+    assert.equal(home.user?.id, rsaProvider.users.demo.sub);
+    const profile = await getJson<{ claims: { sub: string } }>(browser, `${running.url}/api/profile`);
+    assert.equal(profile.status, 200);
+  } finally {
+    await running.close();
+    await rsaProvider.close();
+  }
+});
+
 describe('the built package', () => {
   let dir: string;
   before(async () => {
