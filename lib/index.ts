@@ -15,6 +15,7 @@ export type { LogtoStrategyOptions } from './configuration.js';
 export { LogtoClient } from './client.js';
 export type { AuthenticatedOptions } from './route-guard.js';
 export type { SignOutOptions } from './sign-out.js';
+export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
 export { MemoryRefreshCoordinator } from './refresh-coordinator.js';
 export type { GrantState, MemoryRefreshCoordinatorOptions, RefreshCoordinator } from './refresh-coordinator.js';
 export { LogtoError, isLogtoError } from './errors.js';

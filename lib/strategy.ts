@@ -5,6 +5,7 @@ import type { IdTokenClaims, UserInfoResponse } from './claims.js';
 import { profileClaims } from './claims.js';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from './configuration.js';
 import { isCausedByRequest, LogtoError } from './errors.js';
+import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions, type SessionStoreLike } from './back-channel-logout.js';
 import { LogtoClient, type LogtoClientContext } from './client.js';
 import { PendingSignIns } from './pending-sign-ins.js';
 import { MemoryRefreshCoordinator } from './refresh-coordinator.js';
@@ -114,6 +115,9 @@ export class LogtoStrategy extends PassportStrategy {
   protected readonly store: SessionTokenStore;
   protected readonly pendingSignIns: PendingSignIns;
   private readonly context: LogtoClientContext;
+  private readonly sessionIndex: SessionIndex;
+  /** Set once the app mounts back-channel logout: only then are sessions indexed at sign-in. */
+  private indexSessions = false;
   private readonly verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
 
   constructor(options: LogtoStrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest);
@@ -138,6 +142,7 @@ export class LogtoStrategy extends PassportStrategy {
       store: this.store,
       coordinator: options.refreshCoordinator ?? new MemoryRefreshCoordinator(),
     };
+    this.sessionIndex = new SessionIndex(this.config.sessionKey);
   }
 
   /** The Logto helper for this request's session: claims, userinfo, access and organization tokens. */
@@ -153,6 +158,15 @@ export class LogtoStrategy extends PassportStrategy {
   /** The sign-out route handler. */
   signOut(options?: SignOutOptions): RequestHandler {
     return signOutHandler(this.context, options);
+  }
+
+  /**
+   * The handler for Logto's back-channel logout POST (register its URL in the Logto Console).
+   * From then on, each sign-in is indexed in the session store so that a logout token can end it.
+   */
+  backchannelLogout(options?: BackchannelLogoutOptions): RequestHandler {
+    this.indexSessions = true;
+    return backchannelLogoutHandler({ config: this.config, provider: this.provider, index: this.sessionIndex }, options);
   }
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
@@ -262,7 +276,7 @@ export class LogtoStrategy extends PassportStrategy {
         this.fail(new LogtoError('not_authenticated', 'The app refused this user.'), 401);
         return;
       }
-      this.keepThroughLogIn(req, storedTokensOf(idToken, response), pending.returnTo);
+      this.keepThroughLogIn(req, storedTokensOf(idToken, response), pending.returnTo, claims);
       this.success(user);
     } catch (error) {
       this.report(error);
@@ -314,7 +328,7 @@ export class LogtoStrategy extends PassportStrategy {
    * new session once the login is done, whatever the app's serializeUser keeps; the session
    * middleware saves them with the response.
    */
-  private keepThroughLogIn(req: Request, tokens: StoredTokens, returnTo: string | undefined): void {
+  private keepThroughLogIn(req: Request, tokens: StoredTokens, returnTo: string | undefined, claims: IdTokenClaims): void {
     const otherSignIns = this.store.bag(req).pending;
     const target = req as unknown as LogInCapable;
     const original = target.logIn;
@@ -335,6 +349,11 @@ export class LogtoStrategy extends PassportStrategy {
           this.store.write(req, tokens);
           if (otherSignIns) this.store.bag(req).pending = otherSignIns;
           if (returnTo !== undefined) sessionOf(req).returnTo = returnTo;
+          const store = (req as { sessionStore?: SessionStoreLike }).sessionStore;
+          if (this.indexSessions && store) {
+            this.sessionIndex.add(store, req.sessionID, claims).then(() => callback(), callback);
+            return;
+          }
         }
         callback();
       });

@@ -50,6 +50,8 @@ export interface StartAppOptions {
   /** A verify function that takes the request; sets passReqToCallback. */
   verifyWithRequest?: VerifyFunctionWithRequest;
   store?: session.Store;
+  /** Register `/backchannel-logout` with the provider and mount `logto.backchannelLogout()` there. */
+  backchannelLogout?: boolean;
   /** Extra routes, added before the standard ones. */
   routes?: (app: Express, logto: LogtoStrategy, passport: PassportLike) => void;
 }
@@ -79,6 +81,7 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   const registered = await provider.registerApp({
     redirectUris: [callbackURL],
     postLogoutRedirectUris: [`${url}/`, `${url}/signed-out`],
+    ...(options.backchannelLogout ? { backchannelLogoutUri: `${url}/backchannel-logout` } : {}),
   });
 
   const strategyOptions: LogtoStrategyOptions = {
@@ -109,7 +112,9 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   }
 
   const store = options.store ?? new session.MemoryStore();
-  app.use(session({ secret: 'test-secret', resave: false, saveUninitialized: false, store }));
+  // Browsers share cookies across ports of one host, so each app names its own cookie.
+  const cookieName = `sid-${new URL(url).port}`;
+  app.use(session({ name: cookieName, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
   app.use(passport.initialize());
   app.use(passport.session());
 
@@ -134,6 +139,7 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
     res.json({ claims: req.logto?.getIdTokenClaims() });
   });
   app.get('/sign-out', logto.signOut());
+  if (options.backchannelLogout) app.post('/backchannel-logout', logto.backchannelLogout());
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
     const code = error instanceof LogtoError ? error.code : 'internal_error';
