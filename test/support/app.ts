@@ -10,7 +10,7 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
 } from '../../lib/index.js';
-import type { TestProvider } from './provider.js';
+import type { TestApp, TestProvider } from './provider.js';
 
 const require = createRequire(import.meta.url);
 
@@ -50,14 +50,22 @@ export interface StartAppOptions {
   /** A verify function that takes the request; sets passReqToCallback. */
   verifyWithRequest?: VerifyFunctionWithRequest;
   store?: session.Store;
+  /** Another instance of an app already registered: reuse its credentials, add this instance's URLs. */
+  instanceOf?: TestApp;
+  /** The session cookie's name; instances of one app share it. Default: one per port. */
+  cookieName?: string;
   /** Register `/backchannel-logout` with the provider and mount `logto.backchannelLogout()` there. */
   backchannelLogout?: boolean;
   /** Extra routes, added before the standard ones. */
   routes?: (app: Express, logto: LogtoStrategy, passport: PassportLike) => void;
+  /** Called with each error that reaches the app's error handler, e.g. to log it as a real app would. */
+  onError?: (error: unknown) => void;
 }
 
 export interface RunningApp {
   url: string;
+  /** The Logto application this app signs in as. */
+  registered: TestApp;
   callbackURL: string;
   logto: LogtoStrategy;
   store: session.Store;
@@ -78,11 +86,18 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const callbackURL = `${url}/callback`;
-  const registered = await provider.registerApp({
-    redirectUris: [callbackURL],
-    postLogoutRedirectUris: [`${url}/`, `${url}/signed-out`],
-    ...(options.backchannelLogout ? { backchannelLogoutUri: `${url}/backchannel-logout` } : {}),
-  });
+  const postLogoutRedirectUris = [`${url}/`, `${url}/signed-out`];
+  let registered: TestApp;
+  if (options.instanceOf) {
+    registered = options.instanceOf;
+    await provider.addRedirectUris(registered.appId, [callbackURL], postLogoutRedirectUris);
+  } else {
+    registered = await provider.registerApp({
+      redirectUris: [callbackURL],
+      postLogoutRedirectUris,
+      ...(options.backchannelLogout ? { backchannelLogoutUri: `${url}/backchannel-logout` } : {}),
+    });
+  }
 
   const strategyOptions: LogtoStrategyOptions = {
     endpoint: provider.endpoint,
@@ -113,7 +128,7 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
 
   const store = options.store ?? new session.MemoryStore();
   // Browsers share cookies across ports of one host, so each app names its own cookie.
-  const cookieName = `sid-${new URL(url).port}`;
+  const cookieName = options.cookieName ?? `sid-${new URL(url).port}`;
   app.use(session({ name: cookieName, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
   app.use(passport.initialize());
   app.use(passport.session());
@@ -142,6 +157,7 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   if (options.backchannelLogout) app.post('/backchannel-logout', logto.backchannelLogout());
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
+    options.onError?.(error);
     const code = error instanceof LogtoError ? error.code : 'internal_error';
     const status = error instanceof LogtoError && error.code === 'not_authenticated' ? 401 : 500;
     res.status(status).json({ error: code, message: error instanceof Error ? error.message : String(error) });
@@ -150,6 +166,7 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
 
   return {
     url,
+    registered,
     callbackURL,
     logto,
     store,
