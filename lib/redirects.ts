@@ -22,7 +22,9 @@ export function safeReturnTo(value: unknown): string | undefined {
     const base = 'http://placeholder.invalid';
     const resolved = new URL(value, base);
     if (resolved.origin !== base) return undefined;
-    return resolved.pathname + resolved.search + resolved.hash;
+    const target = resolved.pathname + resolved.search + resolved.hash;
+    // Dot segments can collapse into a protocol-relative `//host` (`/.//host`, `/a/..//host`).
+    return target.startsWith('//') ? undefined : target;
   } catch {
     return undefined;
   }
@@ -45,5 +47,7 @@ export function safePostLogoutRedirect(value: string, allowed: readonly string[]
     return undefined;
   }
   const origins = new Set(allowed.map((allowedUrl) => new URL(allowedUrl).origin));
-  return origins.has(url.origin) ? url.href : undefined;
+  if (!origins.has(url.origin)) return undefined;
+  // The same path rules as for a relative target: `${origin}/%2F%2Fhost` is no safer than `/%2F%2Fhost`.
+  return safeReturnTo(url.pathname + url.search + url.hash) === undefined ? undefined : url.href;
 }

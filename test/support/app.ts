@@ -158,6 +158,8 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
     options.onError?.(error);
+    // express-session reports a failed save after the answer went out; there is nothing left to send.
+    if (res.headersSent) return;
     const code = error instanceof LogtoError ? error.code : 'internal_error';
     const status = error instanceof LogtoError && error.code === 'not_authenticated' ? 401 : 500;
     res.status(status).json({ error: code, message: error instanceof Error ? error.message : String(error) });

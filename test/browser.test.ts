@@ -1,0 +1,142 @@
+/**
+ * The example in a real browser: Debian's headless Chromium, driven by playwright-core. Nothing
+ * is downloaded; without /usr/bin/chromium (or CHROMIUM_PATH) the test fails and says what to install.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page, type Response } from 'playwright-core';
+import { startExample, type RunningExample } from '../example/start.js';
+import { API_RESOURCE } from './support/provider.js';
+
+const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const screenshots = fileURLToPath(new URL('../test-results/screenshots/', import.meta.url));
+const chromiumInstalled = existsSync(executablePath);
+const demo = { sub: 'demo00user01', username: 'demo', password: 'demo-password' };
+
+describe('the example in headless Chromium', () => {
+  let example: RunningExample;
+  let browser: Browser;
+  let page: Page;
+  /** Console errors and uncaught exceptions on the example's own pages (a CSP violation, say). */
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    // Without Chromium the test itself fails, with the message below: a failure, never a skip.
+    if (!chromiumInstalled) return;
+    await mkdir(screenshots, { recursive: true });
+    example = await startExample({ port: 0, baseUrl: undefined, logto: { kind: 'bundled', port: 0 }, sessionSecret: undefined });
+    browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      // playwright-core adds --headless and a fresh temporary --user-data-dir of its own.
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    // Fail fast with the locator in the message instead of waiting playwright's default 30 s.
+    page.setDefaultTimeout(5_000);
+    page.on('pageerror', (error) => pageErrors.push(`${page.url()}: ${error.message}`));
+    page.on('console', (message) => {
+      const source = message.location().url;
+      // An error page's own status is logged as "Failed to load resource"; that one is expected.
+      if (message.type() !== 'error' || !source.startsWith(example.url) || message.text().startsWith('Failed to load resource')) return;
+      pageErrors.push(`${source}: ${message.text()}`);
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await example?.close();
+  });
+
+  async function shoot(name: string): Promise<void> {
+    await page.screenshot({ path: `${screenshots}${name}.png`, fullPage: true });
+  }
+
+  async function textOf(selector: string): Promise<string> {
+    return ((await page.locator(selector).first().textContent()) ?? '').trim();
+  }
+
+  /** Every URL a navigation went through, redirects included, first to last. */
+  function redirectChain(response: Response | null): string[] {
+    const chain: string[] = [];
+    for (let request = response?.request() ?? null; request; request = request.redirectedFrom()) chain.unshift(request.url());
+    return chain;
+  }
+
+  test('a person signs in, reads every page, hits a forbidden organization and signs out', async () => {
+    assert.ok(
+      chromiumInstalled,
+      `Chromium is not installed at ${executablePath}. Install Debian's package (apt-get install -y chromium) ` +
+        'or point CHROMIUM_PATH at a Chromium binary; this test never downloads a browser.',
+    );
+    const { url, endpoint } = example;
+
+    await page.goto(url);
+    assert.equal(await textOf('h1'), 'Welcome');
+    assert.match(await textOf('#demo-account'), /username demo, password demo-password/);
+    await shoot('01-home-signed-out');
+
+    await page.click('a#sign-in');
+    await page.waitForURL(`${endpoint}/interaction/**`);
+    await page.fill('input[name=username]', demo.username);
+    await page.fill('input[name=password]', demo.password);
+    await shoot('02-provider-sign-in');
+    await page.click('button#sign-in');
+    await page.waitForURL(`${url}/`);
+    assert.equal(await textOf('#user-name'), 'Demo User');
+    await shoot('03-home-signed-in');
+
+    await page.click('nav >> text=ID token');
+    await page.waitForURL(`${url}/protected`);
+    assert.equal(await textOf('[data-claim="sub"] td'), demo.sub);
+    assert.equal(await textOf('[data-claim="iss"] td'), `${endpoint}/oidc`);
+    await shoot('04-id-token');
+
+    await page.click('nav >> text=User info');
+    await page.waitForURL(`${url}/protected/userinfo`);
+    assert.equal(await textOf('[data-custom="plan"]'), 'pro');
+    assert.equal(await textOf('[data-claim="email"] td'), 'demo@example.com');
+    await shoot('05-userinfo');
+
+    await page.click('nav >> text=API resource');
+    await page.waitForURL(`${url}/protected/api`);
+    assert.equal(await textOf('[data-claim="aud"] td'), API_RESOURCE);
+    assert.equal(await textOf('#scopes'), 'read:items');
+    await shoot('06-api-resource');
+
+    await page.click('nav >> text=Organizations');
+    await page.waitForURL(`${url}/protected/organizations`);
+    assert.equal(await textOf('[data-organization="org-acme"] [data-claim="aud"] td'), 'urn:logto:organization:org-acme');
+    assert.equal(await textOf('[data-organization="org-acme"] [data-claim="scope"] td'), 'read:members');
+    assert.equal(await page.locator('[data-organization="org-globex"]').count(), 0);
+    await shoot('07-organizations');
+
+    // The lookup form, with an organization the user is not a member of: a clear page, not a 500.
+    await page.fill('input[name=id]', 'org-globex');
+    const [refused] = await Promise.all([page.waitForResponse(`${url}/protected/organizations/org-globex`), page.click('form.lookup button')]);
+    assert.equal(refused.status(), 403);
+    assert.equal(await textOf('h1'), 'Not a member of this organization');
+    assert.match(await textOf('#error-message'), /not a member of the organization "org-globex"/);
+    await shoot('08-not-a-member');
+
+    // Sign-out goes through Logto's logout page, which submits itself by script, and comes home.
+    await page.click('a#sign-out');
+    await page.waitForURL(`${url}/`);
+    assert.equal(await textOf('h1'), 'Welcome');
+    assert.equal(await page.locator('a#sign-out').count(), 0);
+    await shoot('09-signed-out');
+
+    // A protected page now goes to sign-in, and on to Logto's login form: both sessions ended.
+    const response = await page.goto(`${url}/protected`);
+    const chain = redirectChain(response);
+    assert.deepEqual(chain.slice(0, 2), [`${url}/protected`, `${url}/sign-in`]);
+    assert.ok(page.url().startsWith(`${endpoint}/interaction/`), page.url());
+    assert.ok(await page.locator('input[name=username]').isVisible());
+    await shoot('10-protected-after-sign-out');
+
+    assert.deepEqual(pageErrors, []);
+  });
+});
