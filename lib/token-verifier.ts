@@ -33,7 +33,10 @@ export class TokenVerifier {
 
   private remoteKeys(): Promise<JWTVerifyGetKey> {
     this.keys ??= this.options.jwksUri().then(
-      (uri) => createRemoteJWKSet(uri, { timeoutDuration: this.options.timeout * 1000, cooldownDuration: this.options.cooldown * 1000 }),
+      (uri) => createRemoteJWKSet(uri, {
+        timeoutDuration: Math.round(this.options.timeout * 1000),
+        cooldownDuration: Math.round(this.options.cooldown * 1000),
+      }),
       (error: unknown) => {
         this.keys = undefined;
         throw error;
