@@ -172,7 +172,7 @@ export class LogtoStrategy extends PassportStrategy {
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
   override authenticate(req: Request, options: LogtoSignInOptions = {}): void {
     const parameters = new URLSearchParams(queryStringOf(req));
-    const isCallback = callbackParameters.some((name) => parameters.has(name));
+    const isCallback = [...parameters.keys()].some((name) => callbackParameters.includes(name) || isBracketedCallbackParameter(name));
     void (isCallback ? this.finishSignIn(req, parameters) : this.startSignIn(req, options));
   }
 
@@ -241,6 +241,9 @@ export class LogtoStrategy extends PassportStrategy {
   /** The callback leg: check the response, exchange the code, verify the ID token, log the user in. */
   private async finishSignIn(req: Request, parameters: URLSearchParams): Promise<void> {
     try {
+      if ([...parameters.keys()].some(isBracketedCallbackParameter)) {
+        throw new LogtoError('invalid_callback', 'The sign-in callback has a parameter that is not a plain string (such as code[]); start the sign-in again.');
+      }
       for (const name of callbackParameters) {
         const values = parameters.getAll(name);
         if (values.length > 1 || (values[0]?.length ?? 0) > maxCallbackParameterLength) {
@@ -261,6 +264,9 @@ export class LogtoStrategy extends PassportStrategy {
       // RFC 9207: Logto always sends `iss`; checking it first also refuses a mixed-up error response.
       if (parameters.get('iss') !== this.config.issuer) {
         throw new LogtoError('issuer_mismatch', 'The sign-in response does not come from the configured Logto issuer.');
+      }
+      if (!parameters.get('error') && !parameters.get('code')) {
+        throw new LogtoError('invalid_callback', 'The sign-in callback has neither a code nor an error; start the sign-in again.');
       }
 
       const callbackUrl = new URL(this.config.callbackURL);
@@ -348,7 +354,10 @@ export class LogtoStrategy extends PassportStrategy {
         if (logInOptions.session !== false) {
           this.store.write(req, tokens);
           if (otherSignIns) this.store.bag(req).pending = otherSignIns;
-          if (returnTo !== undefined) sessionOf(req).returnTo = returnTo;
+          // With keepSessionInfo, Passport carries an unchecked returnTo into the new session.
+          const session = sessionOf(req);
+          if (returnTo !== undefined) session.returnTo = returnTo;
+          else if (safeReturnTo(session.returnTo) === undefined) delete session.returnTo;
           const store = (req as { sessionStore?: SessionStoreLike }).sessionStore;
           if (this.indexSessions && store) {
             this.sessionIndex.add(store, req.sessionID, claims).then(() => callback(), callback);
@@ -376,6 +385,12 @@ export function storedTokensOf(idToken: string, response: TokenEndpointResponse,
       ...(response.scope === undefined ? {} : { scope: response.scope }),
     },
   };
+}
+
+/** `code[]` or `state[x]`: an array or object in disguise, which the query parser would build. */
+function isBracketedCallbackParameter(name: string): boolean {
+  const bracket = name.indexOf('[');
+  return bracket > 0 && callbackParameters.includes(name.slice(0, bracket));
 }
 
 function queryStringOf(req: Request): string {

@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose';
+import { LogtoError } from './errors.js';
 import { toLogtoError, type JwtKind } from './provider-errors.js';
 
 export interface TokenVerifierOptions {
@@ -27,15 +28,23 @@ export interface JwtExpectations {
  * allow-list, issuer, audience and times.
  */
 export class TokenVerifier {
-  private keys: Promise<JWTVerifyGetKey> | undefined;
+  private keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
 
   constructor(private readonly options: TokenVerifierOptions) {}
 
-  private remoteKeys(): Promise<JWTVerifyGetKey> {
+  private remoteKeys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     this.keys ??= this.options.jwksUri().then(
       (uri) => createRemoteJWKSet(uri, {
         timeoutDuration: Math.round(this.options.timeout * 1000),
         cooldownDuration: Math.round(this.options.cooldown * 1000),
+        // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
+        [customFetch]: async (url: string, init: RequestInit) => {
+          const response = await fetch(url, init);
+          if (response.status >= 500) {
+            throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { status: response.status });
+          }
+          return response;
+        },
       }),
       (error: unknown) => {
         this.keys = undefined;
@@ -54,6 +63,10 @@ export class TokenVerifier {
         clockTolerance: this.options.clockTolerance,
         ...(expect.typ === undefined ? {} : { typ: expect.typ }),
       });
+      // jose accepts an iat in the future; a token from the future is forged or from a broken clock.
+      if (typeof payload.iat === 'number' && payload.iat > Math.floor(Date.now() / 1000) + this.options.clockTolerance) {
+        throw new LogtoError(expect.kind, 'The token from Logto is not valid (its "iat" is in the future).');
+      }
       return payload;
     } catch (error) {
       throw toLogtoError(error, 'verify a token', expect.kind);
