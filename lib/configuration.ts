@@ -84,14 +84,19 @@ export interface ResolvedConfig {
 const defaultSigningAlgorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'ES512'];
 const knownPrompts = new Set(['none', 'login', 'consent', 'select_account']);
 
-function invalid(option: string, message: string): LogtoError {
+/*
+ * Option checks shared by LogtoStrategy and LogtoBearerStrategy. Each throws a LogtoError with
+ * code `invalid_config` whose message names the option.
+ */
+
+export function invalidOption(option: string, message: string): LogtoError {
   return new LogtoError('invalid_config', `passport-logto: option \`${option}\` ${message}`);
 }
 
-function requireString(options: Record<string, unknown>, option: string): string {
+export function requireString(options: Record<string, unknown>, option: string): string {
   const value = options[option];
   if (typeof value !== 'string' || value.trim() === '') {
-    throw invalid(option, 'is required and must be a non-empty string.');
+    throw invalidOption(option, 'is required and must be a non-empty string.');
   }
   return value.trim();
 }
@@ -101,12 +106,12 @@ function parseAbsoluteUrl(value: string, option: string): URL {
   try {
     url = new URL(value);
   } catch {
-    throw invalid(option, `must be an absolute URL, got "${value}".`);
+    throw invalidOption(option, `must be an absolute URL, got "${value}".`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw invalid(option, `must be an http: or https: URL, got "${value}".`);
+    throw invalidOption(option, `must be an http: or https: URL, got "${value}".`);
   }
-  if (url.hash) throw invalid(option, 'must not contain a fragment (#...).');
+  if (url.hash) throw invalidOption(option, 'must not contain a fragment (#...).');
   return url;
 }
 
@@ -114,20 +119,46 @@ export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
+/** `endpoint` without a trailing slash, and whether it is plain http:, allowed on loopback hosts only. */
+export function resolveEndpoint(options: Record<string, unknown>): { endpoint: string; insecure: boolean } {
+  const url = parseAbsoluteUrl(requireString(options, 'endpoint'), 'endpoint');
+  if (url.search) throw invalidOption('endpoint', 'must not contain a query string.');
+  for (const flag of ['passReqToCallback', 'allowInsecureEndpoint'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalidOption(flag, 'must be a boolean.');
+  }
+  const insecure = url.protocol === 'http:';
+  if (insecure && !isLoopbackHost(url.hostname) && options.allowInsecureEndpoint !== true) {
+    throw invalidOption(
+      'endpoint',
+      `uses http: on a non-loopback host (${url.host}): tokens, secrets and signing keys would cross the network in the clear. Use https:, or set allowInsecureEndpoint: true if you really mean it.`,
+    );
+  }
+  return { endpoint: url.href.replace(/\/+$/, ''), insecure };
+}
+
 function optionalStringList(options: Record<string, unknown>, option: string): string[] {
   const value = options[option];
   if (value === undefined) return [];
   if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || item.trim() === '' || /\s/.test(item))) {
-    throw invalid(option, 'must be an array of non-empty strings without spaces.');
+    throw invalidOption(option, 'must be an array of non-empty strings without spaces.');
   }
   return value as string[];
 }
 
-function positiveNumber(options: Record<string, unknown>, option: string, fallback: number): number {
+/** `signingAlgorithms`: asymmetric algorithms only, since a symmetric one would accept tokens forged with the public key. */
+export function resolveSigningAlgorithms(options: Record<string, unknown>): string[] {
+  const algorithms = options.signingAlgorithms === undefined ? defaultSigningAlgorithms : optionalStringList(options, 'signingAlgorithms');
+  if (algorithms.length === 0 || algorithms.some((alg) => alg.toLowerCase() === 'none' || alg.toUpperCase().startsWith('HS'))) {
+    throw invalidOption('signingAlgorithms', 'must list asymmetric algorithms only (no "none", no HS*).');
+  }
+  return algorithms;
+}
+
+export function nonNegativeNumber(options: Record<string, unknown>, option: string, fallback: number): number {
   const value = options[option];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw invalid(option, 'must be a non-negative number.');
+    throw invalidOption(option, 'must be a non-negative number.');
   }
   return value;
 }
@@ -136,7 +167,7 @@ function resolvePrompt(value: unknown): string {
   if (value === undefined) return 'consent';
   const prompts = typeof value === 'string' ? value.split(' ').filter(Boolean) : value;
   if (!Array.isArray(prompts) || prompts.length === 0 || prompts.some((item) => !knownPrompts.has(item as string))) {
-    throw invalid('prompt', `must be one or more of ${[...knownPrompts].join(', ')}.`);
+    throw invalidOption('prompt', `must be one or more of ${[...knownPrompts].join(', ')}.`);
   }
   return prompts.join(' ');
 }
@@ -148,17 +179,7 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
   }
   const options = input as unknown as Record<string, unknown>;
 
-  const endpointUrl = parseAbsoluteUrl(requireString(options, 'endpoint'), 'endpoint');
-  if (endpointUrl.search) throw invalid('endpoint', 'must not contain a query string.');
-  const insecure = endpointUrl.protocol === 'http:';
-  const allowInsecureEndpoint = options.allowInsecureEndpoint === true;
-  if (insecure && !isLoopbackHost(endpointUrl.hostname) && !allowInsecureEndpoint) {
-    throw invalid(
-      'endpoint',
-      `uses http: on a non-loopback host (${endpointUrl.host}). Use https:, or set allowInsecureEndpoint: true if you really mean it.`,
-    );
-  }
-  const endpoint = endpointUrl.href.replace(/\/+$/, '');
+  const { endpoint, insecure } = resolveEndpoint(options);
 
   const callbackURL = parseAbsoluteUrl(requireString(options, 'callbackURL'), 'callbackURL').href;
   const postLogoutRedirectUri =
@@ -169,27 +190,18 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
   const configuredScopes = optionalStringList(options, 'scopes');
   const configuredResources = optionalStringList(options, 'resources');
   for (const resource of configuredResources) {
-    if (!URL.canParse(resource)) throw invalid('resources', `must hold absolute URIs, got "${resource}".`);
+    if (!URL.canParse(resource)) throw invalidOption('resources', `must hold absolute URIs, got "${resource}".`);
   }
   const scopes = signInScopes(configuredScopes);
 
-  const signingAlgorithms = options.signingAlgorithms === undefined
-    ? defaultSigningAlgorithms
-    : optionalStringList(options, 'signingAlgorithms');
-  if (signingAlgorithms.length === 0 || signingAlgorithms.some((alg) => alg === 'none' || alg.startsWith('HS'))) {
-    throw invalid('signingAlgorithms', 'must list asymmetric algorithms only (no "none", no HS*).');
-  }
+  const signingAlgorithms = resolveSigningAlgorithms(options);
 
   const name = options.name === undefined ? 'logto' : requireString(options, 'name');
   const sessionKey = options.sessionKey === undefined ? name : requireString(options, 'sessionKey');
-  const maxPendingSignIns = positiveNumber(options, 'maxPendingSignIns', 5);
+  const maxPendingSignIns = nonNegativeNumber(options, 'maxPendingSignIns', 5);
   if (!Number.isInteger(maxPendingSignIns) || maxPendingSignIns < 1) {
-    throw invalid('maxPendingSignIns', 'must be a whole number of at least 1.');
+    throw invalidOption('maxPendingSignIns', 'must be a whole number of at least 1.');
   }
-  for (const flag of ['passReqToCallback', 'allowInsecureEndpoint'] as const) {
-    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalid(flag, 'must be a boolean.');
-  }
-
   return {
     endpoint,
     issuer: `${endpoint}/oidc`,
@@ -204,12 +216,12 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     passReqToCallback: options.passReqToCallback === true,
     allowInsecureRequests: insecure,
     signingAlgorithms,
-    clockTolerance: positiveNumber(options, 'clockTolerance', 30),
-    timeout: positiveNumber(options, 'timeout', 10),
+    clockTolerance: nonNegativeNumber(options, 'clockTolerance', 30),
+    timeout: nonNegativeNumber(options, 'timeout', 10),
     sessionKey,
-    signInTimeout: positiveNumber(options, 'signInTimeout', 600),
+    signInTimeout: nonNegativeNumber(options, 'signInTimeout', 600),
     maxPendingSignIns,
-    accessTokenExpiryMargin: positiveNumber(options, 'accessTokenExpiryMargin', 60),
-    jwksCooldown: positiveNumber(options, 'jwksCooldown', 30),
+    accessTokenExpiryMargin: nonNegativeNumber(options, 'accessTokenExpiryMargin', 60),
+    jwksCooldown: nonNegativeNumber(options, 'jwksCooldown', 30),
   };
 }

@@ -1,16 +1,7 @@
 export { LogtoStrategy } from './strategy.js';
-export type {
-  FirstScreen,
-  LogtoSignInOptions,
-  LogtoTokenResponse,
-  LogtoUser,
-  LogtoVerifyContext,
-  SignInIdentifier,
-  VerifyDone,
-  VerifyFunction,
-  VerifyFunctionWithRequest,
-  VerifyResult,
-} from './strategy.js';
+export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './strategy.js';
+export type { FirstScreen, LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
+export type { VerifyDone, VerifyResult } from './verify-callback.js';
 export type { LogtoStrategyOptions } from './configuration.js';
 export { LogtoClient } from './client.js';
 export type { AuthenticatedOptions } from './route-guard.js';
@@ -33,14 +24,14 @@ export type {
   UserInfoResponse,
 } from './claims.js';
 export type { StoredAccessToken } from './session-store.js';
-export { LogtoBearerError, LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
+export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
+export { LogtoBearerError } from './bearer-errors.js';
+export type { BearerErrorCode } from './bearer-errors.js';
+export type { BearerTokenLocation, LogtoBearerOptions } from './bearer-configuration.js';
 export type {
-  BearerErrorCode,
-  BearerTokenLocation,
   BearerVerifyFunction,
   BearerVerifyFunctionWithRequest,
   LogtoBearerAuthInfo,
-  LogtoBearerOptions,
   LogtoBearerRouteOptions,
   VerifyAccessTokenOptions,
 } from './bearer-strategy.js';

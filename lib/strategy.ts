@@ -5,53 +5,18 @@ import type { IdTokenClaims, UserInfoResponse } from './claims.js';
 import { profileClaims } from './claims.js';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from './configuration.js';
 import { isCausedByRequest, LogtoError } from './errors.js';
-import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions, type SessionStoreLike } from './back-channel-logout.js';
+import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { LogtoClient, type LogtoClientContext } from './client.js';
 import { PendingSignIns } from './pending-sign-ins.js';
 import { MemoryRefreshCoordinator } from './refresh-coordinator.js';
 import { authenticatedGuard, type AuthenticatedOptions } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
 import { LogtoProvider, type TokenEndpointResponse } from './provider.js';
+import { keepThroughLogIn } from './log-in.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionTokenStore, type StoredTokens } from './session-store.js';
-
-/** Screens that Logto can open first. */
-export type FirstScreen =
-  | 'sign_in'
-  | 'register'
-  | 'reset_password'
-  | 'identifier:sign_in'
-  | 'identifier:register'
-  | 'single_sign_on';
-
-export type SignInIdentifier = 'email' | 'phone' | 'username';
-
-/** Per-request sign-in options, given to `passport.authenticate('logto', options)`. */
-export interface LogtoSignInOptions {
-  /** The screen Logto shows first, e.g. `register` for a sign-up link. */
-  firstScreen?: FirstScreen;
-  /** The identifiers the first screen offers. */
-  identifiers?: readonly SignInIdentifier[];
-  /** Prefills the identifier (an email address, say). */
-  loginHint?: string;
-  /** Skips Logto's page and goes straight to a social or enterprise SSO connector. */
-  directSignIn?: { method: 'social' | 'sso'; target: string };
-  /** Overrides the configured `prompt` for this sign-in. */
-  prompt?: string;
-  /** Uses this organization's sign-in experience. It does not produce an organization token. */
-  organizationId?: string;
-  /** Preferred languages of Logto's pages, e.g. `fr-CA fr en`. */
-  uiLocales?: string;
-  /** More authorization parameters; they cannot replace the ones passport-logto sets for security. */
-  extraParams?: Readonly<Record<string, string>>;
-  /** A same-origin path to land on after sign-in; `req.session.returnTo` is used when absent. */
-  returnTo?: string;
-}
-
-declare module 'passport' {
-  // Lets `passport.authenticate('logto', { firstScreen: 'register' })` type-check.
-  interface AuthenticateOptions extends LogtoSignInOptions {}
-}
+import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
+import { runVerify, type VerifyDone, type VerifyResult } from './verify-callback.js';
 
 /** The tokens of a sign-in, handed to the verify function only. */
 export interface LogtoTokenResponse {
@@ -83,8 +48,6 @@ export interface LogtoVerifyContext {
   fetchUserInfo(): Promise<UserInfoResponse>;
 }
 
-export type VerifyDone = (error: unknown, user?: object | false, info?: object) => void;
-export type VerifyResult = object | false | undefined;
 export type VerifyFunction = (context: LogtoVerifyContext, done: VerifyDone) => void | Promise<VerifyResult>;
 export type VerifyFunctionWithRequest = (
   req: Request,
@@ -92,21 +55,9 @@ export type VerifyFunctionWithRequest = (
   done: VerifyDone,
 ) => void | Promise<VerifyResult>;
 
-/** Parameters that passport-logto sets for security and that `extraParams` may not replace. */
-const reservedAuthorizationParameters = new Set([
-  'client_id', 'redirect_uri', 'response_type', 'scope', 'state', 'nonce', 'code_challenge',
-  'code_challenge_method', 'resource', 'response_mode',
-]);
-
 /** Response parameters that must appear at most once in a callback. */
 const callbackParameters = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'];
 const maxCallbackParameterLength = 4096;
-
-type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
-interface LogInCapable {
-  logIn?: LogIn;
-  login?: LogIn;
-}
 
 export class LogtoStrategy extends PassportStrategy {
   name: string;
@@ -213,29 +164,9 @@ export class LogtoStrategy extends PassportStrategy {
     }
   }
 
-  /** Authorization parameters for this sign-in, before state, nonce and PKCE are added. */
+  /** Authorization parameters for this sign-in, before state, nonce and PKCE are added; a hook to override. */
   protected authorizationParameters(options: LogtoSignInOptions): URLSearchParams {
-    const parameters = new URLSearchParams();
-    for (const [name, value] of Object.entries(options.extraParams ?? {})) {
-      if (reservedAuthorizationParameters.has(name)) {
-        throw new LogtoError('invalid_config', `passport-logto: extraParams may not set "${name}"; passport-logto sets it.`);
-      }
-      parameters.set(name, String(value));
-    }
-    parameters.set('redirect_uri', this.config.callbackURL);
-    parameters.set('response_type', 'code');
-    parameters.set('scope', this.config.scopes.join(' '));
-    for (const resource of this.config.resources) parameters.append('resource', resource);
-    parameters.set('prompt', options.prompt ?? this.config.prompt);
-    if (options.firstScreen) parameters.set('first_screen', options.firstScreen);
-    if (options.identifiers?.length) parameters.set('identifier', options.identifiers.join(' '));
-    if (options.loginHint) parameters.set('login_hint', options.loginHint);
-    if (options.directSignIn) {
-      parameters.set('direct_sign_in', `${options.directSignIn.method}:${options.directSignIn.target}`);
-    }
-    if (options.organizationId) parameters.set('organization_id', options.organizationId);
-    if (options.uiLocales) parameters.set('ui_locales', options.uiLocales);
-    return parameters;
+    return authorizationParameters(this.config, options);
   }
 
   /** The callback leg: check the response, exchange the code, verify the ID token, log the user in. */
@@ -282,7 +213,10 @@ export class LogtoStrategy extends PassportStrategy {
         this.fail(new LogtoError('not_authenticated', 'The app refused this user.'), 401);
         return;
       }
-      this.keepThroughLogIn(req, storedTokensOf(idToken, response), pending.returnTo, claims);
+      keepThroughLogIn(req, this.store, storedTokensOf(idToken, response), {
+        returnTo: pending.returnTo,
+        indexing: this.indexSessions ? { index: this.sessionIndex, claims } : undefined,
+      });
       this.success(user);
     } catch (error) {
       this.report(error);
@@ -307,68 +241,11 @@ export class LogtoStrategy extends PassportStrategy {
       },
       fetchUserInfo: async () => (await this.provider.fetchUserInfo(response.access_token, claims.sub)) as UserInfoResponse,
     };
-    return new Promise<object | false>((resolve, reject) => {
-      let settled = false;
-      const done: VerifyDone = (error, user) => {
-        if (settled) return;
-        settled = true;
-        if (error) reject(error instanceof LogtoError ? error : new LogtoError('provider_error', `The verify function failed: ${String(error)}`, { cause: error }));
-        else resolve(user ?? false);
-      };
-      try {
-        const returned = this.config.passReqToCallback
-          ? (verify as VerifyFunctionWithRequest)(req, context, done)
-          : (verify as VerifyFunction)(context, done);
-        if (returned && typeof returned.then === 'function') {
-          returned.then((user) => done(null, user ?? false), (error: unknown) => done(error ?? new Error('rejected')));
-        }
-      } catch (error) {
-        done(error);
-      }
+    const invoke = (done: VerifyDone): void | Promise<VerifyResult> =>
+      this.config.passReqToCallback ? (verify as VerifyFunctionWithRequest)(req, context, done) : (verify as VerifyFunction)(context, done);
+    return runVerify(invoke).catch((error: unknown) => {
+      throw error instanceof LogtoError ? error : new LogtoError('provider_error', `The verify function failed: ${String(error)}`, { cause: error });
     });
-  }
-
-  /**
-   * Passport 0.6+ regenerates the session in `req.logIn`, which drops anything written before it.
-   * The tokens, the return path and the sign-ins still pending in other tabs are written into the
-   * new session once the login is done, whatever the app's serializeUser keeps; the session
-   * middleware saves them with the response.
-   */
-  private keepThroughLogIn(req: Request, tokens: StoredTokens, returnTo: string | undefined, claims: IdTokenClaims): void {
-    const otherSignIns = this.store.bag(req).pending;
-    const target = req as unknown as LogInCapable;
-    const original = target.logIn;
-    if (typeof original !== 'function') {
-      throw new LogtoError('session_required', 'passport-logto needs passport.initialize() (Passport 0.6 or later) before the callback route.');
-    }
-    const restore = (): void => {
-      target.logIn = original;
-      target.login = original;
-    };
-    const wrapped: LogIn = (user, options, done) => {
-      const callback = (typeof options === 'function' ? options : done) as (error?: unknown) => void;
-      const logInOptions = (typeof options === 'object' && options !== null ? options : {}) as { session?: boolean };
-      restore();
-      original.call(req, user, logInOptions, (error?: unknown) => {
-        if (error) return callback(error);
-        if (logInOptions.session !== false) {
-          this.store.write(req, tokens);
-          if (otherSignIns) this.store.bag(req).pending = otherSignIns;
-          // With keepSessionInfo, Passport carries an unchecked returnTo into the new session.
-          const session = sessionOf(req);
-          if (returnTo !== undefined) session.returnTo = returnTo;
-          else if (safeReturnTo(session.returnTo) === undefined) delete session.returnTo;
-          const store = (req as { sessionStore?: SessionStoreLike }).sessionStore;
-          if (this.indexSessions && store) {
-            this.sessionIndex.add(store, req.sessionID, claims).then(() => callback(), callback);
-            return;
-          }
-        }
-        callback();
-      });
-    };
-    target.logIn = wrapped;
-    target.login = wrapped;
   }
 }
 

@@ -6,25 +6,18 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { format } from 'node:util';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { decodeJwt, SignJWT, type JWK } from 'jose';
 import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../lib/index.js';
 import { startApp, type ExpressFlavor, type PassportFlavor, type RunningApp, type StartAppOptions } from './support/app.js';
 import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from './support/flows.js';
+import { watchForCrashes } from './support/crash-watch.js';
 import { endSessionAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
 
 // A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
-const crashes: unknown[] = [];
-const recordCrash = (error: unknown): void => {
-  crashes.push(error);
-};
-process.on('unhandledRejection', recordCrash);
-process.on('uncaughtException', recordCrash);
-afterEach(() => {
-  assert.deepEqual(crashes.splice(0), [], 'no unhandled rejection or uncaught exception');
-});
+const crashWatch = watchForCrashes();
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];
@@ -33,13 +26,10 @@ before(async () => {
   provider = await startProvider();
 });
 after(async () => {
-  // Late rejections surface after a turn of the event loop.
-  await new Promise((resolve) => setImmediate(resolve));
-  process.off('unhandledRejection', recordCrash);
-  process.off('uncaughtException', recordCrash);
+  await crashWatch.stop();
   await Promise.all(apps.map((running) => running.close()));
   await provider.close();
-  assert.deepEqual(crashes, [], 'no unhandled rejection or uncaught exception');
+  crashWatch.assertNone();
 });
 
 type Passport = Parameters<NonNullable<StartAppOptions['routes']>>[2];

@@ -7,26 +7,19 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import { decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../lib/index.js';
 import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
 import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody } from './support/flows.js';
+import { watchForCrashes } from './support/crash-watch.js';
 import { TestBrowser } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type Fault, type TestProvider } from './support/provider.js';
 
 // A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
-const crashes: unknown[] = [];
-const recordCrash = (error: unknown): void => {
-  crashes.push(error);
-};
-process.on('unhandledRejection', recordCrash);
-process.on('uncaughtException', recordCrash);
-afterEach(() => {
-  assert.deepEqual(crashes.splice(0), [], 'no unhandled rejection or uncaught exception');
-});
+const crashWatch = watchForCrashes();
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];
@@ -35,12 +28,10 @@ before(async () => {
   provider = await startProvider();
 });
 after(async () => {
-  await new Promise((resolve) => setImmediate(resolve));
-  process.off('unhandledRejection', recordCrash);
-  process.off('uncaughtException', recordCrash);
+  await crashWatch.stop();
   await Promise.all(apps.map((running) => running.close()));
   await provider.close();
-  assert.deepEqual(crashes, [], 'no unhandled rejection or uncaught exception');
+  crashWatch.assertNone();
 });
 
 const infrastructureCodes = new Set(['provider_unreachable', 'provider_timeout', 'provider_error', 'invalid_provider_response', 'session_store_failed']);

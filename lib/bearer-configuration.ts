@@ -1,0 +1,164 @@
+import type { Request } from 'express';
+import { invalidOption, nonNegativeNumber, requireString, resolveEndpoint, resolveSigningAlgorithms } from './configuration.js';
+import { LogtoError } from './errors.js';
+import { organizationAudience } from './scopes.js';
+import { quotable } from './bearer-errors.js';
+
+/**
+ * Where a client may put its access token (RFC 6750 §2): the `Authorization: Bearer` header, an
+ * `access_token` field of a form-encoded body, or an `access_token` query parameter.
+ */
+export type BearerTokenLocation = 'header' | 'body' | 'query';
+
+/** What `new LogtoBearerStrategy(options)` and `logtoBearer(options)` accept. */
+export interface LogtoBearerOptions {
+  /** The Logto endpoint, such as `https://your-tenant.logto.app`; the issuer is `${endpoint}/oidc`. */
+  endpoint: string;
+  /**
+   * The API resource indicator(s) this API accepts as the token's `aud`, as registered in the
+   * Logto Console (e.g. `https://api.example.com`). Required unless `organizations` is set.
+   */
+  audience?: string | readonly string[];
+  /**
+   * Accept organization tokens, whose `aud` is `urn:logto:organization:<id>`: `true` for any
+   * organization, or a list of organization IDs. Default: none. An API that accepts any
+   * organization usually also sets `organizationId`, so that a token for one organization does
+   * not open another organization's routes.
+   */
+  organizations?: boolean | readonly string[];
+  /** Scopes the token must all have (from its space-separated `scope` claim). Default none. */
+  requiredScopes?: readonly string[];
+  /**
+   * The organization a request is about, e.g. `(req) => req.params.organizationId`. When it gives
+   * an ID, the token must belong to that organization: an organization token for it, or an
+   * organization-scoped API token whose `organization_id` claim names it (otherwise 403).
+   *
+   * Organization-scoped API tokens (a resource token with an `organization_id` claim) are refused
+   * (403) whenever no organization is expected for the request, including when this option is
+   * not set: their scopes come from the user's roles in one organization, and an API that does
+   * not check the organization would take them for global permissions.
+   */
+  organizationId?: string | ((req: Request) => string | undefined);
+  /**
+   * Where tokens are looked for. Default `['header']` only: a token in a query string ends up in
+   * access logs, proxy logs and browser history, and one in a body invites CSRF-style misuse.
+   * `body` needs a body parser (e.g. `express.urlencoded()`) before the strategy.
+   */
+  tokenLocations?: readonly BearerTokenLocation[];
+  /** The `realm` of the `WWW-Authenticate` challenge. Default: the first `audience`, else `logto`. */
+  realm?: string;
+  /** The name to register with Passport. Default `logto-bearer`. */
+  name?: string;
+  /** Pass the request to the verify function as its first argument. Default false. */
+  passReqToCallback?: boolean;
+  /** Allow an `http:` endpoint that is not on a loopback host. Default false. */
+  allowInsecureEndpoint?: boolean;
+  /** Accepted signing algorithms. Default RS256, PS256, ES256, ES384, ES512; never `none` or HS*. */
+  signingAlgorithms?: readonly string[];
+  /** Seconds of clock difference tolerated for `exp` and `nbf`. Default 30. */
+  clockTolerance?: number;
+  /** Seconds to wait for Logto's JWKS. Default 10. */
+  timeout?: number;
+  /**
+   * Seconds between two JWKS downloads caused by a token whose key id is unknown. Default 30: a key
+   * rotation is picked up, but forged key ids cannot turn into a flood of requests to Logto.
+   */
+  jwksCooldown?: number;
+}
+
+/** The bearer options after validation, with every default applied. */
+export interface BearerSettings {
+  readonly issuer: string;
+  readonly jwksUri: URL;
+  readonly audiences: readonly string[];
+  readonly anyOrganization: boolean;
+  readonly requiredScopes: readonly string[];
+  readonly organizationId: string | ((req: Request) => string | undefined) | undefined;
+  readonly tokenLocations: ReadonlySet<BearerTokenLocation>;
+  readonly realm: string;
+  readonly name: string;
+  readonly passReqToCallback: boolean;
+  readonly signingAlgorithms: readonly string[];
+  readonly clockTolerance: number;
+  readonly timeout: number;
+  readonly jwksCooldown: number;
+}
+
+const tokenLocations: readonly BearerTokenLocation[] = ['header', 'body', 'query'];
+/** RFC 6749 §3.3 scope-token. */
+const scopeTokenPattern = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+function stringList(value: unknown, option: string): string[] {
+  const list: unknown[] = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [undefined];
+  if (list.some((item) => typeof item !== 'string' || item === '' || /\s/.test(item))) {
+    throw invalidOption(option, 'must be a string or an array of non-empty strings without spaces.');
+  }
+  return list as string[];
+}
+
+export function scopeList(value: unknown, option: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((scope) => typeof scope !== 'string' || !scopeTokenPattern.test(scope))) {
+    throw invalidOption(option, 'must be an array of scope names (no spaces, quotes or backslashes).');
+  }
+  return value as string[];
+}
+
+export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings {
+  if (typeof input !== 'object' || input === null) {
+    throw new LogtoError('invalid_config', 'passport-logto: new LogtoBearerStrategy(options) needs an options object.');
+  }
+  const options = input as unknown as Record<string, unknown>;
+
+  const { endpoint } = resolveEndpoint(options);
+
+  // A copy: organization audiences are added below, and the caller's array must stay as it was.
+  const audiences = options.audience === undefined ? [] : [...stringList(options.audience, 'audience')];
+  for (const audience of audiences) {
+    if (!URL.canParse(audience)) throw invalidOption('audience', `must hold absolute URIs (resource indicators), got "${audience}".`);
+  }
+  let anyOrganization = false;
+  const organizations = options.organizations;
+  if (organizations === true) {
+    anyOrganization = true;
+  } else if (organizations !== undefined && organizations !== false) {
+    if (!Array.isArray(organizations)) throw invalidOption('organizations', 'must be a boolean or an array of organization IDs.');
+    audiences.push(...stringList(organizations, 'organizations').map(organizationAudience));
+  }
+  if (audiences.length === 0 && !anyOrganization) {
+    throw invalidOption('audience', 'is required (an API resource indicator), unless `organizations` is set.');
+  }
+
+  const organizationId = options.organizationId;
+  if (organizationId !== undefined && typeof organizationId !== 'function') requireString(options, 'organizationId');
+
+  const locations = options.tokenLocations === undefined ? ['header'] : options.tokenLocations;
+  if (!Array.isArray(locations) || locations.length === 0 || locations.some((item) => !tokenLocations.includes(item as BearerTokenLocation))) {
+    throw invalidOption('tokenLocations', `must be a non-empty array of ${tokenLocations.join(', ')}.`);
+  }
+
+  const signingAlgorithms = resolveSigningAlgorithms(options);
+
+  const name = options.name === undefined ? 'logto-bearer' : requireString(options, 'name');
+  const realm = options.realm === undefined ? (audiences[0] ?? 'logto') : requireString(options, 'realm');
+  if (quotable(realm) !== realm) throw invalidOption('realm', 'must hold printable ASCII without quotes or backslashes.');
+  const timeout = nonNegativeNumber(options, 'timeout', 10);
+  if (timeout === 0) throw invalidOption('timeout', 'must be more than 0.');
+
+  return {
+    issuer: `${endpoint}/oidc`,
+    jwksUri: new URL(`${endpoint}/oidc/jwks`),
+    audiences,
+    anyOrganization,
+    requiredScopes: scopeList(options.requiredScopes, 'requiredScopes'),
+    organizationId: organizationId as BearerSettings['organizationId'],
+    tokenLocations: new Set(locations as BearerTokenLocation[]),
+    realm,
+    name,
+    passReqToCallback: options.passReqToCallback === true,
+    signingAlgorithms,
+    clockTolerance: nonNegativeNumber(options, 'clockTolerance', 30),
+    timeout,
+    jwksCooldown: nonNegativeNumber(options, 'jwksCooldown', 30),
+  };
+}

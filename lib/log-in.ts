@@ -1,0 +1,62 @@
+import type { Request } from 'express';
+import type { SessionIndex, SessionStoreLike } from './back-channel-logout.js';
+import type { IdTokenClaims } from './claims.js';
+import { LogtoError } from './errors.js';
+import { safeReturnTo } from './redirects.js';
+import { sessionOf, type SessionTokenStore, type StoredTokens } from './session-store.js';
+
+type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
+interface LogInCapable {
+  logIn?: LogIn;
+  login?: LogIn;
+}
+
+export interface KeepThroughLogInOptions {
+  /** The checked return path of this sign-in. */
+  returnTo: string | undefined;
+  /** Set when back-channel logout is mounted: the new session is indexed under these claims. */
+  indexing: { index: SessionIndex; claims: IdTokenClaims } | undefined;
+}
+
+/**
+ * Passport 0.6+ regenerates the session in `req.logIn`, which drops anything written before it.
+ * For this one request, `req.logIn` is wrapped so that the tokens, the return path and the
+ * sign-ins still pending in other tabs are written into the new session once the login is done,
+ * whatever the app's serializeUser keeps; the session middleware saves them with the response.
+ */
+export function keepThroughLogIn(req: Request, store: SessionTokenStore, tokens: StoredTokens, options: KeepThroughLogInOptions): void {
+  const otherSignIns = store.bag(req).pending;
+  const target = req as unknown as LogInCapable;
+  const original = target.logIn;
+  if (typeof original !== 'function') {
+    throw new LogtoError('session_required', 'passport-logto needs passport.initialize() (Passport 0.6 or later) before the callback route.');
+  }
+  const restore = (): void => {
+    target.logIn = original;
+    target.login = original;
+  };
+  const wrapped: LogIn = (user, logInOptions, done) => {
+    const callback = (typeof logInOptions === 'function' ? logInOptions : done) as (error?: unknown) => void;
+    const settings = (typeof logInOptions === 'object' && logInOptions !== null ? logInOptions : {}) as { session?: boolean };
+    restore();
+    original.call(req, user, settings, (error?: unknown) => {
+      if (error) return callback(error);
+      if (settings.session !== false) {
+        store.write(req, tokens);
+        if (otherSignIns) store.bag(req).pending = otherSignIns;
+        // With keepSessionInfo, Passport carries an unchecked returnTo into the new session.
+        const session = sessionOf(req);
+        if (options.returnTo !== undefined) session.returnTo = options.returnTo;
+        else if (safeReturnTo(session.returnTo) === undefined) delete session.returnTo;
+        const sessionStore = (req as { sessionStore?: SessionStoreLike }).sessionStore;
+        if (options.indexing && sessionStore) {
+          options.indexing.index.add(sessionStore, req.sessionID, options.indexing.claims).then(() => callback(), callback);
+          return;
+        }
+      }
+      callback();
+    });
+  };
+  target.logIn = wrapped;
+  target.login = wrapped;
+}
