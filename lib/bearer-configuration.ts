@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { invalidOption, nonNegativeNumber, requireString, resolveEndpoint, resolveSigningAlgorithms } from './configuration.js';
+import { invalidOption, type LogtoConnectionOptions, nonNegativeNumber, requireString, resolveEndpoint, resolveSigningAlgorithms } from './configuration.js';
 import { LogtoError } from './errors.js';
 import { organizationAudience } from './scopes.js';
 import { quotable } from './bearer-errors.js';
@@ -10,10 +10,8 @@ import { quotable } from './bearer-errors.js';
  */
 export type BearerTokenLocation = 'header' | 'body' | 'query';
 
-/** What `new LogtoBearerStrategy(options)` and `logtoBearer(options)` accept. */
-export interface LogtoBearerOptions {
-  /** The Logto endpoint, such as `https://your-tenant.logto.app`; the issuer is `${endpoint}/oidc`. */
-  endpoint: string;
+/** What `new LogtoBearerStrategy(options)` and `logtoBearer(options)` accept; `name` defaults to `logto-bearer`. */
+export interface LogtoBearerOptions extends LogtoConnectionOptions {
   /**
    * The API resource indicator(s) this API accepts as the token's `aud`, as registered in the
    * Logto Console (e.g. `https://api.example.com`). Required unless `organizations` is set.
@@ -47,23 +45,6 @@ export interface LogtoBearerOptions {
   tokenLocations?: readonly BearerTokenLocation[];
   /** The `realm` of the `WWW-Authenticate` challenge. Default: the first `audience`, else `logto`. */
   realm?: string;
-  /** The name to register with Passport. Default `logto-bearer`. */
-  name?: string;
-  /** Pass the request to the verify function as its first argument. Default false. */
-  passReqToCallback?: boolean;
-  /** Allow an `http:` endpoint that is not on a loopback host. Default false. */
-  allowInsecureEndpoint?: boolean;
-  /** Accepted signing algorithms. Default RS256, PS256, ES256, ES384, ES512; never `none` or HS*. */
-  signingAlgorithms?: readonly string[];
-  /** Seconds of clock difference tolerated for `exp` and `nbf`. Default 30. */
-  clockTolerance?: number;
-  /** Seconds to wait for Logto's JWKS. Default 10. */
-  timeout?: number;
-  /**
-   * Seconds between two JWKS downloads caused by a token whose key id is unknown. Default 30: a key
-   * rotation is picked up, but forged key ids cannot turn into a flood of requests to Logto.
-   */
-  jwksCooldown?: number;
 }
 
 /** The bearer options after validation, with every default applied. */

@@ -2,10 +2,34 @@ import { LogtoError } from './errors.js';
 import type { RefreshCoordinator } from './refresh-coordinator.js';
 import { signInResources, signInScopes } from './scopes.js';
 
-/** What `new LogtoStrategy(options)` accepts. */
-export interface LogtoStrategyOptions {
+/** Options that LogtoStrategy and LogtoBearerStrategy share: where Logto is and how to trust it. */
+export interface LogtoConnectionOptions {
   /** The Logto endpoint, such as `https://your-tenant.logto.app`; the issuer is `${endpoint}/oidc`. */
   endpoint: string;
+  /** The name to register with Passport. */
+  name?: string;
+  /** Pass the request to the verify function as its first argument. Default false. */
+  passReqToCallback?: boolean;
+  /**
+   * Allow an `http:` endpoint that is not on a loopback host. Default false: tokens, secrets and
+   * signing keys would cross the network in the clear.
+   */
+  allowInsecureEndpoint?: boolean;
+  /** Accepted token signing algorithms. Default RS256, PS256, ES256, ES384, ES512; never `none` or HS*. */
+  signingAlgorithms?: readonly string[];
+  /** Seconds of clock difference tolerated when checking token times. Default 30. */
+  clockTolerance?: number;
+  /** Seconds to wait for each request to Logto before giving up. Default 10. */
+  timeout?: number;
+  /**
+   * Seconds between two JWKS downloads caused by a token whose key id is unknown. Default 30; the
+   * pause keeps forged key ids from turning into a flood of requests to Logto.
+   */
+  jwksCooldown?: number;
+}
+
+/** What `new LogtoStrategy(options)` accepts; `name` defaults to `logto`. */
+export interface LogtoStrategyOptions extends LogtoConnectionOptions {
   /** The application ID from the Logto Console ("Traditional web" app). */
   appId: string;
   /** The application secret from the Logto Console. */
@@ -20,21 +44,6 @@ export interface LogtoStrategyOptions {
   resources?: readonly string[];
   /** The `prompt` sent at sign-in. Default `consent`: Logto issues a refresh token only with it. */
   prompt?: string | readonly string[];
-  /** The name to register with Passport. Default `logto`. */
-  name?: string;
-  /** Pass the request to the verify function as its first argument. Default false. */
-  passReqToCallback?: boolean;
-  /**
-   * Allow an `http:` endpoint that is not on a loopback host. Default false: tokens and the app
-   * secret would cross the network in the clear.
-   */
-  allowInsecureEndpoint?: boolean;
-  /** Accepted ID token and access token signing algorithms. Default RS256, PS256, ES256, ES384, ES512. */
-  signingAlgorithms?: readonly string[];
-  /** Seconds of clock difference tolerated when checking token times. Default 30. */
-  clockTolerance?: number;
-  /** Seconds to wait for each request to Logto before giving up. Default 10. */
-  timeout?: number;
   /** The key under `req.session` where the strategy keeps its state. Default: the strategy name. */
   sessionKey?: string;
   /** Seconds that a started sign-in stays valid for its callback. Default 600. */
@@ -43,11 +52,6 @@ export interface LogtoStrategyOptions {
   maxPendingSignIns?: number;
   /** Seconds before an access token's expiry at which it is refreshed instead of used. Default 60. */
   accessTokenExpiryMargin?: number;
-  /**
-   * Seconds between two JWKS downloads caused by a token whose key id is unknown. Default 30; the
-   * pause keeps forged key ids from turning into a flood of requests to Logto.
-   */
-  jwksCooldown?: number;
   /**
    * Serializes the refreshes of one sign-in so that no refresh token is sent twice. Default: in
    * process memory, right for one app instance; several instances need one over a shared store.

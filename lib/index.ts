@@ -2,7 +2,7 @@ export { LogtoStrategy } from './strategy.js';
 export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './strategy.js';
 export type { FirstScreen, LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
 export type { VerifyDone, VerifyResult } from './verify-callback.js';
-export type { LogtoStrategyOptions } from './configuration.js';
+export type { LogtoConnectionOptions, LogtoStrategyOptions } from './configuration.js';
 export { LogtoClient } from './client.js';
 export type { AuthenticatedOptions } from './route-guard.js';
 export type { SignOutOptions } from './sign-out.js';
