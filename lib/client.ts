@@ -204,6 +204,7 @@ export class LogtoClient {
     const claims = await this.context.provider.verifyJwt<IdTokenClaims>(idToken, {
       audience: this.context.config.appId,
       kind: 'invalid_id_token',
+      fromLogto: true,
     });
     if (claims.sub !== decodeJwt(tokens.idToken).sub) {
       throw new LogtoError('invalid_id_token', 'The refreshed ID token is about another user.');

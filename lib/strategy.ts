@@ -205,7 +205,7 @@ export class LogtoStrategy extends PassportStrategy {
       const response = await this.provider.exchangeCode(callbackUrl, { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
       const idToken = response.id_token;
       if (!idToken) throw new LogtoError('invalid_id_token', 'Logto returned no ID token.');
-      const claims = await this.provider.verifyJwt<IdTokenClaims>(idToken, { audience: this.config.appId, kind: 'invalid_id_token' });
+      const claims = await this.provider.verifyJwt<IdTokenClaims>(idToken, { audience: this.config.appId, kind: 'invalid_id_token', fromLogto: true });
       if (claims.nonce !== pending.nonce) throw new LogtoError('invalid_id_token', 'The ID token nonce does not match this sign-in.');
 
       const user = await this.userFor(req, claims, idToken, response);

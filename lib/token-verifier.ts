@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { LogtoError } from './errors.js';
 import { toLogtoError, type JwtKind } from './provider-errors.js';
 
@@ -20,6 +20,11 @@ export interface JwtExpectations {
   kind: JwtKind;
   /** Required `typ` header, compared without the `application/` prefix. */
   typ?: string;
+  /**
+   * The token came straight from Logto's token endpoint, so an unknown key id means Logto rotated
+   * its keys, not that someone forged one: the JWKS is downloaded again despite the cooldown.
+   */
+  fromLogto?: boolean;
 }
 
 /**
@@ -56,12 +61,21 @@ export class TokenVerifier {
 
   async verify<Claims extends JWTPayload>(token: string, expect: JwtExpectations): Promise<Claims> {
     try {
-      const { payload } = await jwtVerify<Claims>(token, await this.remoteKeys(), {
-        algorithms: [...this.options.algorithms],
-        issuer: this.options.issuer,
-        audience: typeof expect.audience === 'string' ? expect.audience : [...expect.audience],
-        clockTolerance: this.options.clockTolerance,
-        ...(expect.typ === undefined ? {} : { typ: expect.typ }),
+      const keys = await this.remoteKeys();
+      const verifyWithKeys = () =>
+        jwtVerify<Claims>(token, keys, {
+          algorithms: [...this.options.algorithms],
+          issuer: this.options.issuer,
+          audience: typeof expect.audience === 'string' ? expect.audience : [...expect.audience],
+          clockTolerance: this.options.clockTolerance,
+          ...(expect.typ === undefined ? {} : { typ: expect.typ }),
+        });
+      const { payload } = await verifyWithKeys().catch(async (error: unknown) => {
+        // jose's cooldown also starts at a regular download, so a rotation right after one would
+        // fail sign-ins for its length; tokens from Logto itself may always bring a new key.
+        if (!expect.fromLogto || !(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
+        await keys.reload();
+        return verifyWithKeys();
       });
       // jose accepts an iat in the future; a token from the future is forged or from a broken clock.
       if (typeof payload.iat === 'number' && payload.iat > Math.floor(Date.now() / 1000) + this.options.clockTolerance) {

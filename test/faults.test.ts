@@ -428,6 +428,21 @@ describe('signing key rotation', () => {
     assert.equal(await signIn(third, provider, running), `${running.url}/`);
     await expectSignedIn(third, running);
   });
+
+  test('with the default JWKS cooldown, a rotation right after the keys were downloaded still lets users sign in and refresh', async () => {
+    const running = await app({ strategy: { jwksCooldown: 30 } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    provider.resetRequests();
+    await provider.rotateSigningKey();
+
+    const refreshed = await helper(browser, running, 'refresh');
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    const other = new TestBrowser();
+    assert.equal(await signIn(other, provider, running), `${running.url}/`);
+    await expectSignedIn(other, running);
+    assert.equal(provider.countRequests('/oidc/jwks'), 1, 'the new key is fetched once, for the first token that needs it');
+  });
 });
 
 /** A MemoryStore whose reads and writes fail on demand, like a session database going away. */
