@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ResolvedConfig } from './configuration.js';
-import { isCausedByRequest, LogtoError } from './errors.js';
+import { isCausedByRequest, LogtoError, sessionStoreError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
 
 /** The parts of an express-session store that back-channel logout uses. */
@@ -30,7 +30,7 @@ interface IndexEntry {
 function storeCall<T>(run: (callback: (error: unknown, value?: T) => void) => void): Promise<T | undefined> {
   return new Promise((resolve, reject) => {
     run((error, value) => {
-      if (error) reject(new LogtoError('session_store_failed', `The session store failed: ${String(error)}`, { cause: error }));
+      if (error) reject(sessionStoreError(error, 'during back-channel logout'));
       else resolve(value);
     });
   });

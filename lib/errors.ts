@@ -89,3 +89,13 @@ const requestCausedCodes: ReadonlySet<LogtoErrorCode> = new Set<LogtoErrorCode>(
 export function isCausedByRequest(error: LogtoError): boolean {
   return requestCausedCodes.has(error.code);
 }
+
+/**
+ * A failure of the session machinery that Passport reports (the store failing to regenerate or
+ * save the session), as a LogtoError that keeps the original as its cause.
+ */
+export function sessionStoreError(error: unknown, during: string): LogtoError {
+  if (error instanceof LogtoError) return error;
+  const detail = error instanceof Error ? error.message : String(error);
+  return new LogtoError('session_store_failed', `The session store failed ${during}: ${detail}`, { cause: error });
+}

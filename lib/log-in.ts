@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import type { SessionIndex, SessionStoreLike } from './back-channel-logout.js';
 import type { IdTokenClaims } from './claims.js';
-import { LogtoError } from './errors.js';
+import { LogtoError, sessionStoreError } from './errors.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, type SessionTokenStore, type StoredTokens } from './session-store.js';
 
@@ -40,7 +40,8 @@ export function keepThroughLogIn(req: Request, store: SessionTokenStore, tokens:
     const settings = (typeof logInOptions === 'object' && logInOptions !== null ? logInOptions : {}) as { session?: boolean };
     restore();
     original.call(req, user, settings, (error?: unknown) => {
-      if (error) return callback(error);
+      // Passport's login regenerates and saves the session (and runs serializeUser in between).
+      if (error) return callback(sessionStoreError(error, 'at sign-in (session store or serializeUser)'));
       if (settings.session !== false) {
         store.write(req, tokens);
         if (otherSignIns) store.bag(req).pending = otherSignIns;

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
+import { LogtoError, sessionStoreError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
 import { safePostLogoutRedirect } from './redirects.js';
 import type { RefreshCoordinator } from './refresh-coordinator.js';
@@ -27,7 +27,8 @@ function logOutOfPassport(req: Request): Promise<void> {
   const logOut = (req as unknown as { logout?: LogOut }).logout;
   if (typeof logOut !== 'function') return Promise.resolve();
   return new Promise((resolve, reject) => {
-    logOut.call(req, {}, (error) => (error ? reject(error) : resolve()));
+    // Passport's logout only saves and regenerates the session: an error is the store's.
+    logOut.call(req, {}, (error) => (error ? reject(sessionStoreError(error, 'at sign-out')) : resolve()));
   });
 }
 

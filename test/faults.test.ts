@@ -490,6 +490,7 @@ describe('session store failures', () => {
     store.failSet = true;
     const response = await browser.get(callback);
     assert.equal(response.status, 500);
+    assert.equal((JSON.parse(response.text) as { error: string }).error, 'session_store_failed');
     assert.ok(storeErrors(running).length >= 1, 'the store error reached the error handler');
     // A sign-in started while writes fail is not remembered.
     await browser.get(`${running.url}/sign-in`);
@@ -507,6 +508,7 @@ describe('session store failures', () => {
     store.failSet = true;
     const failed = await browser.get(`${running.url}/sign-out`);
     assert.equal(failed.status, 500);
+    assert.equal((JSON.parse(failed.text) as { error: string }).error, 'session_store_failed');
     assert.ok(storeErrors(running).length >= 1, 'the store error reached the error handler');
     store.failSet = false;
     const signedOut = await browser.get(`${running.url}/sign-out`);
