@@ -13,6 +13,8 @@ export interface TokenVerifierOptions {
   timeout: number;
   /** Seconds between two JWKS downloads caused by an unknown key id. */
   cooldown: number;
+  /** Seconds after which the JWKS is downloaded again in the background, to drop retired keys. Default 600. */
+  refreshInterval?: number;
 }
 
 export interface JwtExpectations {
@@ -29,19 +31,32 @@ export interface JwtExpectations {
 
 /**
  * Verifies JWTs that Logto signed, against its JWKS downloaded once and kept (downloaded again on
- * an unknown key id, no more often than the cooldown allows): signature with an algorithm
- * allow-list, issuer, audience and times.
+ * an unknown key id, no more often than the cooldown allows, and refreshed in the background):
+ * signature with an algorithm allow-list, issuer, audience and times.
  */
 export class TokenVerifier {
   private keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  private refreshedAt = Date.now();
 
   constructor(private readonly options: TokenVerifierOptions) {}
+
+  /**
+   * jose would download an old JWKS again before using it, and fail the token when Logto does not
+   * answer; here the keys in hand keep working, and the new download happens beside the request.
+   */
+  private refreshInBackground(keys: ReturnType<typeof createRemoteJWKSet>): void {
+    const now = Date.now();
+    if (now - this.refreshedAt < (this.options.refreshInterval ?? 600) * 1000 || keys.reloading) return;
+    this.refreshedAt = now;
+    keys.reload().catch(() => undefined);
+  }
 
   private remoteKeys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     this.keys ??= this.options.jwksUri().then(
       (uri) => createRemoteJWKSet(uri, {
         timeoutDuration: Math.round(this.options.timeout * 1000),
         cooldownDuration: Math.round(this.options.cooldown * 1000),
+        cacheMaxAge: Infinity,
         // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
         [customFetch]: async (url: string, init: RequestInit) => {
           const response = await fetch(url, init);
@@ -62,6 +77,7 @@ export class TokenVerifier {
   async verify<Claims extends JWTPayload>(token: string, expect: JwtExpectations): Promise<Claims> {
     try {
       const keys = await this.remoteKeys();
+      this.refreshInBackground(keys);
       const verifyWithKeys = () =>
         jwtVerify<Claims>(token, keys, {
           algorithms: [...this.options.algorithms],
