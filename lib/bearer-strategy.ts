@@ -1,9 +1,10 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Request, RequestHandler } from 'express';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './bearer-configuration.js';
 import { describeRejection, LogtoBearerError } from './bearer-errors.js';
+import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './bearer-request.js';
 import type { AccessTokenClaims } from './claims.js';
 import { isLogtoError, LogtoError } from './errors.js';
 import { organizationAudience } from './scopes.js';
@@ -52,10 +53,6 @@ type Outcome =
   | { kind: 'error'; error: Error };
 
 const organizationAudiencePrefix = organizationAudience('');
-/** RFC 6750 §2.1: the scheme, then a b64token. */
-const bearerHeaderPattern = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
-const tokenPattern = /^[A-Za-z0-9\-._~+/]+=*$/;
-
 /**
  * Protects an API with Logto access tokens: each JWT is verified locally against Logto's JWKS,
  * which is downloaded once and kept, so that a request costs no call to Logto. Failures answer as
@@ -175,7 +172,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
   /** Never rejects: every failure becomes an outcome, so no request can end in an unhandled rejection. */
   private async outcomeFor(req: Request, routeScopes: readonly string[]): Promise<Outcome> {
     try {
-      const token = this.tokenOf(req);
+      const token = bearerTokenOf(req, this.settings.tokenLocations);
       const expectedOrganization =
         typeof this.settings.organizationId === 'function' ? this.settings.organizationId(req) : this.settings.organizationId;
       if (expectedOrganization !== undefined && (typeof expectedOrganization !== 'string' || expectedOrganization === '')) {
@@ -188,34 +185,6 @@ export class LogtoBearerStrategy extends PassportStrategy {
     } catch (error) {
       return error instanceof LogtoBearerError ? { kind: 'failure', failure: error } : { kind: 'error', error: asError(error) };
     }
-  }
-
-  /** The token of the request, from the configured locations; exactly one is allowed (RFC 6750 §2). */
-  private tokenOf(req: Request): string {
-    const found: string[] = [];
-    const { tokenLocations } = this.settings;
-    if (tokenLocations.has('header')) {
-      const header = req.headers.authorization;
-      if (header !== undefined) {
-        const match = bearerHeaderPattern.exec(header);
-        if (!match?.[1]) throw new LogtoBearerError('invalid_request', 'The Authorization header must have the form: Bearer <token>.');
-        found.push(match[1]);
-      }
-    }
-    if (tokenLocations.has('body') && req.method !== 'GET' && isFormBody(req)) {
-      const value: unknown = (req.body as Record<string, unknown>).access_token;
-      if (value !== undefined) found.push(singleToken(typeof value === 'string' ? [value] : Array.isArray(value) ? value : [value]));
-    }
-    if (tokenLocations.has('query')) {
-      const url = req.originalUrl || req.url || '';
-      const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
-      const values = new URLSearchParams(query).getAll('access_token');
-      if (values.length > 0) found.push(singleToken(values));
-    }
-    if (found.length > 1) throw new LogtoBearerError('invalid_request', 'The request carries the token in more than one place.');
-    const token = found[0];
-    if (token === undefined) throw new LogtoBearerError(undefined, 'The request carries no access token.');
-    return token;
   }
 
   /** Every check of an access token; throws LogtoBearerError for a token to refuse. */
@@ -309,21 +278,6 @@ function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
-function isFormBody(req: Request): boolean {
-  const contentType = req.headers['content-type'];
-  return typeof contentType === 'string'
-    && contentType.split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded'
-    && typeof req.body === 'object' && req.body !== null;
-}
-
-function singleToken(values: readonly unknown[]): string {
-  const [value] = values;
-  if (values.length !== 1 || typeof value !== 'string' || !tokenPattern.test(value)) {
-    throw new LogtoBearerError('invalid_request', 'The access_token parameter must appear once and hold a token.');
-  }
-  return value;
-}
-
 function scopesOf(claims: AccessTokenClaims): string[] {
   return claims.scope === undefined ? [] : claims.scope.split(' ').filter(Boolean);
 }
@@ -349,18 +303,3 @@ function organizationInAudience(aud: string | string[], accepted: readonly strin
   return match?.slice(organizationAudiencePrefix.length);
 }
 
-/**
- * Adds the challenge when the response goes out with the failure's status. Passport sets it only
- * for 401; waiting for the response (like the on-headers package does) keeps the header off a
- * redirect, or off a success when a later strategy in a Passport chain accepts the request.
- */
-function addChallengeOnResponse(res: ServerResponse, status: number, challenge: string): void {
-  const writeHead = res.writeHead;
-  const patched = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
-    res.writeHead = writeHead;
-    const statusCode = typeof args[0] === 'number' ? args[0] : res.statusCode;
-    if (statusCode === status && !res.hasHeader('WWW-Authenticate')) res.setHeader('WWW-Authenticate', challenge);
-    return (writeHead as (...values: unknown[]) => ServerResponse).apply(this, args);
-  };
-  res.writeHead = patched as typeof res.writeHead;
-}
