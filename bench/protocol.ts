@@ -1,0 +1,98 @@
+/**
+ * The parent side of the benchmark's app processes: each app under test runs alone in a child
+ * process (bench/server.ts), so that the load generator, the provider and the app do not share an
+ * event loop, and so that memory is measured in a process that holds nothing but that app.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export type VariantName = 'bare' | 'passport-logto' | 'logto-express' | 'express-openid-connect';
+
+/** What a child needs to build its app, once it knows its own URL. */
+export interface VariantConfig {
+  variant: VariantName;
+  url: string;
+  endpoint: string;
+  issuer: string;
+  appId: string;
+  appSecret: string;
+  resource: string;
+  /** Scopes beyond openid/offline_access/profile. */
+  scopes: string[];
+  /** passport-logto's accessTokenExpiryMargin, in seconds. */
+  accessTokenExpiryMargin?: number;
+  /** express-openid-connect and @logto/express sign ID tokens' alg check against this. */
+  idTokenAlg: string;
+}
+
+export interface MemoryReport {
+  heapUsed: number;
+  rss: number;
+  sessions: number;
+}
+
+export type Command =
+  | { type: 'configure'; config: VariantConfig }
+  | { type: 'memory' }
+  | { type: 'session-json'; sessionId: string }
+  | { type: 'clone-session'; sessionId: string; total: number }
+  | { type: 'store-size' }
+  | { type: 'cpu' };
+
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
+
+export interface Listening {
+  type: 'listening';
+  url: string;
+}
+
+const serverScript = fileURLToPath(new URL('./server.ts', import.meta.url));
+
+/** One app process; commands are answered in order of their ids. */
+export class AppProcess {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {
+    child.on('message', (message: Reply) => {
+      const waiter = this.pending.get(message.id);
+      if (!waiter) return;
+      this.pending.delete(message.id);
+      if (message.ok) waiter.resolve(message.result);
+      else waiter.reject(new Error(message.error));
+    });
+    child.on('exit', (code) => {
+      for (const waiter of this.pending.values()) waiter.reject(new Error(`app process exited with ${code}`));
+      this.pending.clear();
+    });
+  }
+
+  /** Starts a child that listens on 127.0.0.1 and waits for its configuration. */
+  static async start(): Promise<AppProcess> {
+    // --expose-gc so that memory is read after a full collection, as in the parent.
+    const child = fork(serverScript, [], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('message', (message: Listening) => resolve(message.url));
+      child.once('exit', (code) => reject(new Error(`app process exited with ${code} before listening`)));
+    });
+    return new AppProcess(child, url);
+  }
+
+  send<T>(command: Command): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.child.send({ id, command });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.disconnect();
+    await exited;
+  }
+}
