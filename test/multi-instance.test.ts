@@ -38,7 +38,8 @@ async function instance(instanceOf?: RunningApp): Promise<RunningApp> {
 
 before(async () => {
   redis = await startRedis();
-  provider = await startProvider({ accessTokenTtl: 2 });
+  // Tokens that live 5 s: long enough to stay valid through a burst on a busy machine.
+  provider = await startProvider({ accessTokenTtl: 5 });
   first = await instance();
   second = await instance(first);
 });
@@ -49,7 +50,7 @@ after(async () => {
   await redis.stop();
 });
 
-const expire = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2100));
+const expire = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 5100));
 const refreshTokensSent = (): string[] =>
   provider.requests.filter((r) => r.path === '/oidc/token' && r.params.grant_type === 'refresh_token').map((r) => r.params.refresh_token ?? '');
 
