@@ -2,109 +2,98 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ResolvedConfig } from './configuration.js';
 import { isCausedByRequest, LogtoError, sessionStoreError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
+import type { SessionStoreLike } from './session-store-adapter.js';
+import { digest, type SignInRecords } from './sign-in-records.js';
+import type { TokenStore } from './token-store.js';
 
-/** The parts of an express-session store that back-channel logout uses. */
-export interface SessionStoreLike {
-  get(id: string, callback: (error: unknown, session?: object | null) => void): void;
-  set(id: string, session: object, callback?: (error?: unknown) => void): void;
-  destroy(id: string, callback?: (error?: unknown) => void): void;
-}
+export type { SessionStoreLike };
 
 export interface BackchannelLogoutOptions {
   /** The session store to end sessions in. Default: `req.sessionStore`, set by express-session. */
   store?: SessionStoreLike;
+  /** Seconds: a logout token issued longer ago than this is refused. Default 600. */
+  maxTokenAge?: number;
 }
 
 const backchannelLogoutEvent = 'http://schemas.openid.net/event/backchannel-logout';
-/** How long an index entry lives in the store: Logto's refresh token lifetime. */
+/** How long an index entry lives: Logto's refresh token lifetime. */
 const indexLifetime = 14 * 24 * 60 * 60 * 1000;
-const maxSessionsPerIndexEntry = 50;
+const maxSignInsPerIndexEntry = 50;
 const maxLogoutTokenLength = 16 * 1024;
 
-interface IndexEntry {
-  /** Present so that stores can derive the entry's lifetime, as they do for sessions. */
-  cookie: { expires: string; originalMaxAge: number };
-  sessionIds: string[];
-}
-
-function storeCall<T>(run: (callback: (error: unknown, value?: T) => void) => void): Promise<T | undefined> {
-  return new Promise((resolve, reject) => {
-    run((error, value) => {
-      if (error) reject(sessionStoreError(error, 'during back-channel logout'));
-      else resolve(value);
-    });
-  });
+/** One sign-in as the index knows it: its record, and its session when the session store has ids. */
+export interface IndexedSignIn {
+  sessionId: string | undefined;
+  signInId: string;
 }
 
 /**
- * Which sessions belong to a Logto session (`sid`) or user (`sub`), kept in the session store
- * itself so that every app instance sees it. Session stores cannot be searched by content, and
- * a logout token names only the Logto session or user.
+ * Which sign-ins belong to a Logto session (`sid`) or user (`sub`), kept in the token store so
+ * that every app instance sees it. Stores cannot be searched by content, and a logout token
+ * names only the Logto session or user.
  */
 export class SessionIndex {
-  constructor(private readonly prefix: string) {}
+  constructor(private readonly records: SignInRecords) {}
 
   private key(kind: 'sid' | 'sub', value: string): string {
-    return `${this.prefix}:logout-index:${kind}:${value}`;
+    return `logout-index:${kind}:${digest(value)}`;
   }
 
-  async add(store: SessionStoreLike, sessionId: string, claims: { sub: string; sid?: string | undefined }): Promise<void> {
+  async add(store: TokenStore, signIn: IndexedSignIn, claims: { sub: string; sid?: string | undefined }): Promise<void> {
     const keys = [this.key('sub', claims.sub)];
     if (claims.sid) keys.push(this.key('sid', claims.sid));
     for (const key of keys) {
-      const existing = (await storeCall<object | null>((done) => store.get(key, done))) as IndexEntry | null | undefined;
-      const sessionIds = [...(existing?.sessionIds ?? []).filter((id) => id !== sessionId), sessionId].slice(-maxSessionsPerIndexEntry);
-      const entry: IndexEntry = {
-        cookie: { expires: new Date(Date.now() + indexLifetime).toISOString(), originalMaxAge: indexLifetime },
-        sessionIds,
-      };
-      await storeCall((done) => store.set(key, entry, done));
+      const existing = (await this.records.getMark<IndexedSignIn[]>(store, key)) ?? [];
+      const entries = [...existing.filter((entry) => entry.signInId !== signIn.signInId), signIn].slice(-maxSignInsPerIndexEntry);
+      await this.records.setMark(store, key, entries, indexLifetime);
     }
   }
 
   /**
-   * Ends every indexed session of the Logto session `sid`; of the user `sub` when no session was
-   * indexed under that `sid` (ID tokens carry `sid` only when the app asks for session-bound
-   * logout), which ends more sessions rather than too few.
+   * Ends every indexed sign-in of the Logto session `sid`; of the user `sub` when none was indexed
+   * under that `sid` (ID tokens carry `sid` only when the app asks for session-bound logout),
+   * which ends more sessions rather than too few. Each one is tried even when another fails; the
+   * first failure is then reported, so that Logto retries.
    */
-  async endSessions(store: SessionStoreLike, claims: { sub?: string | undefined; sid?: string | undefined }): Promise<number> {
+  async endSignIns(
+    tokenStore: TokenStore,
+    sessionStore: SessionStoreLike | undefined,
+    claims: { sub?: string | undefined; sid?: string | undefined },
+    endSignIn: (store: TokenStore, signInId: string) => Promise<void>,
+  ): Promise<number> {
     const keys = [claims.sid && this.key('sid', claims.sid), claims.sub && this.key('sub', claims.sub)].filter(
       (key): key is string => typeof key === 'string',
     );
     for (const key of keys) {
-      const entry = (await storeCall<object | null>((done) => store.get(key, done))) as IndexEntry | null | undefined;
-      if (!entry?.sessionIds?.length) continue;
-      for (const sessionId of entry.sessionIds) await storeCall((done) => store.destroy(sessionId, done));
-      await storeCall((done) => store.destroy(key, done));
-      return entry.sessionIds.length;
+      const entries = await this.records.getMark<IndexedSignIn[]>(tokenStore, key);
+      if (!entries?.length) continue;
+      const results = await Promise.allSettled(
+        entries.map(async (entry) => {
+          await endSignIn(tokenStore, entry.signInId);
+          if (entry.sessionId !== undefined && sessionStore) await destroySession(sessionStore, entry.sessionId);
+        }),
+      );
+      const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failure) throw failure.reason;
+      await this.records.deleteMark(tokenStore, key);
+      return entries.length;
     }
     return 0;
   }
 }
 
-/** Logout token ids already used, kept until the token would have expired anyway. */
-class SeenTokenIds {
-  private readonly expiries = new Map<string, number>();
-
-  constructor(private readonly max = 10_000) {}
-
-  /** Records `jti`; false when it was seen before. */
-  remember(jti: string, expiresAt: number): boolean {
-    const now = Date.now() / 1000;
-    for (const [id, expiry] of this.expiries) {
-      if (expiry > now && this.expiries.size < this.max) break;
-      this.expiries.delete(id);
-    }
-    if (this.expiries.has(jti)) return false;
-    this.expiries.set(jti, expiresAt);
-    return true;
-  }
+function destroySession(store: SessionStoreLike, sessionId: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    store.destroy(sessionId, (error?: unknown) => (error ? reject(sessionStoreError(error, 'during back-channel logout')) : resolve()));
+  });
 }
 
 export interface BackchannelLogoutContext {
   config: ResolvedConfig;
   provider: LogtoProvider;
+  records: SignInRecords;
   index: SessionIndex;
+  endSignIn(store: TokenStore, signInId: string): Promise<void>;
 }
 
 interface LogoutTokenClaims {
@@ -143,33 +132,44 @@ async function logoutTokenOf(req: Request): Promise<string> {
   return values[0];
 }
 
+/** Checks what the signature check leaves open (OpenID Connect Back-Channel Logout 1.0, 2.6). */
+function checkLogoutClaims(claims: LogoutTokenClaims, maxAge: number, clockTolerance: number): void {
+  if (typeof claims.events?.[backchannelLogoutEvent] !== 'object' || claims.events[backchannelLogoutEvent] === null) {
+    throw invalidToken('The logout token lacks the back-channel logout event.');
+  }
+  if (claims.nonce !== undefined) throw invalidToken('A logout token must not carry a nonce.');
+  if (typeof claims.iat !== 'number') throw invalidToken('The logout token has no iat.');
+  if (typeof claims.exp !== 'number') throw invalidToken('The logout token has no exp.');
+  if (claims.iat < Date.now() / 1000 - maxAge - clockTolerance) throw invalidToken('The logout token was issued too long ago.');
+  if (typeof claims.sid !== 'string' && typeof claims.sub !== 'string') throw invalidToken('The logout token names neither sid nor sub.');
+  if (typeof claims.jti !== 'string' || claims.jti === '') throw invalidToken('The logout token has no jti.');
+}
+
 /**
- * The handler for Logto's back-channel logout POST: verifies the logout token and ends the
- * matching sessions in the session store, so those users' next request is signed out.
+ * The handler for Logto's back-channel logout POST: verifies the logout token, ends the matching
+ * sign-ins (their token records, and their sessions in the session store), so those users' next
+ * request is signed out on every instance.
  */
 export function backchannelLogoutHandler(context: BackchannelLogoutContext, options: BackchannelLogoutOptions = {}): RequestHandler {
-  const seen = new SeenTokenIds();
+  const maxAge = options.maxTokenAge ?? 600;
 
   const handle = async (req: Request, res: Response): Promise<void> => {
-    const store = options.store ?? (req as { sessionStore?: SessionStoreLike }).sessionStore;
-    if (!store) {
-      throw new LogtoError('session_required', 'Back-channel logout needs the session store: mount it after express-session, or pass { store }.');
-    }
+    const sessionStore = options.store ?? (req as { sessionStore?: SessionStoreLike }).sessionStore;
+    const tokenStore = context.records.storeFor(options.store ? { sessionStore: options.store } : req);
     const token = await logoutTokenOf(req);
     const claims = await context.provider.verifyJwt<LogoutTokenClaims>(token, {
       audience: context.config.appId,
       kind: 'invalid_logout_token',
     });
-    if (typeof claims.events?.[backchannelLogoutEvent] !== 'object' || claims.events[backchannelLogoutEvent] === null) {
-      throw invalidToken('The logout token lacks the back-channel logout event.');
-    }
-    if (claims.nonce !== undefined) throw invalidToken('A logout token must not carry a nonce.');
-    if (typeof claims.iat !== 'number') throw invalidToken('The logout token has no iat.');
-    if (typeof claims.sid !== 'string' && typeof claims.sub !== 'string') throw invalidToken('The logout token names neither sid nor sub.');
-    if (typeof claims.jti !== 'string' || claims.jti === '') throw invalidToken('The logout token has no jti.');
-    if (!seen.remember(claims.jti, claims.exp ?? claims.iat + 600)) throw invalidToken('This logout token was already used.');
+    checkLogoutClaims(claims, maxAge, context.config.clockTolerance);
+    const jti = claims.jti as string;
+    const seenKey = `logout-jti:${digest(jti)}`;
+    if (await context.records.getMark(tokenStore, seenKey)) throw invalidToken('This logout token was already used.');
 
-    await context.index.endSessions(store, claims);
+    await context.index.endSignIns(tokenStore, sessionStore, claims, context.endSignIn);
+    // Recorded only now: had ending the sessions failed, Logto's retry must still be accepted.
+    const remaining = Math.max(1, (claims.exp as number) - Date.now() / 1000 + context.config.clockTolerance) * 1000;
+    await context.records.setMark(tokenStore, seenKey, 1, remaining);
     res.set('Cache-Control', 'no-store').status(200).end();
   };
 

@@ -256,7 +256,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
       this.settings.passReqToCallback
         ? (verify as BearerVerifyFunctionWithRequest)(req, claims, done)
         : (verify as BearerVerifyFunction)(claims, done),
-    );
+    ).then((verified) => verified.user);
   }
 }
 

@@ -2,57 +2,83 @@ import { decodeJwt } from 'jose';
 import type { AccessTokenClaims, IdTokenClaims, UserInfoResponse } from './claims.js';
 import type { ResolvedConfig } from './configuration.js';
 import { LogtoError } from './errors.js';
-import type { LogtoProvider, RefreshParameters, TokenEndpointResponse } from './provider.js';
-import type { GrantState, RefreshCoordinator } from './refresh-coordinator.js';
+import type { LogtoProvider } from './provider.js';
+import { cachedToken, type Refresher } from './refresh.js';
 import { UserScope } from './scopes.js';
-import { accessTokenKey, type SessionTokenStore, type StoredAccessToken, type StoredTokens } from './session-store.js';
+import type { SessionReference } from './session-store.js';
+import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
 
 /** What a {@link LogtoClient} works with; one per strategy, shared by every request. */
 export interface LogtoClientContext {
   config: ResolvedConfig;
   provider: LogtoProvider;
-  store: SessionTokenStore;
-  coordinator: RefreshCoordinator;
+  records: SignInRecords;
+  refresher: Refresher;
+  session: SessionReference;
 }
 
 interface PassportRequest {
   isAuthenticated?: () => boolean;
 }
 
-const nowInSeconds = (): number => Math.floor(Date.now() / 1000);
+/** This request's sign-in: its id and its record, once loaded (null when there is none). */
+type Loaded = { signInId: string; record: TokenRecord } | null;
 
 /**
- * The per-request helper over the tokens that the strategy keeps in the session: claims,
- * userinfo, and access tokens for API resources and organizations, refreshed when due.
+ * The per-request helper over the tokens of the session's sign-in: claims, userinfo, and access
+ * tokens for API resources and organizations, refreshed when due. The tokens live in their own
+ * record outside the session; `load()` reads it (the route guard does so before the handler
+ * runs), after which the getters answer synchronously.
  */
 export class LogtoClient {
   /** Set by `logto.authenticated({ fetchUserInfo: true })`. */
   userInfo: UserInfoResponse | undefined;
+  private loaded: Loaded | undefined;
+  private loading: Promise<Loaded> | undefined;
 
   constructor(
     private readonly req: object,
     private readonly context: LogtoClientContext,
   ) {}
 
-  /** Signed in through this strategy, with tokens in the session that can still be used. */
+  /** Reads this sign-in's tokens from the token store; the getters need it. Resolves to the helper. */
+  async load(): Promise<this> {
+    await this.current();
+    return this;
+  }
+
+  /**
+   * Signed in through this strategy with tokens that can still be used. Before `load()`, it can
+   * only say whether the session refers to a sign-in; the route guard loads first.
+   */
   isAuthenticated(): boolean {
     const passportSaysSignedIn = (this.req as PassportRequest).isAuthenticated?.() ?? true;
-    const tokens = this.context.store.read(this.req);
-    if (!passportSaysSignedIn || !tokens?.idToken) return false;
-    return tokens.refreshToken !== undefined || this.isFresh(tokens.accessToken);
+    if (!passportSaysSignedIn) return false;
+    if (this.loaded === undefined) {
+      const reference = this.context.session.read(this.req);
+      if (!reference) return false;
+      const known = reference.legacy ?? this.context.records.peek(reference.signInId);
+      if (known === undefined) return true;
+      return known !== null && (known.refreshToken !== undefined || this.context.refresher.isFresh(known.accessToken));
+    }
+    if (this.loaded === null) return false;
+    const { record } = this.loaded;
+    return record.refreshToken !== undefined || this.context.refresher.isFresh(record.accessToken);
   }
 
   getIdToken(): string | undefined {
-    return this.context.store.read(this.req)?.idToken;
+    return this.loadedRecord()?.idToken;
   }
 
   getRefreshToken(): string | undefined {
-    return this.context.store.read(this.req)?.refreshToken;
+    return this.loadedRecord()?.refreshToken;
   }
 
   /** The claims of the stored ID token, verified when it was stored. */
   getIdTokenClaims(): IdTokenClaims {
-    return decodeJwt<IdTokenClaims>(this.signedInTokens().idToken) as IdTokenClaims;
+    const record = this.loadedRecord();
+    if (!record) throw notSignedIn();
+    return decodeJwt<IdTokenClaims>(record.idToken) as IdTokenClaims;
   }
 
   /** Asks Logto's userinfo endpoint, which alone returns custom_data, identities and organization_data. */
@@ -68,7 +94,7 @@ export class LogtoClient {
    * longer than the safety margin; otherwise a new one from the refresh token.
    */
   async getAccessToken(resource?: string, organizationId?: string): Promise<string> {
-    return (await this.accessToken(resource, organizationId)).token;
+    return (await this.accessToken(resource, organizationId, false)).token;
   }
 
   async getAccessTokenClaims(resource?: string, organizationId?: string): Promise<AccessTokenClaims> {
@@ -89,31 +115,70 @@ export class LogtoClient {
 
   /** Refreshes now (after the user's roles changed, say), replacing the stored ID token. */
   async refresh(): Promise<void> {
-    await this.refreshFor(undefined, undefined, true);
+    await this.accessToken(undefined, undefined, true);
   }
 
-  private signedInTokens(): StoredTokens {
-    const tokens = this.context.store.read(this.req);
-    if (!tokens?.idToken) {
-      throw new LogtoError('not_authenticated', 'The user is not signed in with Logto; send them to sign in.');
+  private async current(): Promise<Loaded> {
+    if (this.loaded !== undefined) return this.loaded;
+    this.loading ??= this.read().then(
+      (loaded) => (this.loaded = loaded),
+      (error: unknown) => {
+        this.loading = undefined;
+        throw error;
+      },
+    );
+    return this.loading;
+  }
+
+  private async read(): Promise<Loaded> {
+    const reference = this.context.session.read(this.req);
+    if (!reference) return null;
+    const { records, session } = this.context;
+    const store = records.storeFor(this.req);
+    if (reference.legacy) {
+      // A session written by 0.1.0: move its tokens into their own record, once.
+      const record = await records.adopt(store, reference.signInId, reference.legacy);
+      session.write(this.req, reference.signInId);
+      return { signInId: reference.signInId, record };
     }
-    return tokens;
+    const record = await records.read(store, reference.signInId, false);
+    return record ? { signInId: reference.signInId, record } : null;
   }
 
-  private isFresh(token: StoredAccessToken | undefined): token is StoredAccessToken {
-    return token !== undefined && token.expiresAt - this.context.config.accessTokenExpiryMargin > nowInSeconds();
+  private loadedRecord(): TokenRecord | undefined {
+    if (this.loaded === undefined) {
+      // Without a reference in the session there is nothing to load: signed out.
+      const reference = this.context.session.read(this.req);
+      if (reference === undefined) return undefined;
+      // This process's own copy answers when it has one (it signed the user in, or served them lately).
+      const known = reference.legacy ?? this.context.records.peek(reference.signInId);
+      if (known !== undefined) return known ?? undefined;
+      throw new LogtoError(
+        'not_loaded',
+        "This sign-in's tokens are not loaded yet: put logto.authenticated() before the route, or `await logto.client(req).load()` first.",
+      );
+    }
+    return this.loaded?.record;
   }
 
-  private cachedToken(tokens: StoredTokens, key: string): StoredAccessToken | undefined {
-    return key === accessTokenKey(undefined, undefined) ? tokens.accessToken : tokens.resourceTokens?.[key];
-  }
-
-  private async accessToken(resource: string | undefined, organizationId: string | undefined): Promise<StoredAccessToken> {
+  private async accessToken(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {
     this.checkRequest(resource, organizationId);
-    const tokens = this.signedInTokens();
-    const cached = this.cachedToken(tokens, accessTokenKey(resource, organizationId));
-    if (this.isFresh(cached)) return cached;
-    return this.refreshFor(resource, organizationId, false);
+    const loaded = await this.current();
+    if (!loaded) throw notSignedIn();
+    const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
+    if (!force && this.context.refresher.isFresh(cached)) return cached;
+    const store = this.context.records.storeFor(this.req);
+    try {
+      const outcome = await this.context.refresher.refresh(store, loaded.signInId, { resource, organizationId, force });
+      this.loaded = { signInId: loaded.signInId, record: outcome.record };
+      return outcome.token;
+    } catch (error) {
+      if (error instanceof LogtoError && error.code === 'not_authenticated') {
+        // The sign-in is over (a dead grant, or signed out elsewhere): stop treating it as signed in.
+        this.loaded = null;
+      }
+      throw error;
+    }
   }
 
   /** Refuses, without a network call, what Logto would refuse anyway. */
@@ -136,93 +201,8 @@ export class LogtoClient {
       }
     }
   }
+}
 
-  /**
-   * One refresh at a time per sign-in. A request that waited its turn first looks at what the
-   * previous turn got, so that a burst of requests for one token costs one refresh.
-   */
-  private async refreshFor(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {
-    const key = accessTokenKey(resource, organizationId);
-    return this.context.coordinator.exclusive(this.signedInTokens().signInId, async (state) => {
-      // Read again: while this call waited, another one of this request may have saved tokens,
-      // or found the grant dead and removed them.
-      const tokens = this.signedInTokens();
-      const known = state.accessTokens.get(key);
-      if (!force && this.isFresh(known)) {
-        this.save(tokens, state, key, known);
-        return known;
-      }
-      const refreshToken = state.refreshToken ?? tokens.refreshToken;
-      if (!refreshToken) {
-        throw new LogtoError('not_authenticated', 'The session has no refresh token (Logto issues one only with prompt=consent); sign in again.');
-      }
-      const parameters: RefreshParameters = {};
-      if (resource !== undefined) parameters.resource = resource;
-      if (organizationId !== undefined) parameters.organizationId = organizationId;
-      const response = await this.requestRefresh(tokens, refreshToken, parameters);
-
-      if (response.refresh_token) state.refreshToken = response.refresh_token;
-      if (response.id_token) state.idToken = await this.verifiedIdToken(response.id_token, tokens);
-      const fresh: StoredAccessToken = {
-        token: response.access_token,
-        expiresAt: nowInSeconds() + (response.expiresIn() ?? 0),
-        ...(response.scope === undefined ? {} : { scope: response.scope }),
-      };
-      state.accessTokens.set(key, fresh);
-      this.save(tokens, state, key, fresh);
-      return fresh;
-    });
-  }
-
-  private async requestRefresh(tokens: StoredTokens, refreshToken: string, parameters: RefreshParameters): Promise<TokenEndpointResponse> {
-    try {
-      return await this.context.provider.refresh(refreshToken, parameters);
-    } catch (error) {
-      if (error instanceof LogtoError && error.code === 'token_request_failed') {
-        if (error.oauthError === 'invalid_grant') {
-          // Revoked, expired, or the user was suspended: the tokens are dead, so drop them.
-          this.context.store.clear(this.req);
-          await this.context.coordinator.forget(tokens.signInId);
-          throw new LogtoError('not_authenticated', 'The Logto sign-in has ended (the refresh token was revoked or expired); sign in again.', {
-            cause: error,
-            oauthError: error.oauthError,
-          });
-        }
-        if (error.oauthError === 'invalid_target') {
-          throw new LogtoError('invalid_resource', `Logto refused the resource "${parameters.resource ?? ''}": it was not granted at sign-in. Sign in again.`, {
-            cause: error,
-            oauthError: error.oauthError,
-          });
-        }
-      }
-      throw error;
-    }
-  }
-
-  /** A refreshed ID token replaces the stored one only once verified and about the same user. */
-  private async verifiedIdToken(idToken: string, tokens: StoredTokens): Promise<string> {
-    const claims = await this.context.provider.verifyJwt<IdTokenClaims>(idToken, {
-      audience: this.context.config.appId,
-      kind: 'invalid_id_token',
-      fromLogto: true,
-    });
-    if (claims.sub !== decodeJwt(tokens.idToken).sub) {
-      throw new LogtoError('invalid_id_token', 'The refreshed ID token is about another user.');
-    }
-    return idToken;
-  }
-
-  /** Writes the newest tokens into this request's session; the session middleware saves it. */
-  private save(tokens: StoredTokens, state: GrantState, key: string, token: StoredAccessToken): void {
-    tokens = this.context.store.read(this.req) ?? tokens;
-    const updated: StoredTokens = { ...tokens };
-    if (state.refreshToken) updated.refreshToken = state.refreshToken;
-    if (state.idToken) updated.idToken = state.idToken;
-    if (key === accessTokenKey(undefined, undefined)) {
-      updated.accessToken = token;
-    } else {
-      updated.resourceTokens = { ...tokens.resourceTokens, [key]: token };
-    }
-    this.context.store.write(this.req, updated);
-  }
+function notSignedIn(): LogtoError {
+  return new LogtoError('not_authenticated', 'The user is not signed in with Logto; send them to sign in.');
 }

@@ -1,5 +1,5 @@
 import { LogtoError } from './errors.js';
-import type { RefreshCoordinator } from './refresh-coordinator.js';
+import type { TokenStore } from './token-store.js';
 import { signInResources, signInScopes } from './scopes.js';
 
 /** Options that LogtoStrategy and LogtoBearerStrategy share: where Logto is and how to trust it. */
@@ -48,15 +48,33 @@ export interface LogtoStrategyOptions extends LogtoConnectionOptions {
   sessionKey?: string;
   /** Seconds that a started sign-in stays valid for its callback. Default 600. */
   signInTimeout?: number;
-  /** How many sign-ins one session may have in flight at once (tabs); the oldest is dropped. Default 5. */
+  /**
+   * Kept for 0.1.0 configurations and no longer used: each started sign-in now waits in a
+   * short-lived cookie of its own, so tabs never push each other out.
+   */
   maxPendingSignIns?: number;
   /** Seconds before an access token's expiry at which it is refreshed instead of used. Default 60. */
   accessTokenExpiryMargin?: number;
   /**
-   * Serializes the refreshes of one sign-in so that no refresh token is sent twice. Default: in
-   * process memory, right for one app instance; several instances need one over a shared store.
+   * Where each sign-in's tokens live. Default: the app's express-session store
+   * (`req.sessionStore`), which every instance shares when it is shared (connect-redis, say).
+   * Give one with cookie-session, or a {@link RedisTokenStore} for strictly one refresh per storm
+   * across instances with any session store.
    */
-  refreshCoordinator?: RefreshCoordinator;
+  tokenStore?: TokenStore;
+  /** Seconds a sign-in's token record is kept after its last change. Default 14 days: Logto's refresh token lifetime. */
+  tokenTtl?: number;
+  /**
+   * Seconds to wait for Logto's answer to one refresh attempt. Default 2 (or `timeout`, if shorter): shorter than Logto's
+   * 3-second grace for a used refresh token, so that a lost answer can be asked for again in time.
+   */
+  refreshTimeout?: number;
+  /**
+   * Seconds after a refresh token was first sent during which an unanswered refresh is tried
+   * again with it. Default 2.5. It must stay below Logto's 3-second grace: after that, sending the
+   * token again could make Logto revoke the whole sign-in, so it is dropped instead.
+   */
+  refreshRetryWindow?: number;
 }
 
 /** The options after validation, with every default applied. */
@@ -80,9 +98,15 @@ export interface ResolvedConfig {
   readonly timeout: number;
   readonly sessionKey: string;
   readonly signInTimeout: number;
-  readonly maxPendingSignIns: number;
   readonly accessTokenExpiryMargin: number;
   readonly jwksCooldown: number;
+  readonly tokenStore: TokenStore | undefined;
+  /** Seconds. */
+  readonly recordTtl: number;
+  /** Seconds. */
+  readonly refreshTimeout: number;
+  /** Seconds. */
+  readonly refreshRetryWindow: number;
 }
 
 const defaultSigningAlgorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'ES512'];
@@ -206,6 +230,19 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
   if (!Number.isInteger(maxPendingSignIns) || maxPendingSignIns < 1) {
     throw invalidOption('maxPendingSignIns', 'must be a whole number of at least 1.');
   }
+  const tokenStore = options.tokenStore as TokenStore | undefined;
+  if (tokenStore !== undefined && (typeof tokenStore !== 'object' || tokenStore === null || ['get', 'set', 'delete'].some((method) => typeof (tokenStore as unknown as Record<string, unknown>)[method] !== 'function'))) {
+    throw invalidOption('tokenStore', 'must offer get, set and delete (see TokenStore), such as new MemoryTokenStore() or new RedisTokenStore(client).');
+  }
+  const refreshRetryWindow = nonNegativeNumber(options, 'refreshRetryWindow', 2.5);
+  if (refreshRetryWindow >= 3) {
+    throw invalidOption('refreshRetryWindow', 'must be below 3 seconds: Logto revokes the whole sign-in when a used refresh token comes back after 3 seconds.');
+  }
+  const timeout = nonNegativeNumber(options, 'timeout', 10);
+  const refreshTimeout = nonNegativeNumber(options, 'refreshTimeout', Math.min(2, timeout));
+  if (refreshTimeout <= 0) throw invalidOption('refreshTimeout', 'must be a positive number of seconds.');
+  const recordTtl = nonNegativeNumber(options, 'tokenTtl', 14 * 24 * 60 * 60);
+  if (recordTtl <= 0) throw invalidOption('tokenTtl', 'must be a positive number of seconds.');
   return {
     endpoint,
     issuer: `${endpoint}/oidc`,
@@ -221,11 +258,14 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     allowInsecureRequests: insecure,
     signingAlgorithms,
     clockTolerance: nonNegativeNumber(options, 'clockTolerance', 30),
-    timeout: nonNegativeNumber(options, 'timeout', 10),
+    timeout,
     sessionKey,
     signInTimeout: nonNegativeNumber(options, 'signInTimeout', 600),
-    maxPendingSignIns,
     accessTokenExpiryMargin: nonNegativeNumber(options, 'accessTokenExpiryMargin', 60),
     jwksCooldown: nonNegativeNumber(options, 'jwksCooldown', 30),
+    tokenStore,
+    recordTtl,
+    refreshTimeout,
+    refreshRetryWindow,
   };
 }

@@ -40,7 +40,13 @@ export type LogtoErrorCode =
   /** Logto answered with something that is not the expected JSON (an HTML error page, say). */
   | 'invalid_provider_response'
   /** The session store failed to load or save the session. */
-  | 'session_store_failed';
+  | 'session_store_failed'
+  /** The token store failed to read or write a sign-in's tokens, or a lock on them timed out. */
+  | 'token_store_failed'
+  /** An organization token was refused because the user is not a member of that organization. */
+  | 'not_organization_member'
+  /** A token getter was called before the sign-in's tokens were loaded: use the route guard or `await client.load()`. */
+  | 'not_loaded';
 
 export interface LogtoErrorOptions {
   /** The OAuth error code that Logto sent, when there was one (`access_denied`, `invalid_grant`, ...). */
@@ -82,6 +88,7 @@ const requestCausedCodes: ReadonlySet<LogtoErrorCode> = new Set<LogtoErrorCode>(
   'invalid_access_token',
   'token_request_failed',
   'not_authenticated',
+  'not_organization_member',
   'userinfo_mismatch',
   'invalid_logout_token',
 ]);

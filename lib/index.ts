@@ -1,16 +1,16 @@
 export { LogtoStrategy } from './strategy.js';
 export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './strategy.js';
 export type { FirstScreen, LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
-export type { VerifyDone, VerifyResult } from './verify-callback.js';
+export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
 export type { LogtoConnectionOptions, LogtoStrategyOptions } from './configuration.js';
 export { LogtoClient } from './client.js';
 export type { AuthenticatedOptions } from './route-guard.js';
 export type { SignOutOptions } from './sign-out.js';
 export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
-export { MemoryRefreshCoordinator } from './refresh-coordinator.js';
-export type { GrantState, MemoryRefreshCoordinatorOptions, RefreshCoordinator } from './refresh-coordinator.js';
-export { SharedRefreshCoordinator } from './shared-refresh-coordinator.js';
-export type { CoordinationStore, SharedRefreshCoordinatorOptions } from './shared-refresh-coordinator.js';
+export { MemoryTokenStore } from './token-store.js';
+export type { MemoryTokenStoreOptions, TokenStore } from './token-store.js';
+export { RedisTokenStore } from './redis-token-store.js';
+export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './redis-token-store.js';
 export { LogtoError, isLogtoError } from './errors.js';
 export type { LogtoErrorCode, LogtoErrorOptions } from './errors.js';
 export { ReservedResource, UserScope, organizationAudience } from './scopes.js';
@@ -23,7 +23,7 @@ export type {
   UserIdentity,
   UserInfoResponse,
 } from './claims.js';
-export type { StoredAccessToken } from './session-store.js';
+export type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
 export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
 export { LogtoBearerError } from './bearer-errors.js';
 export type { BearerErrorCode } from './bearer-errors.js';

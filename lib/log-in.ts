@@ -1,9 +1,10 @@
 import type { Request } from 'express';
-import type { SessionIndex, SessionStoreLike } from './back-channel-logout.js';
+import type { SessionIndex } from './back-channel-logout.js';
 import type { IdTokenClaims } from './claims.js';
 import { LogtoError, sessionStoreError } from './errors.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, type SessionTokenStore, type StoredTokens } from './session-store.js';
+import { sessionOf, type SessionReference } from './session-store.js';
+import type { TokenStore } from './token-store.js';
 
 type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
 interface LogInCapable {
@@ -12,20 +13,21 @@ interface LogInCapable {
 }
 
 export interface KeepThroughLogInOptions {
+  /** The sign-in whose record the new session refers to. */
+  signInId: string;
   /** The checked return path of this sign-in. */
   returnTo: string | undefined;
   /** Set when back-channel logout is mounted: the new session is indexed under these claims. */
-  indexing: { index: SessionIndex; claims: IdTokenClaims } | undefined;
+  indexing: { index: SessionIndex; store: TokenStore; claims: IdTokenClaims } | undefined;
 }
 
 /**
  * Passport 0.6+ regenerates the session in `req.logIn`, which drops anything written before it.
- * For this one request, `req.logIn` is wrapped so that the tokens, the return path and the
- * sign-ins still pending in other tabs are written into the new session once the login is done,
- * whatever the app's serializeUser keeps; the session middleware saves them with the response.
+ * For this one request, `req.logIn` is wrapped so that the reference to the sign-in's record and
+ * the return path are written into the new session once the login is done, whatever the app's
+ * serializeUser keeps; the session middleware saves them with the response.
  */
-export function keepThroughLogIn(req: Request, store: SessionTokenStore, tokens: StoredTokens, options: KeepThroughLogInOptions): void {
-  const otherSignIns = store.bag(req).pending;
+export function keepThroughLogIn(req: Request, reference: SessionReference, options: KeepThroughLogInOptions): void {
   const target = req as unknown as LogInCapable;
   const original = target.logIn;
   if (typeof original !== 'function') {
@@ -43,15 +45,16 @@ export function keepThroughLogIn(req: Request, store: SessionTokenStore, tokens:
       // Passport's login regenerates and saves the session (and runs serializeUser in between).
       if (error) return callback(sessionStoreError(error, 'at sign-in (session store or serializeUser)'));
       if (settings.session !== false) {
-        store.write(req, tokens);
-        if (otherSignIns) store.bag(req).pending = otherSignIns;
+        reference.write(req, options.signInId);
         // With keepSessionInfo, Passport carries an unchecked returnTo into the new session.
         const session = sessionOf(req);
         if (options.returnTo !== undefined) session.returnTo = options.returnTo;
         else if (safeReturnTo(session.returnTo) === undefined) delete session.returnTo;
-        const sessionStore = (req as { sessionStore?: SessionStoreLike }).sessionStore;
-        if (options.indexing && sessionStore) {
-          options.indexing.index.add(sessionStore, req.sessionID, options.indexing.claims).then(() => callback(), callback);
+        const { indexing } = options;
+        if (indexing) {
+          // cookie-session has no session id: then only the record can be ended.
+          const sessionId = typeof req.sessionID === 'string' ? req.sessionID : undefined;
+          indexing.index.add(indexing.store, { sessionId, signInId: options.signInId }, indexing.claims).then(() => callback(), callback);
           return;
         }
       }

@@ -1,48 +1,103 @@
-import type { PendingSignIn, SessionTokenStore } from './session-store.js';
+import { hkdfSync } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { parseCookie, stringifySetCookie } from 'cookie';
+import { EncryptJWT, jwtDecrypt, errors as joseErrors } from 'jose';
+import { LogtoError } from './errors.js';
+
+/** A sign-in that was started and waits for its callback. */
+export interface PendingSignIn {
+  state: string;
+  codeVerifier: string;
+  nonce: string;
+  returnTo?: string;
+}
+
+interface PendingClaims {
+  st: string;
+  cv: string;
+  n: string;
+  rt?: string;
+}
+
+export interface PendingSignInsOptions {
+  /** The app secret, from which the cookies' encryption key is derived. */
+  appSecret: string;
+  callbackURL: string;
+  /** Seconds a started sign-in stays valid. */
+  timeout: number;
+  /** Cookie names start with this. */
+  cookiePrefix: string;
+}
 
 /**
- * Sign-ins that were started and wait for their callback, kept per `state` so that two tabs can
- * sign in at once. Each is taken out when its callback arrives, so it works once; expired ones
- * are dropped, and the oldest go when a session starts more than its share.
+ * Sign-ins waiting for their callback, each in a short-lived encrypted cookie of its own that the
+ * browser sends only to the callback path. Tabs that start sign-ins at once never overwrite each
+ * other, no session is written for a visitor who never comes back, and the server keeps nothing.
+ * The cookie is bound to its `state` and expires with the sign-in.
  */
 export class PendingSignIns {
-  constructor(
-    private readonly store: SessionTokenStore,
-    /** Seconds. */
-    private readonly timeout: number,
-    private readonly maxPerSession: number,
-  ) {}
+  private readonly key: Uint8Array;
+  private readonly path: string;
+  private readonly secure: boolean;
 
-  add(req: object, state: string, signIn: PendingSignIn): void {
-    const bag = this.store.bag(req);
-    const pending = this.live(bag.pending ?? {}, signIn.createdAt);
-    pending[state] = signIn;
-    const states = Object.keys(pending).sort((a, b) => (pending[a]?.createdAt ?? 0) - (pending[b]?.createdAt ?? 0));
-    for (const oldest of states.slice(0, Math.max(0, states.length - this.maxPerSession))) delete pending[oldest];
-    bag.pending = pending;
+  constructor(private readonly options: PendingSignInsOptions) {
+    this.key = new Uint8Array(hkdfSync('sha256', options.appSecret, 'passport-logto', 'pending sign-in cookie', 32));
+    const callback = new URL(options.callbackURL);
+    this.path = callback.pathname;
+    this.secure = callback.protocol === 'https:';
+  }
+
+  async add(req: object, signIn: PendingSignIn): Promise<void> {
+    const claims: PendingClaims = { st: signIn.state, cv: signIn.codeVerifier, n: signIn.nonce };
+    if (signIn.returnTo !== undefined) claims.rt = signIn.returnTo;
+    const value = await new EncryptJWT({ ...claims })
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
+      .setIssuedAt()
+      .setExpirationTime(`${Math.max(1, Math.floor(this.options.timeout))}s`)
+      .encrypt(this.key);
+    // The cookie outlives the sign-in a little, so that a late callback hears "expired", not "unknown".
+    this.setCookie(req, this.cookieName(signIn.state), value, this.options.timeout + 300);
   }
 
   /**
-   * Removes the sign-in for `state` and returns it, or says why there is none. The removal
-   * happens before the code is exchanged, so a replayed callback finds nothing.
+   * The sign-in for `state`, or why there is none. Its cookie is cleared in the same answer, so a
+   * reload of the callback finds nothing in the browser.
    */
-  take(req: object, state: string, now = Date.now()): PendingSignIn | 'unknown' | 'expired' {
-    const bag = this.store.bag(req);
-    const signIn = bag.pending && Object.hasOwn(bag.pending, state) ? bag.pending[state] : undefined;
-    if (bag.pending) {
-      delete bag.pending[state];
-      bag.pending = this.live(bag.pending, now);
-      if (Object.keys(bag.pending).length === 0) delete bag.pending;
+  async take(req: object, state: string): Promise<PendingSignIn | 'unknown' | 'expired'> {
+    const name = this.cookieName(state);
+    const header = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.cookie;
+    const value = typeof header === 'string' ? parseCookie(header)[name] : undefined;
+    if (value === undefined) return 'unknown';
+    this.setCookie(req, name, '', 0);
+    try {
+      const { payload } = await jwtDecrypt<PendingClaims>(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+      if (payload.st !== state || typeof payload.cv !== 'string' || typeof payload.n !== 'string') return 'unknown';
+      return { state, codeVerifier: payload.cv, nonce: payload.n, ...(typeof payload.rt === 'string' ? { returnTo: payload.rt } : {}) };
+    } catch (error) {
+      return error instanceof joseErrors.JWTExpired ? 'expired' : 'unknown';
     }
-    if (!signIn) return 'unknown';
-    return this.isExpired(signIn, now) ? 'expired' : signIn;
   }
 
-  private isExpired(signIn: PendingSignIn, now: number): boolean {
-    return now - signIn.createdAt > this.timeout * 1000;
+  private cookieName(state: string): string {
+    // A part of the state keeps names short and apart; the whole state is checked inside.
+    return `${this.options.cookiePrefix}.${state.slice(0, 16).replace(/[^A-Za-z0-9_-]/g, '_')}`;
   }
 
-  private live(pending: Record<string, PendingSignIn>, now: number): Record<string, PendingSignIn> {
-    return Object.fromEntries(Object.entries(pending).filter(([, signIn]) => !this.isExpired(signIn, now)));
+  private setCookie(req: object, name: string, value: string, maxAge: number): void {
+    const res = (req as { res?: ServerResponse }).res;
+    if (!res || typeof res.getHeader !== 'function') {
+      throw new LogtoError('session_required', 'passport-logto needs Express (req.res) to keep a started sign-in in a cookie.');
+    }
+    const cookie = stringifySetCookie(name, value, {
+      httpOnly: true,
+      // Lax: the cookie comes back on Logto's top-level redirect to the callback, and on nothing cross-site else.
+      sameSite: 'lax',
+      secure: this.secure,
+      path: this.path,
+      maxAge: Math.floor(maxAge),
+    });
+    const existing = res.getHeader('Set-Cookie');
+    const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+    res.setHeader('Set-Cookie', [...list, cookie]);
   }
 }

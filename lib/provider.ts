@@ -22,6 +22,7 @@ export interface RefreshParameters {
  */
 export class LogtoProvider {
   private discovered: Promise<oidc.Configuration> | undefined;
+  private refreshing: Promise<oidc.Configuration> | undefined;
   private readonly verifier: TokenVerifier;
 
   constructor(private readonly config: ResolvedConfig) {
@@ -46,6 +47,29 @@ export class LogtoProvider {
       throw toLogtoError(error, 'discover Logto');
     });
     return this.discovered;
+  }
+
+  /**
+   * The same client with the shorter per-attempt timeout for refreshes: an attempt that gets no
+   * answer must leave time to ask again within Logto's 3-second reuse grace.
+   */
+  private refreshConfiguration(): Promise<oidc.Configuration> {
+    this.refreshing ??= this.configuration().then((discovered) => {
+      const { appId, appSecret, clockTolerance, refreshTimeout, allowInsecureRequests } = this.config;
+      const configuration = new oidc.Configuration(
+        discovered.serverMetadata(),
+        appId,
+        { [oidc.clockTolerance]: clockTolerance },
+        oidc.ClientSecretBasic(appSecret),
+      );
+      if (allowInsecureRequests) oidc.allowInsecureRequests(configuration);
+      configuration.timeout = refreshTimeout;
+      return configuration;
+    });
+    this.refreshing.catch(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
   }
 
   private async discover(): Promise<oidc.Configuration> {
@@ -85,8 +109,13 @@ export class LogtoProvider {
     }
   }
 
+  /** Discovery, ready before anything is sent: a failure here means nothing reached the token endpoint. */
+  async ready(): Promise<void> {
+    await this.refreshConfiguration();
+  }
+
   async refresh(refreshToken: string, parameters: RefreshParameters = {}): Promise<TokenEndpointResponse> {
-    const configuration = await this.configuration();
+    const configuration = await this.refreshConfiguration();
     const body: Record<string, string> = {};
     if (parameters.resource !== undefined) body.resource = parameters.resource;
     if (parameters.organizationId !== undefined) body.organization_id = parameters.organizationId;

@@ -36,26 +36,28 @@ export function authenticatedGuard(clientFor: (req: Request) => LogtoClient, opt
     res.redirect(options.redirect);
   };
 
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const client = clientFor(req);
+  const admit = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const client = await clientFor(req).load();
     if (!client.isAuthenticated()) {
       turnAway(req, res);
       return;
     }
     req.logto = client;
-    if (!options.fetchUserInfo) {
-      next();
-      return;
+    if (options.fetchUserInfo) {
+      try {
+        client.userInfo = await client.fetchUserInfo();
+      } catch (error) {
+        if (error instanceof LogtoError && error.code === 'not_authenticated') {
+          turnAway(req, res);
+          return;
+        }
+        throw error;
+      }
     }
-    client.fetchUserInfo().then(
-      (userInfo) => {
-        client.userInfo = userInfo;
-        next();
-      },
-      (error: unknown) => {
-        if (error instanceof LogtoError && error.code === 'not_authenticated') turnAway(req, res);
-        else next(error);
-      },
-    );
+    next();
+  };
+
+  return (req: Request, res: Response, next: NextFunction): void => {
+    admit(req, res, next).catch(next);
   };
 }

@@ -1,41 +1,7 @@
 import { LogtoError } from './errors.js';
+import type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
 
-/** An access token as kept in the session. */
-export interface StoredAccessToken {
-  token: string;
-  /** Seconds since the epoch. */
-  expiresAt: number;
-  scope?: string;
-}
-
-/** The tokens of one sign-in, as kept in the session. Never copied into `req.user`. */
-export interface StoredTokens {
-  /** Random id of this sign-in; refreshes of the same sign-in are coordinated under it. */
-  signInId: string;
-  idToken: string;
-  refreshToken?: string;
-  /** The opaque token for Logto's userinfo endpoint. */
-  accessToken?: StoredAccessToken;
-  /** JWT access tokens for API resources and organizations, by {@link accessTokenKey}. */
-  resourceTokens?: Record<string, StoredAccessToken>;
-}
-
-/** A sign-in that was started and waits for its callback, kept under its `state`. */
-export interface PendingSignIn {
-  codeVerifier: string;
-  nonce: string;
-  /** Milliseconds since the epoch. */
-  createdAt: number;
-  returnTo?: string;
-}
-
-/** What the strategy keeps under its key in `req.session`. */
-export interface SessionBag {
-  tokens?: StoredTokens;
-  pending?: Record<string, PendingSignIn>;
-}
-
-/** The parts of an express-session session that passport-logto touches. */
+/** The parts of a session (express-session or cookie-session) that passport-logto touches. */
 export interface SessionLike {
   [key: string]: unknown;
   regenerate?(callback: (error?: unknown) => void): unknown;
@@ -51,44 +17,62 @@ export function sessionOf(req: object): SessionLike {
   if (!session || typeof session !== 'object') {
     throw new LogtoError(
       'session_required',
-      'passport-logto keeps sign-ins and tokens in req.session: add express-session (or another session middleware) before passport.',
+      'passport-logto needs req.session: add express-session (or cookie-session) before passport.',
     );
   }
   return session;
 }
 
-/** The key of an access token for a resource, an organization, or both. */
-export function accessTokenKey(resource: string | undefined, organizationId: string | undefined): string {
-  return `${resource ?? ''}#${organizationId ?? ''}`;
+/** How 0.1.0 kept the tokens: inside the session, under the strategy's key. */
+interface LegacyBag {
+  tokens?: TokenRecord & { signInId: string };
+  pending?: Record<string, LegacyPendingSignIn>;
 }
 
-/** Reads and writes the strategy's bag in the session, under the configured key. */
-export class SessionTokenStore {
+export interface LegacyPendingSignIn {
+  codeVerifier: string;
+  nonce: string;
+  createdAt: number;
+  returnTo?: string;
+}
+
+/** What a session says about its sign-in: nothing, a reference to a record, or 0.1.0's tokens. */
+export type SessionSignIn = { signInId: string; legacy?: TokenRecord } | undefined;
+
+/**
+ * The session's share of a sign-in: only the id of its token record, under the strategy's key,
+ * so that the session express-session loads and saves on every request stays as light as bare
+ * Passport's. The tokens themselves live in {@link SignInRecords}.
+ */
+export class SessionReference {
   constructor(private readonly sessionKey: string) {}
 
-  bag(req: object): SessionBag {
-    const session = sessionOf(req);
-    const existing = session[this.sessionKey];
-    if (existing && typeof existing === 'object') return existing as SessionBag;
-    const created: SessionBag = {};
-    session[this.sessionKey] = created;
-    return created;
+  read(req: object): SessionSignIn {
+    const value = (req as RequestWithSession).session?.[this.sessionKey];
+    if (typeof value === 'string' && value !== '') return { signInId: value };
+    const legacy = value && typeof value === 'object' ? (value as LegacyBag).tokens : undefined;
+    if (legacy && typeof legacy.signInId === 'string' && typeof legacy.idToken === 'string') {
+      const { signInId, ...record } = legacy;
+      return { signInId, legacy: record };
+    }
+    return undefined;
   }
 
-  /** The tokens, without creating anything in a session that has none. */
-  read(req: object): StoredTokens | undefined {
-    const session = (req as RequestWithSession).session;
-    const bag = session?.[this.sessionKey] as SessionBag | undefined;
-    return bag?.tokens;
-  }
-
-  write(req: object, tokens: StoredTokens): void {
-    this.bag(req).tokens = tokens;
+  write(req: object, signInId: string): void {
+    sessionOf(req)[this.sessionKey] = signInId;
   }
 
   clear(req: object): void {
     const session = (req as RequestWithSession).session;
-    const bag = session?.[this.sessionKey] as SessionBag | undefined;
-    if (bag) delete bag.tokens;
+    if (session && this.sessionKey in session) delete session[this.sessionKey];
+  }
+
+  /** A sign-in that a 0.1.0 session had started before the upgrade, kept in the session itself. */
+  legacyPending(req: object, state: string): LegacyPendingSignIn | undefined {
+    const value = (req as RequestWithSession).session?.[this.sessionKey];
+    const pending = value && typeof value === 'object' ? (value as LegacyBag).pending : undefined;
+    return pending && Object.hasOwn(pending, state) ? pending[state] : undefined;
   }
 }
+
+export type { StoredAccessToken };

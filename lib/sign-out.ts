@@ -3,8 +3,9 @@ import type { ResolvedConfig } from './configuration.js';
 import { LogtoError, sessionStoreError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
 import { safePostLogoutRedirect } from './redirects.js';
-import type { RefreshCoordinator } from './refresh-coordinator.js';
-import type { SessionTokenStore } from './session-store.js';
+import type { SessionReference } from './session-store.js';
+import type { SignInRecords, TokenRecord } from './sign-in-records.js';
+import type { TokenStore } from './token-store.js';
 
 export interface SignOutOptions {
   /**
@@ -17,8 +18,10 @@ export interface SignOutOptions {
 export interface SignOutContext {
   config: ResolvedConfig;
   provider: LogtoProvider;
-  store: SessionTokenStore;
-  coordinator: RefreshCoordinator;
+  records: SignInRecords;
+  session: SessionReference;
+  /** Ends a sign-in's record once no refresh of it is running. */
+  endSignIn(store: TokenStore, signInId: string): Promise<void>;
 }
 
 type LogOut = (options: object, done: (error?: unknown) => void) => void;
@@ -33,16 +36,31 @@ function logOutOfPassport(req: Request): Promise<void> {
 }
 
 /**
- * The sign-out handler: revokes the refresh token (best effort), logs the user out of Passport
- * (which gives the session a new id), removes the tokens, and sends the browser to Logto's
+ * A sign-out that another site started (a hidden form or image) would sign the user out against
+ * their will: refused when the browser says it is cross-site, or the Origin is not the app's own.
+ */
+function isCrossSite(req: Request, allowedOrigins: ReadonlySet<string>): boolean {
+  if (req.get('sec-fetch-site') === 'cross-site') return true;
+  const origin = req.get('origin');
+  if (origin === undefined) return false;
+  if (allowedOrigins.has(origin)) return false;
+  const host = req.get('host');
+  return host === undefined || origin !== `${req.protocol}://${host}`;
+}
+
+/**
+ * The sign-out handler: ends the sign-in's token record for every instance (after any refresh in
+ * flight, which then cannot write the tokens back), revokes the refresh token (best effort), logs
+ * the user out of Passport (which gives the session a new id), and sends the browser to Logto's
  * end-session endpoint so that the Logto session ends too.
  */
 export function signOutHandler(context: SignOutContext, options: SignOutOptions = {}): RequestHandler {
-  const { config, provider, store, coordinator } = context;
-  const allowedOrigins = [config.postLogoutRedirectUri, config.callbackURL].filter((url): url is string => url !== undefined);
+  const { config, provider, records, session } = context;
+  const allowedUrls = [config.postLogoutRedirectUri, config.callbackURL].filter((url): url is string => url !== undefined);
+  const allowedOrigins = new Set(allowedUrls.map((url) => new URL(url).origin));
   let target = config.postLogoutRedirectUri;
   if (options.postLogoutRedirectUri !== undefined) {
-    target = safePostLogoutRedirect(options.postLogoutRedirectUri, allowedOrigins);
+    target = safePostLogoutRedirect(options.postLogoutRedirectUri, allowedUrls);
     if (target === undefined) {
       throw new LogtoError(
         'invalid_config',
@@ -52,22 +70,31 @@ export function signOutHandler(context: SignOutContext, options: SignOutOptions 
   }
 
   const signOut = async (req: Request, res: Response): Promise<void> => {
-    const tokens = store.read(req);
-    if (tokens?.refreshToken) {
-      // Best effort: the user is signed out locally and at Logto whether or not this works.
-      await provider.revokeRefreshToken(tokens.refreshToken).catch(() => undefined);
+    const reference = session.read(req);
+    let record: TokenRecord | undefined;
+    if (reference) {
+      const store = records.storeFor(req);
+      record = reference.legacy ?? (await records.read(store, reference.signInId));
+      await context.endSignIn(store, reference.signInId);
     }
-    store.clear(req);
-    if (tokens) await coordinator.forget(tokens.signInId);
+    if (record?.refreshToken) {
+      // Best effort: the user is signed out locally and at Logto whether or not this works.
+      await provider.revokeRefreshToken(record.refreshToken).catch(() => undefined);
+    }
+    session.clear(req);
     await logOutOfPassport(req);
 
     const parameters: Record<string, string> = { client_id: config.appId };
-    if (tokens?.idToken) parameters.id_token_hint = tokens.idToken;
+    if (record?.idToken) parameters.id_token_hint = record.idToken;
     if (target !== undefined) parameters.post_logout_redirect_uri = target;
     res.redirect((await provider.endSessionUrl(parameters)).href);
   };
 
   return (req: Request, res: Response, next: NextFunction): void => {
+    if (isCrossSite(req, allowedOrigins)) {
+      res.status(403).json({ error: 'cross_site_sign_out', error_description: 'Sign-out was refused: the request came from another site.' });
+      return;
+    }
     signOut(req, res).catch(next);
   };
 }

@@ -8,15 +8,16 @@ import { isCausedByRequest, LogtoError } from './errors.js';
 import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { LogtoClient, type LogtoClientContext } from './client.js';
 import { PendingSignIns } from './pending-sign-ins.js';
-import { MemoryRefreshCoordinator } from './refresh-coordinator.js';
+import { Refresher } from './refresh.js';
 import { authenticatedGuard, type AuthenticatedOptions } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
-import { LogtoProvider, type TokenEndpointResponse } from './provider.js';
-import { keepThroughLogIn } from './log-in.js';
+import { LogtoProvider } from './provider.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, SessionTokenStore, type StoredTokens } from './session-store.js';
+import { sessionOf, SessionReference } from './session-store.js';
+import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
+import { SignInRecords, type TokenRecord } from './sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
-import { runVerify, type VerifyDone, type VerifyResult } from './verify-callback.js';
+import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
 
 /** The tokens of a sign-in, handed to the verify function only. */
 export interface LogtoTokenResponse {
@@ -40,7 +41,7 @@ export interface LogtoUser {
 export interface LogtoVerifyContext {
   /** The verified ID token claims. */
   claims: IdTokenClaims;
-  /** The token response. Keep tokens out of the user object: passport-logto stores them in the session. */
+  /** The sign-in's tokens. Keep them out of the user object: passport-logto stores them in their own record. */
   tokens: LogtoTokenResponse;
   /** The user that passport-logto would log in without a verify function. */
   profile: LogtoUser;
@@ -55,19 +56,18 @@ export type VerifyFunctionWithRequest = (
   done: VerifyDone,
 ) => void | Promise<VerifyResult>;
 
-/** Response parameters that must appear at most once in a callback. */
-const callbackParameters = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'];
-const maxCallbackParameterLength = 4096;
-
 export class LogtoStrategy extends PassportStrategy {
   name: string;
   readonly config: ResolvedConfig;
   protected readonly provider: LogtoProvider;
-  protected readonly store: SessionTokenStore;
   protected readonly pendingSignIns: PendingSignIns;
+  private readonly records: SignInRecords;
+  private readonly session: SessionReference;
+  private readonly refresher: Refresher;
   private readonly context: LogtoClientContext;
+  private readonly callback: SignInCallback;
   private readonly sessionIndex: SessionIndex;
-  /** Set once the app mounts back-channel logout: only then are sessions indexed at sign-in. */
+  /** Set once the app mounts back-channel logout: only then are sign-ins indexed. */
   private indexSessions = false;
   private readonly verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
 
@@ -85,60 +85,119 @@ export class LogtoStrategy extends PassportStrategy {
     this.name = this.config.name;
     this.verify = verify;
     this.provider = new LogtoProvider(this.config);
-    this.store = new SessionTokenStore(this.config.sessionKey);
-    this.pendingSignIns = new PendingSignIns(this.store, this.config.signInTimeout, this.config.maxPendingSignIns);
-    this.context = {
+    this.records = new SignInRecords({ tokenStore: this.config.tokenStore, recordTtl: this.config.recordTtl * 1000 });
+    this.session = new SessionReference(this.config.sessionKey);
+    this.refresher = new Refresher(this.config, this.provider, this.records);
+    this.pendingSignIns = new PendingSignIns({
+      appSecret: this.config.appSecret,
+      callbackURL: this.config.callbackURL,
+      timeout: this.config.signInTimeout,
+      cookiePrefix: `${this.config.name}.signin`,
+    });
+    this.context = { config: this.config, provider: this.provider, records: this.records, refresher: this.refresher, session: this.session };
+    this.sessionIndex = new SessionIndex(this.records);
+    this.callback = new SignInCallback({
       config: this.config,
       provider: this.provider,
-      store: this.store,
-      coordinator: options.refreshCoordinator ?? new MemoryRefreshCoordinator(),
-    };
-    this.sessionIndex = new SessionIndex(this.config.sessionKey);
+      records: this.records,
+      session: this.session,
+      pendingSignIns: this.pendingSignIns,
+      index: () => (this.indexSessions ? this.sessionIndex : undefined),
+      userFor: (req, claims, record) => this.userFor(req, claims, record),
+    });
   }
 
-  /** The Logto helper for this request's session: claims, userinfo, access and organization tokens. */
+  /**
+   * The Logto helper for this request's sign-in: claims, userinfo, access and organization tokens.
+   * Outside `logto.authenticated()`, `await` its `load()` before reading tokens synchronously.
+   */
   client(req: Request): LogtoClient {
     return new LogtoClient(req, this.context);
   }
 
-  /** Route guard: signed-in users pass with `req.logto`; others are redirected or get 401 JSON. */
+  /** Route guard: signed-in users pass with `req.logto` loaded; others are redirected or get 401 JSON. */
   authenticated(options?: AuthenticatedOptions): RequestHandler {
     return authenticatedGuard((req) => this.client(req), options);
   }
 
   /** The sign-out route handler. */
   signOut(options?: SignOutOptions): RequestHandler {
-    return signOutHandler(this.context, options);
+    return signOutHandler({ ...this.context, endSignIn: (store, signInId) => this.refresher.end(store, signInId) }, options);
   }
 
   /**
    * The handler for Logto's back-channel logout POST (register its URL in the Logto Console).
-   * From then on, each sign-in is indexed in the session store so that a logout token can end it.
+   * From then on, each sign-in is indexed in the token store so that a logout token can end it.
    */
   backchannelLogout(options?: BackchannelLogoutOptions): RequestHandler {
     this.indexSessions = true;
-    return backchannelLogoutHandler({ config: this.config, provider: this.provider, index: this.sessionIndex }, options);
+    return backchannelLogoutHandler(
+      {
+        config: this.config,
+        provider: this.provider,
+        records: this.records,
+        index: this.sessionIndex,
+        endSignIn: (store, signInId) => this.refresher.end(store, signInId),
+      },
+      options,
+    );
   }
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
   override authenticate(req: Request, options: LogtoSignInOptions = {}): void {
     const parameters = new URLSearchParams(queryStringOf(req));
     const isCallback = [...parameters.keys()].some((name) => callbackParameters.includes(name) || isBracketedCallbackParameter(name));
-    void (isCallback ? this.finishSignIn(req, parameters) : this.startSignIn(req, options));
+    if (isCallback) {
+      void this.callback.handle(req, parameters).then((outcome) => this.settle(req, () => this.finish(outcome)));
+    } else {
+      void this.startSignIn(req, options);
+    }
   }
 
   /** Routes a failure to `fail` when the request caused it, and to `error` otherwise. */
   protected report(error: unknown): void {
-    const logtoError = error instanceof LogtoError ? error : new LogtoError('provider_error', String(error), { cause: error });
-    if (isCausedByRequest(logtoError)) {
-      this.fail(logtoError, logtoError.code === 'invalid_callback' || logtoError.code === 'invalid_state' ? 400 : 401);
+    if (!(error instanceof LogtoError)) {
+      // The app's own error (a throwing verify function, say) goes to its error handler unchanged.
+      this.error(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (isCausedByRequest(error)) {
+      this.fail(error, error.code === 'invalid_callback' || error.code === 'invalid_state' ? 400 : 401);
     } else {
-      this.error(logtoError);
+      this.error(error);
     }
   }
 
-  /** The sign-in leg: remember a pending sign-in and send the browser to Logto. */
+  private finish(outcome: CallbackOutcome): void {
+    switch (outcome.kind) {
+      case 'success':
+        this.success(outcome.user, outcome.info);
+        return;
+      case 'refused':
+        this.fail(outcome.info ?? new LogtoError('not_authenticated', 'The app refused this user.'), 401);
+        return;
+      case 'failure':
+        this.report(outcome.error);
+    }
+  }
+
+  /**
+   * Hands an outcome to Passport. Passport runs the app's custom callback (or failureFlash)
+   * inside these calls; if that throws, the error goes to Express's error handler once, instead
+   * of becoming an unhandled rejection or a second call of the callback.
+   */
+  private settle(req: Request, hand: () => void): void {
+    try {
+      hand();
+    } catch (error) {
+      const next = (req as { next?: (error: unknown) => void }).next;
+      if (typeof next === 'function') next(error);
+    }
+  }
+
+  /** The sign-in leg: remember the started sign-in in its cookie and send the browser to Logto. */
   private async startSignIn(req: Request, options: LogtoSignInOptions): Promise<void> {
+    let url: URL;
     try {
       const session = sessionOf(req);
       const codeVerifier = oidc.randomPKCECodeVerifier();
@@ -149,19 +208,14 @@ export class LogtoStrategy extends PassportStrategy {
       parameters.set('nonce', nonce);
       parameters.set('code_challenge', await oidc.calculatePKCECodeChallenge(codeVerifier));
       parameters.set('code_challenge_method', 'S256');
-      const url = await this.provider.authorizationUrl(parameters);
-
+      url = await this.provider.authorizationUrl(parameters);
       const returnTo = safeReturnTo(options.returnTo ?? session.returnTo);
-      this.pendingSignIns.add(req, state, {
-        codeVerifier,
-        nonce,
-        createdAt: Date.now(),
-        ...(returnTo === undefined ? {} : { returnTo }),
-      });
-      this.redirect(url.href);
+      await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }) });
     } catch (error) {
-      this.report(error);
+      this.settle(req, () => this.report(error));
+      return;
     }
+    this.settle(req, () => this.redirect(url.href));
   }
 
   /** Authorization parameters for this sign-in, before state, nonce and PKCE are added; a hook to override. */
@@ -169,105 +223,32 @@ export class LogtoStrategy extends PassportStrategy {
     return authorizationParameters(this.config, options);
   }
 
-  /** The callback leg: check the response, exchange the code, verify the ID token, log the user in. */
-  private async finishSignIn(req: Request, parameters: URLSearchParams): Promise<void> {
-    try {
-      if ([...parameters.keys()].some(isBracketedCallbackParameter)) {
-        throw new LogtoError('invalid_callback', 'The sign-in callback has a parameter that is not a plain string (such as code[]); start the sign-in again.');
-      }
-      for (const name of callbackParameters) {
-        const values = parameters.getAll(name);
-        if (values.length > 1 || (values[0]?.length ?? 0) > maxCallbackParameterLength) {
-          throw new LogtoError('invalid_callback', `The sign-in callback has a duplicated or oversized "${name}" parameter; start the sign-in again.`);
-        }
-      }
-      const state = parameters.get('state');
-      if (!state) {
-        throw new LogtoError('invalid_state', 'The sign-in callback has no state; start the sign-in again.');
-      }
-      const pending = this.pendingSignIns.take(req, state);
-      if (pending === 'unknown') {
-        throw new LogtoError('invalid_state', 'This sign-in is unknown to this session or was already completed; start the sign-in again.');
-      }
-      if (pending === 'expired') {
-        throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
-      }
-      // RFC 9207: Logto always sends `iss`; checking it first also refuses a mixed-up error response.
-      if (parameters.get('iss') !== this.config.issuer) {
-        throw new LogtoError('issuer_mismatch', 'The sign-in response does not come from the configured Logto issuer.');
-      }
-      if (!parameters.get('error') && !parameters.get('code')) {
-        throw new LogtoError('invalid_callback', 'The sign-in callback has neither a code nor an error; start the sign-in again.');
-      }
-
-      const callbackUrl = new URL(this.config.callbackURL);
-      callbackUrl.search = parameters.toString();
-      const response = await this.provider.exchangeCode(callbackUrl, { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
-      const idToken = response.id_token;
-      if (!idToken) throw new LogtoError('invalid_id_token', 'Logto returned no ID token.');
-      const claims = await this.provider.verifyJwt<IdTokenClaims>(idToken, { audience: this.config.appId, kind: 'invalid_id_token', fromLogto: true });
-      if (claims.nonce !== pending.nonce) throw new LogtoError('invalid_id_token', 'The ID token nonce does not match this sign-in.');
-
-      const user = await this.userFor(req, claims, idToken, response);
-      if (user === false) {
-        this.fail(new LogtoError('not_authenticated', 'The app refused this user.'), 401);
-        return;
-      }
-      keepThroughLogIn(req, this.store, storedTokensOf(idToken, response), {
-        returnTo: pending.returnTo,
-        indexing: this.indexSessions ? { index: this.sessionIndex, claims } : undefined,
-      });
-      this.success(user);
-    } catch (error) {
-      this.report(error);
-    }
-  }
-
   /** Runs the verify function, accepting a callback or a returned promise, or builds the default user. */
-  private userFor(req: Request, claims: IdTokenClaims, idToken: string, response: TokenEndpointResponse): Promise<object | false> {
+  private userFor(req: Request, claims: IdTokenClaims, record: TokenRecord): Promise<Verified> {
     const profile: LogtoUser = { ...profileClaims(claims), id: claims.sub };
     const verify = this.verify;
-    if (!verify) return Promise.resolve(profile);
+    if (!verify) return Promise.resolve({ user: profile, info: undefined });
+    const accessToken = record.accessToken;
     const context: LogtoVerifyContext = {
       claims,
       profile,
       tokens: {
-        idToken,
-        accessToken: response.access_token,
-        refreshToken: response.refresh_token,
-        expiresIn: response.expiresIn(),
-        scope: response.scope,
-        tokenType: response.token_type,
+        idToken: record.idToken,
+        accessToken: accessToken?.token ?? '',
+        refreshToken: record.refreshToken,
+        expiresIn: accessToken ? Math.max(0, accessToken.expiresAt - Math.floor(Date.now() / 1000)) : undefined,
+        scope: accessToken?.scope,
+        tokenType: 'Bearer',
       },
-      fetchUserInfo: async () => (await this.provider.fetchUserInfo(response.access_token, claims.sub)) as UserInfoResponse,
+      fetchUserInfo: async () => (await this.provider.fetchUserInfo(accessToken?.token ?? '', claims.sub)) as UserInfoResponse,
     };
-    const invoke = (done: VerifyDone): void | Promise<VerifyResult> =>
-      this.config.passReqToCallback ? (verify as VerifyFunctionWithRequest)(req, context, done) : (verify as VerifyFunction)(context, done);
-    return runVerify(invoke).catch((error: unknown) => {
-      throw error instanceof LogtoError ? error : new LogtoError('provider_error', `The verify function failed: ${String(error)}`, { cause: error });
-    });
+    if (this.config.passReqToCallback) {
+      const withRequest = verify as VerifyFunctionWithRequest;
+      return runVerify((done) => withRequest(req, context, done), withRequest.length >= 3);
+    }
+    const plain = verify as VerifyFunction;
+    return runVerify((done) => plain(context, done), plain.length >= 2);
   }
-}
-
-/** The tokens of a response, in the shape the session keeps. */
-export function storedTokensOf(idToken: string, response: TokenEndpointResponse, signInId = crypto.randomUUID()): StoredTokens {
-  const expiresIn = response.expiresIn();
-  return {
-    signInId,
-    idToken,
-    ...(response.refresh_token === undefined ? {} : { refreshToken: response.refresh_token }),
-    accessToken: {
-      token: response.access_token,
-      expiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? 0),
-      ...(response.scope === undefined ? {} : { scope: response.scope }),
-    },
-  };
-}
-
-/** `code[]` or `state[x]`: an array or object in disguise, which the query parser would build. */
-function isBracketedCallbackParameter(name: string): boolean {
-  const bracket = name.indexOf('[');
-  return bracket > 0 && callbackParameters.includes(name.slice(0, bracket));
 }
 
 function queryStringOf(req: Request): string {

@@ -56,6 +56,8 @@ export interface StartAppOptions {
   cookieName?: string;
   /** Register `/backchannel-logout` with the provider and mount `logto.backchannelLogout()` there. */
   backchannelLogout?: boolean;
+  /** More options for passport.authenticate on the callback route (keepSessionInfo, say). */
+  callbackOptions?: object;
   /** Extra routes, added before the standard ones. */
   routes?: (app: Express, logto: LogtoStrategy, passport: PassportLike) => void;
   /** Called with each error that reaches the app's error handler, e.g. to log it as a real app would. */
@@ -136,13 +138,23 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   options.routes?.(app, logto, passport);
 
   app.get('/sign-in', passport.authenticate(logto.name));
-  app.get('/callback', passport.authenticate(logto.name, { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true }));
+  app.get(
+    '/callback',
+    passport.authenticate(logto.name, { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true, ...options.callbackOptions }),
+  );
   app.get('/sign-in-failed', (req, res) => {
     const messages = (req.session as unknown as { messages?: string[] }).messages ?? [];
     res.status(401).json({ messages });
   });
   app.get('/', (req, res) => {
     res.json({ page: 'home', user: req.user ?? null, sessionID: req.sessionID, authenticated: logto.client(req).isAuthenticated() });
+  });
+  // What the helper holds for this session, read as an app would (tokens never sit in the session).
+  app.get('/tokens', (req, res, next) => {
+    logto
+      .client(req)
+      .load()
+      .then((client) => res.json({ idToken: client.getIdToken() ?? null, refreshToken: client.getRefreshToken() ?? null, authenticated: client.isAuthenticated() }), next);
   });
   app.get('/session', (req, res) => {
     res.json({ sessionID: req.sessionID, session: req.session });

@@ -50,5 +50,17 @@ export interface HomeBody {
 
 export interface SessionBody {
   sessionID: string;
-  session: Record<string, unknown> & { logto?: { tokens?: Record<string, unknown>; pending?: Record<string, unknown> } };
+  /** `logto` holds only the id of the sign-in's token record. */
+  session: Record<string, unknown> & { logto?: unknown };
+}
+
+export interface TokensBody {
+  idToken: string | null;
+  refreshToken: string | null;
+  authenticated: boolean;
+}
+
+/** The tokens the helper holds for the browser's session. */
+export async function tokensOf(browser: TestBrowser, app: RunningApp): Promise<TokensBody> {
+  return (await getJson<TokensBody>(browser, `${app.url}/tokens`)).body;
 }

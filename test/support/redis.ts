@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createClient } from 'redis';
-import type { CoordinationStore } from '../../lib/index.js';
 
 const newClient = (url: string) => createClient({ url });
 export type RedisClient = ReturnType<typeof newClient>;
@@ -57,25 +56,6 @@ export async function startRedis(): Promise<RunningRedis> {
       await Promise.all(clients.map((client) => client.quit().catch(() => undefined)));
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
-
-const deleteIfEqualsScript = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
-
-/** The coordination store over node-redis, as the README shows it. */
-export function redisCoordinationStore(client: RedisClient): CoordinationStore {
-  return {
-    setIfAbsent: async (key, value, ttl) => (await client.set(key, value, { condition: 'NX', expiration: { type: 'PX', value: ttl } })) === 'OK',
-    deleteIfEquals: async (key, value) => {
-      await client.eval(deleteIfEqualsScript, { keys: [key], arguments: [value] });
-    },
-    get: (key) => client.get(key),
-    set: async (key, value, ttl) => {
-      await client.set(key, value, { expiration: { type: 'PX', value: ttl } });
-    },
-    delete: async (key) => {
-      await client.del(key);
     },
   };
 }

@@ -1,0 +1,245 @@
+import { decodeJwt } from 'jose';
+import type { IdTokenClaims } from './claims.js';
+import type { ResolvedConfig } from './configuration.js';
+import { LogtoError } from './errors.js';
+import type { LogtoProvider, RefreshParameters, TokenEndpointResponse } from './provider.js';
+import { accessTokenKey, digest, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
+import type { TokenStore } from './token-store.js';
+
+export interface RefreshRequest {
+  resource: string | undefined;
+  organizationId: string | undefined;
+  /** Refresh even when a usable token is cached. */
+  force: boolean;
+}
+
+export interface RefreshOutcome {
+  record: TokenRecord;
+  token: StoredAccessToken;
+}
+
+/** Written before a refresh token is sent, so that a lost answer is known even after a restart. */
+interface SentMark {
+  /** Digest of the refresh token that was sent. */
+  rt: string;
+  /** When it was first sent, in milliseconds. */
+  at: number;
+}
+
+const nowInSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/**
+ * Refreshes a sign-in's tokens under Logto's rules. Logto accepts a used refresh token for 3 s and
+ * then revokes the whole grant, so:
+ * - one refresh per sign-in runs at a time (in the process, and across instances through the
+ *   store's lock), each reading the newest refresh token fresh from the record;
+ * - requests that want the same token while it is being refreshed share that refresh's outcome;
+ * - the record is written as soon as Logto answers, before the ID token is checked;
+ * - an answer that was lost is asked for again with the same refresh token only within the
+ *   retry window, and never after: past it the refresh token is dropped, not risked.
+ */
+export class Refresher {
+  private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly provider: LogtoProvider,
+    private readonly records: SignInRecords,
+  ) {}
+
+  isFresh(token: StoredAccessToken | undefined): token is StoredAccessToken {
+    return token !== undefined && token.expiresAt - this.config.accessTokenExpiryMargin > nowInSeconds();
+  }
+
+  refresh(store: TokenStore, signInId: string, request: RefreshRequest): Promise<RefreshOutcome> {
+    const flight = `${signInId}\u0000${accessTokenKey(request.resource, request.organizationId)}\u0000${request.force}`;
+    const joined = this.inFlight.get(flight);
+    if (joined) return joined;
+    const started = this.records
+      .exclusive(store, signInId, () => this.refreshAlone(store, signInId, request), {
+        lockTtl: lockTtl(this.config),
+        wait: lockTtl(this.config),
+      })
+      .finally(() => {
+        if (this.inFlight.get(flight) === started) this.inFlight.delete(flight);
+      });
+    this.inFlight.set(flight, started);
+    return started;
+  }
+
+  /**
+   * Ends a sign-in once no refresh of it is running, so that none writes its tokens back; if the
+   * lock cannot be had in time, the sign-in is ended all the same.
+   */
+  async end(store: TokenStore, signInId: string): Promise<void> {
+    const options = { lockTtl: lockTtl(this.config), wait: lockTtl(this.config) };
+    try {
+      await this.records.exclusive(store, signInId, () => this.records.end(store, signInId), options);
+    } catch {
+      await this.records.end(store, signInId);
+    }
+  }
+
+  private async refreshAlone(store: TokenStore, signInId: string, request: RefreshRequest): Promise<RefreshOutcome> {
+    const key = accessTokenKey(request.resource, request.organizationId);
+    const record = await this.records.read(store, signInId);
+    if (!record) throw signedOut('The Logto sign-in has ended; sign in again.');
+    const cached = cachedToken(record, key);
+    // Another request or instance may have refreshed while this one waited for its turn.
+    if (!request.force && this.isFresh(cached)) return { record, token: cached };
+    const refreshToken = record.refreshToken;
+    if (!refreshToken) {
+      throw signedOut('The session has no refresh token (Logto issues one only with prompt=consent, and a lost refresh answer drops it); sign in again.');
+    }
+
+    // Discovery first: a failure there must not count as a refresh token sent.
+    await this.provider.ready();
+    const markKey = sentMarkKey(signInId);
+    const mark = await this.records.getMark<SentMark>(store, markKey);
+    let firstSentAt = Date.now();
+    if (mark?.rt === digest(refreshToken)) {
+      if (firstSentAt - mark.at >= this.config.refreshRetryWindow * 1000) {
+        // Logto may have rotated it and the answer never arrived: sending it now could revoke the grant.
+        await this.dropRefreshToken(store, signInId, refreshToken);
+        throw signedOut('An earlier refresh of this sign-in got no answer, so its refresh token can no longer be used safely; sign in again.');
+      }
+      firstSentAt = mark.at;
+    } else {
+      await this.records.setMark(store, markKey, { rt: digest(refreshToken), at: firstSentAt } satisfies SentMark, this.config.recordTtl * 1000);
+    }
+
+    const parameters: RefreshParameters = {};
+    if (request.resource !== undefined) parameters.resource = request.resource;
+    if (request.organizationId !== undefined) parameters.organizationId = request.organizationId;
+    const response = await this.send(store, signInId, refreshToken, parameters, firstSentAt);
+
+    const token: StoredAccessToken = {
+      token: response.access_token,
+      expiresAt: nowInSeconds() + (response.expiresIn() ?? 0),
+      ...(response.scope === undefined ? {} : { scope: response.scope }),
+    };
+    // First of all, keep what Logto answered: the new refresh token is the only one that works.
+    const rotated = response.refresh_token;
+    const saved = await this.records.update(store, signInId, (current) => withToken({ ...current, ...(rotated ? { refreshToken: rotated } : {}) }, key, token));
+    await this.records.deleteMark(store, markKey).catch(() => undefined);
+    if (!saved) {
+      // Signed out while Logto answered: the new refresh token must not outlive the sign-in.
+      if (rotated) await this.provider.revokeRefreshToken(rotated).catch(() => undefined);
+      throw signedOut('The Logto sign-in ended while its tokens were being refreshed; sign in again.');
+    }
+    if (!response.id_token) return { record: saved, token };
+    const idToken = await this.verifiedIdToken(response.id_token, saved.idToken);
+    const withIdToken = await this.records.update(store, signInId, (current) => ({ ...current, idToken }));
+    return { record: withIdToken ?? { ...saved, idToken }, token };
+  }
+
+  /** Sends the refresh, asking again with the same token while Logto still accepts it. */
+  private async send(
+    store: TokenStore,
+    signInId: string,
+    refreshToken: string,
+    parameters: RefreshParameters,
+    firstSentAt: number,
+  ): Promise<TokenEndpointResponse> {
+    for (;;) {
+      try {
+        return await this.provider.refresh(refreshToken, parameters);
+      } catch (error) {
+        if (!answerMayBeLost(error)) {
+          await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
+          throw await this.translate(error, store, signInId, parameters);
+        }
+        if (Date.now() - firstSentAt < this.config.refreshRetryWindow * 1000) continue;
+        await this.dropRefreshToken(store, signInId, refreshToken);
+        throw error;
+      }
+    }
+  }
+
+  private async translate(error: unknown, store: TokenStore, signInId: string, parameters: RefreshParameters): Promise<unknown> {
+    if (!(error instanceof LogtoError) || error.code !== 'token_request_failed') return error;
+    const details = { cause: error, ...(error.oauthError === undefined ? {} : { oauthError: error.oauthError }) };
+    switch (error.oauthError) {
+      case 'invalid_grant':
+        // Revoked, expired, or the user was suspended: the tokens are dead, so drop them.
+        await this.records.end(store, signInId);
+        return new LogtoError('not_authenticated', 'The Logto sign-in has ended (the refresh token was revoked or expired); sign in again.', details);
+      case 'invalid_target':
+        return new LogtoError('invalid_resource', `Logto refused the resource "${parameters.resource ?? ''}": it was not granted at sign-in. Sign in again.`, details);
+      case 'access_denied':
+        if (parameters.organizationId !== undefined) {
+          return new LogtoError(
+            'not_organization_member',
+            `Logto refused a token for organization "${parameters.organizationId}": the user is not a member of it (or no longer is).`,
+            details,
+          );
+        }
+        return error;
+      default:
+        return error;
+    }
+  }
+
+  /** A refresh token whose fate is unknown is never sent again after the retry window. */
+  private async dropRefreshToken(store: TokenStore, signInId: string, refreshToken: string): Promise<void> {
+    await this.records.update(store, signInId, (current) => {
+      if (current.refreshToken !== refreshToken) return current;
+      const { refreshToken: _dropped, ...rest } = current;
+      return rest;
+    });
+    await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
+  }
+
+  /** A refreshed ID token replaces the stored one only once verified and about the same user. */
+  private async verifiedIdToken(idToken: string, previous: string): Promise<string> {
+    const claims = await this.provider.verifyJwt<IdTokenClaims>(idToken, {
+      audience: this.config.appId,
+      kind: 'invalid_id_token',
+      fromLogto: true,
+    });
+    if (claims.sub !== decodeJwt(previous).sub) {
+      throw new LogtoError('invalid_id_token', 'The refreshed ID token is about another user.');
+    }
+    return idToken;
+  }
+}
+
+export function cachedToken(record: TokenRecord, key: string): StoredAccessToken | undefined {
+  return key === accessTokenKey(undefined, undefined) ? record.accessToken : record.resourceTokens?.[key];
+}
+
+export function withToken(record: TokenRecord, key: string, token: StoredAccessToken): TokenRecord {
+  if (key === accessTokenKey(undefined, undefined)) return { ...record, accessToken: token };
+  return { ...record, resourceTokens: { ...record.resourceTokens, [key]: token } };
+}
+
+/**
+ * Whether Logto may have received the refresh and rotated the token although no answer arrived:
+ * a timeout or a dropped connection. A refused connection, an error status or an OAuth error
+ * means Logto decided nothing, or decided and said so.
+ */
+function answerMayBeLost(error: unknown): boolean {
+  if (!(error instanceof LogtoError)) return false;
+  switch (error.code) {
+    case 'token_request_failed':
+      return false;
+    case 'provider_timeout':
+      return true;
+    case 'provider_unreachable':
+      return !/ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(error.message);
+    default:
+      // Logto (or a gateway before it) answered, with an error: nothing was rotated.
+      return false;
+  }
+}
+
+function signedOut(message: string): LogtoError {
+  return new LogtoError('not_authenticated', message);
+}
+
+/** A lock outlives the longest refresh: every retry, then the ID token check. */
+function lockTtl(config: ResolvedConfig): number {
+  return (config.refreshRetryWindow + config.refreshTimeout + config.timeout) * 1000 + 5000;
+}
+
+const sentMarkKey = (signInId: string): string => `refresh-sent:${signInId}`;

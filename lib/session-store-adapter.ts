@@ -1,0 +1,50 @@
+import type { TokenStore } from './token-store.js';
+
+/** The parts of an express-session store that passport-logto uses. */
+export interface SessionStoreLike {
+  get(id: string, callback: (error: unknown, session?: object | null) => void): void;
+  set(id: string, session: object, callback?: (error?: unknown) => void): void;
+  destroy(id: string, callback?: (error?: unknown) => void): void;
+}
+
+/** What is written under a key: shaped like a session, so that every store derives its expiry. */
+interface StoredEntry {
+  cookie: { expires: string; originalMaxAge: number };
+  value: string;
+}
+
+function call<T>(run: (callback: (error: unknown, value?: T) => void) => void): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    run((error, value) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(value)));
+  });
+}
+
+/**
+ * The default {@link TokenStore}: the app's own express-session store. With connect-redis every
+ * instance shares it with no extra code; with MemoryStore it stays in process memory. Entries
+ * look like sessions (with a `cookie.expires`) because that is how stores learn their lifetime.
+ */
+export class SessionStoreTokenStore implements TokenStore {
+  constructor(
+    private readonly store: SessionStoreLike,
+    /** Keeps these keys apart from session ids. */
+    private readonly prefix = 'passport-logto:',
+  ) {}
+
+  async get(key: string): Promise<string | undefined> {
+    const entry = (await call<object | null>((done) => this.store.get(this.prefix + key, done))) as Partial<StoredEntry> | null | undefined;
+    if (!entry || typeof entry.value !== 'string') return undefined;
+    // Some stores return expired entries and leave expiry to the reader.
+    const expires = Date.parse(entry.cookie?.expires ?? '');
+    return Number.isFinite(expires) && expires <= Date.now() ? undefined : entry.value;
+  }
+
+  async set(key: string, value: string, ttl: number): Promise<void> {
+    const entry: StoredEntry = { cookie: { expires: new Date(Date.now() + ttl).toISOString(), originalMaxAge: ttl }, value };
+    await call((done) => this.store.set(this.prefix + key, entry, done));
+  }
+
+  async delete(key: string): Promise<void> {
+    await call((done) => this.store.destroy(this.prefix + key, done));
+  }
+}

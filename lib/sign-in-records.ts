@@ -1,0 +1,296 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { LogtoError } from './errors.js';
+import { SessionStoreTokenStore, type SessionStoreLike } from './session-store-adapter.js';
+import { RedisTokenStore, redisClientOfSessionStore } from './redis-token-store.js';
+import type { TokenStore } from './token-store.js';
+
+/** An access token as kept in a sign-in's record. */
+export interface StoredAccessToken {
+  token: string;
+  /** Seconds since the epoch. */
+  expiresAt: number;
+  scope?: string;
+}
+
+/** The tokens of one sign-in, kept in their own record outside the session. Never in `req.user`. */
+export interface TokenRecord {
+  idToken: string;
+  refreshToken?: string;
+  /** The opaque token for Logto's userinfo endpoint. */
+  accessToken?: StoredAccessToken;
+  /** JWT access tokens for API resources and organizations, by {@link accessTokenKey}. */
+  resourceTokens?: Record<string, StoredAccessToken>;
+}
+
+/** What a record key holds: the tokens, or the mark that the sign-in has ended. */
+type StoredRecord = TokenRecord | { ended: number };
+
+/** The key of an access token for a resource, an organization, or both. */
+export function accessTokenKey(resource: string | undefined, organizationId: string | undefined): string {
+  return `${resource ?? ''}#${organizationId ?? ''}`;
+}
+
+export function newSignInId(): string {
+  return randomUUID();
+}
+
+/** A short, fixed-length key part for values that may be long or secret (state, refresh tokens). */
+export function digest(value: string): string {
+  return createHash('sha256').update(value).digest('base64url').slice(0, 32);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface SignInRecordsOptions {
+  /** The store from the `tokenStore` option; undefined to use each request's session store. */
+  tokenStore: TokenStore | undefined;
+  /** Milliseconds a record lives after its last write. */
+  recordTtl: number;
+}
+
+/**
+ * The one owner of stored tokens and of the short-lived marks around them (callback claims,
+ * refresh locks, refresh markers). Everything else asks it; nothing else reads or writes a record.
+ */
+export class SignInRecords {
+  private readonly sessionStores = new WeakMap<object, TokenStore>();
+  private readonly fromSessionStores = new WeakSet<TokenStore>();
+  /**
+   * Records whose save failed after Logto had answered (the store was down): the newest refresh
+   * token exists only here, so it is written again before the store's copy is used.
+   */
+  private readonly unsaved = new Map<string, TokenRecord>();
+  /** Per-process queues, so that only one request per process waits on a shared lock. */
+  private readonly localTails = new Map<string, Promise<void>>();
+  /**
+   * The records this process wrote or read lately, newest last. A request within
+   * {@link cacheFreshness} of the last read skips the store; refreshes always read the store.
+   */
+  private readonly cache = new Map<string, { record: TokenRecord | undefined; at: number }>();
+
+  constructor(private readonly options: SignInRecordsOptions) {}
+
+  /** The store for this request: the configured one, or the app's session store. */
+  storeFor(req: object): TokenStore {
+    if (this.options.tokenStore) return this.options.tokenStore;
+    const sessionStore = (req as { sessionStore?: SessionStoreLike }).sessionStore;
+    if (!sessionStore || typeof sessionStore.get !== 'function') {
+      throw new LogtoError(
+        'session_required',
+        'passport-logto keeps tokens in the express-session store; with another session middleware (cookie-session, say), pass a `tokenStore` such as new MemoryTokenStore() or new RedisTokenStore(client).',
+      );
+    }
+    let store = this.sessionStores.get(sessionStore);
+    if (!store) {
+      const redis = redisClientOfSessionStore(sessionStore);
+      store = redis ? new RedisTokenStore(redis) : new SessionStoreTokenStore(sessionStore);
+      this.sessionStores.set(sessionStore, store);
+      this.fromSessionStores.add(store);
+    }
+    return store;
+  }
+
+  /** The record, from the store (or, unless `fresh`, from this process's copy of the last few seconds). */
+  async read(store: TokenStore, signInId: string, fresh = true): Promise<TokenRecord | undefined> {
+    if (!fresh) {
+      const cached = this.cache.get(signInId);
+      if (cached && Date.now() - cached.at < cacheFreshness) return cached.record;
+    }
+    const kept = this.unsaved.get(signInId);
+    if (kept) {
+      await this.guard(store, store.set(recordKey(signInId), JSON.stringify(kept), this.options.recordTtl), 'save the refreshed tokens');
+      this.unsaved.delete(signInId);
+      this.remember(signInId, kept);
+      return kept;
+    }
+    const stored = await this.readStored(store, signInId);
+    const record = stored && !('ended' in stored) ? stored : undefined;
+    this.remember(signInId, record);
+    return record;
+  }
+
+  /**
+   * This process's last copy of a record, however old: enough to answer a getter without a store
+   * read. Null when this process saw the sign-in end; undefined when it knows nothing.
+   */
+  peek(signInId: string): TokenRecord | null | undefined {
+    const cached = this.cache.get(signInId);
+    return cached ? (cached.record ?? null) : undefined;
+  }
+
+  async create(store: TokenStore, signInId: string, record: TokenRecord): Promise<void> {
+    await this.guard(store, store.set(recordKey(signInId), JSON.stringify(record), this.options.recordTtl), 'save the sign-in');
+    this.remember(signInId, record);
+  }
+
+  /**
+   * Reads the record fresh, applies `change`, and writes it back, unless the sign-in has ended
+   * meanwhile: a refresh that finishes after sign-out must not bring the tokens back.
+   */
+  async update(store: TokenStore, signInId: string, change: (record: TokenRecord) => TokenRecord): Promise<TokenRecord | undefined> {
+    const current = await this.read(store, signInId);
+    if (!current) return undefined;
+    const updated = change(current);
+    this.remember(signInId, updated);
+    try {
+      await this.guard(store, store.set(recordKey(signInId), JSON.stringify(updated), this.options.recordTtl), 'save the refreshed tokens');
+    } catch (error) {
+      this.keepUnsaved(signInId, updated);
+      throw error;
+    }
+    return updated;
+  }
+
+  /** Copies a record written elsewhere (a 0.1.0 session) only if none exists yet. */
+  async adopt(store: TokenStore, signInId: string, record: TokenRecord): Promise<TokenRecord> {
+    const written = await this.setIfAbsent(store, recordKey(signInId), JSON.stringify(record), this.options.recordTtl);
+    if (!written) return (await this.read(store, signInId)) ?? record;
+    this.remember(signInId, record);
+    return record;
+  }
+
+  /**
+   * Ends a sign-in: the record becomes a mark that outlives any refresh still in flight, so that
+   * no instance writes the tokens back.
+   */
+  async end(store: TokenStore, signInId: string): Promise<void> {
+    this.remember(signInId, undefined);
+    this.unsaved.delete(signInId);
+    await this.guard(store, store.set(recordKey(signInId), JSON.stringify({ ended: Date.now() }), endedMarkTtl), 'end the sign-in');
+  }
+
+  /**
+   * Runs `task` alone among the tasks for `name`: in turn within this process, and under a lock
+   * in the store across instances.
+   */
+  async exclusive<T>(store: TokenStore, name: string, task: () => Promise<T>, options: { lockTtl: number; wait: number }): Promise<T> {
+    const previous = this.localTails.get(name) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.localTails.set(name, tail);
+    try {
+      await previous;
+      const key = lockKey(name);
+      const owner = randomUUID();
+      await this.acquire(store, key, owner, options);
+      try {
+        return await task();
+      } finally {
+        await this.releaseLock(store, key, owner).catch(() => undefined);
+      }
+    } finally {
+      release();
+      if (this.localTails.get(name) === tail) this.localTails.delete(name);
+    }
+  }
+
+  /** Reads a short-lived mark (a callback claim, a refresh marker). */
+  async getMark<T>(store: TokenStore, key: string): Promise<T | undefined> {
+    const raw = await this.guard(store, store.get(key), 'read the token store');
+    return raw ? (JSON.parse(raw) as T) : undefined;
+  }
+
+  async setMark(store: TokenStore, key: string, value: unknown, ttl: number): Promise<void> {
+    await this.guard(store, store.set(key, JSON.stringify(value), ttl), 'write the token store');
+  }
+
+  async deleteMark(store: TokenStore, key: string): Promise<void> {
+    await this.guard(store, store.delete(key), 'write the token store');
+  }
+
+  /** Sets a mark only if absent: atomically when the store can, else by writing and reading back. */
+  async claimMark(store: TokenStore, key: string, value: unknown, ttl: number): Promise<boolean> {
+    return this.setIfAbsent(store, key, JSON.stringify(value), ttl);
+  }
+
+  private keepUnsaved(signInId: string, record: TokenRecord): void {
+    this.unsaved.delete(signInId);
+    this.unsaved.set(signInId, record);
+    for (const oldest of this.unsaved.keys()) {
+      if (this.unsaved.size <= maxCachedRecords) break;
+      this.unsaved.delete(oldest);
+    }
+  }
+
+  private remember(signInId: string, record: TokenRecord | undefined): void {
+    this.cache.delete(signInId);
+    this.cache.set(signInId, { record, at: Date.now() });
+    for (const oldest of this.cache.keys()) {
+      if (this.cache.size <= maxCachedRecords) break;
+      this.cache.delete(oldest);
+    }
+  }
+
+  private async readStored(store: TokenStore, signInId: string): Promise<StoredRecord | undefined> {
+    const raw = await this.guard(store, store.get(recordKey(signInId)), 'read the sign-in');
+    if (!raw) return undefined;
+    try {
+      return JSON.parse(raw) as StoredRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async setIfAbsent(store: TokenStore, key: string, value: string, ttl: number): Promise<boolean> {
+    if (store.setIfAbsent) return this.guard(store, store.setIfAbsent(key, value, ttl), 'write the token store');
+    // Without an atomic command: write, let any racing writer land, and see whose value stayed.
+    if ((await this.guard(store, store.get(key), 'read the token store')) != null) return false;
+    const tagged = `${value}\u0000${randomUUID()}`;
+    await this.guard(store, store.set(key, tagged, ttl), 'write the token store');
+    await sleep(emulationSettle);
+    if ((await this.guard(store, store.get(key), 'read the token store')) !== tagged) return false;
+    await this.guard(store, store.set(key, value, ttl), 'write the token store');
+    return true;
+  }
+
+  private async acquire(store: TokenStore, key: string, owner: string, options: { lockTtl: number; wait: number }): Promise<void> {
+    const deadline = Date.now() + options.wait;
+    let pause = 10;
+    while (!(await this.setIfAbsent(store, key, owner, options.lockTtl))) {
+      if (Date.now() > deadline) {
+        throw new LogtoError('token_store_failed', 'Timed out waiting for another instance to finish refreshing this sign-in\'s tokens.');
+      }
+      await sleep(pause);
+      pause = Math.min(pause * 2, 100);
+    }
+  }
+
+  private async releaseLock(store: TokenStore, key: string, owner: string): Promise<void> {
+    if (store.deleteIfEquals) {
+      await store.deleteIfEquals(key, owner);
+      return;
+    }
+    if ((await store.get(key)) === owner) await store.delete(key);
+  }
+
+  /**
+   * Store failures become a LogtoError that keeps the store's error as cause:
+   * `session_store_failed` when the tokens live in the app's session store, `token_store_failed`
+   * for a store of their own.
+   */
+  private async guard<T>(store: TokenStore, operation: Promise<T>, action: string): Promise<T> {
+    try {
+      return await operation;
+    } catch (error) {
+      if (error instanceof LogtoError) throw error;
+      const detail = error instanceof Error ? error.message : String(error);
+      const inSessionStore = this.fromSessionStores.has(store);
+      const which = inSessionStore ? 'session store' : 'token store';
+      throw new LogtoError(inSessionStore ? 'session_store_failed' : 'token_store_failed', `The ${which} failed to ${action}: ${detail}. Check that it is reachable.`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+/** Long enough for any refresh in flight at sign-out to have given up. */
+const endedMarkTtl = 10 * 60 * 1000;
+/** Milliseconds during which a request may use this process's copy of a record instead of the store. */
+const cacheFreshness = 2000;
+const maxCachedRecords = 10_000;
+/** How long a write is given to land before it is read back, when the store has no atomic command. */
+const emulationSettle = 25;
+
+export const recordKey = (signInId: string): string => `tokens:${signInId}`;
+const lockKey = (name: string): string => `lock:${name}`;
