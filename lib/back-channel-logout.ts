@@ -59,7 +59,6 @@ export class SessionIndex {
     tokenStore: TokenStore,
     sessionStore: SessionStoreLike | undefined,
     claims: { sub?: string | undefined; sid?: string | undefined },
-    endSignIn: (store: TokenStore, signInId: string) => Promise<void>,
   ): Promise<number> {
     const keys = [claims.sid && this.key('sid', claims.sid), claims.sub && this.key('sub', claims.sub)].filter(
       (key): key is string => typeof key === 'string',
@@ -69,7 +68,7 @@ export class SessionIndex {
       if (!entries?.length) continue;
       const results = await Promise.allSettled(
         entries.map(async (entry) => {
-          await endSignIn(tokenStore, entry.signInId);
+          await this.records.end(tokenStore, entry.signInId);
           if (entry.sessionId !== undefined && sessionStore) await destroySession(sessionStore, entry.sessionId);
         }),
       );
@@ -93,7 +92,6 @@ export interface BackchannelLogoutContext {
   provider: LogtoProvider;
   records: SignInRecords;
   index: SessionIndex;
-  endSignIn(store: TokenStore, signInId: string): Promise<void>;
 }
 
 interface LogoutTokenClaims {
@@ -166,7 +164,7 @@ export function backchannelLogoutHandler(context: BackchannelLogoutContext, opti
     const seenKey = `logout-jti:${digest(jti)}`;
     if (await context.records.getMark(tokenStore, seenKey)) throw invalidToken('This logout token was already used.');
 
-    await context.index.endSignIns(tokenStore, sessionStore, claims, context.endSignIn);
+    await context.index.endSignIns(tokenStore, sessionStore, claims);
     // Recorded only now: had ending the sessions failed, Logto's retry must still be accepted.
     const remaining = Math.max(1, (claims.exp as number) - Date.now() / 1000 + context.config.clockTolerance) * 1000;
     await context.records.setMark(tokenStore, seenKey, 1, remaining);

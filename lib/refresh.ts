@@ -67,19 +67,6 @@ export class Refresher {
     return started;
   }
 
-  /**
-   * Ends a sign-in once no refresh of it is running, so that none writes its tokens back; if the
-   * lock cannot be had in time, the sign-in is ended all the same.
-   */
-  async end(store: TokenStore, signInId: string): Promise<void> {
-    const options = { lockTtl: lockTtl(this.config), wait: lockTtl(this.config) };
-    try {
-      await this.records.exclusive(store, signInId, () => this.records.end(store, signInId), options);
-    } catch {
-      await this.records.end(store, signInId);
-    }
-  }
-
   private async refreshAlone(store: TokenStore, signInId: string, request: RefreshRequest): Promise<RefreshOutcome> {
     const key = accessTokenKey(request.resource, request.organizationId);
     const record = await this.records.read(store, signInId);

@@ -124,8 +124,10 @@ export class SignInRecords {
   }
 
   /**
-   * Reads the record fresh, applies `change`, and writes it back, unless the sign-in has ended
-   * meanwhile: a refresh that finishes after sign-out must not bring the tokens back.
+   * Reads the record fresh, applies `change`, and writes it back, unless the sign-in has ended: a
+   * refresh that finishes after sign-out must not bring the tokens back. Sign-out raises its flag
+   * before it replaces the record, and this checks the flag after writing, so whichever order the
+   * two take, the sign-in stays ended.
    */
   async update(store: TokenStore, signInId: string, change: (record: TokenRecord) => TokenRecord): Promise<TokenRecord | undefined> {
     const current = await this.read(store, signInId);
@@ -137,6 +139,10 @@ export class SignInRecords {
     } catch (error) {
       this.keepUnsaved(signInId, updated);
       throw error;
+    }
+    if (await this.guard(store, store.get(endedKey(signInId)), 'read the sign-in')) {
+      await this.end(store, signInId);
+      return undefined;
     }
     return updated;
   }
@@ -150,12 +156,13 @@ export class SignInRecords {
   }
 
   /**
-   * Ends a sign-in: the record becomes a mark that outlives any refresh still in flight, so that
-   * no instance writes the tokens back.
+   * Ends a sign-in at once, for every instance: the record becomes a mark that outlives any
+   * refresh still in flight, and a flag tells such a refresh not to write the tokens back.
    */
   async end(store: TokenStore, signInId: string): Promise<void> {
     this.remember(signInId, undefined);
     this.unsaved.delete(signInId);
+    await this.guard(store, store.set(endedKey(signInId), '1', endedMarkTtl), 'end the sign-in');
     await this.guard(store, store.set(recordKey(signInId), JSON.stringify({ ended: Date.now() }), endedMarkTtl), 'end the sign-in');
   }
 
@@ -293,4 +300,5 @@ const maxCachedRecords = 10_000;
 const emulationSettle = 25;
 
 export const recordKey = (signInId: string): string => `tokens:${signInId}`;
+const endedKey = (signInId: string): string => `ended:${signInId}`;
 const lockKey = (name: string): string => `lock:${name}`;

@@ -5,7 +5,6 @@ import type { LogtoProvider } from './provider.js';
 import { safePostLogoutRedirect } from './redirects.js';
 import type { SessionReference } from './session-store.js';
 import type { SignInRecords, TokenRecord } from './sign-in-records.js';
-import type { TokenStore } from './token-store.js';
 
 export interface SignOutOptions {
   /**
@@ -20,8 +19,6 @@ export interface SignOutContext {
   provider: LogtoProvider;
   records: SignInRecords;
   session: SessionReference;
-  /** Ends a sign-in's record once no refresh of it is running. */
-  endSignIn(store: TokenStore, signInId: string): Promise<void>;
 }
 
 type LogOut = (options: object, done: (error?: unknown) => void) => void;
@@ -49,8 +46,8 @@ function isCrossSite(req: Request, allowedOrigins: ReadonlySet<string>): boolean
 }
 
 /**
- * The sign-out handler: ends the sign-in's token record for every instance (after any refresh in
- * flight, which then cannot write the tokens back), revokes the refresh token (best effort), logs
+ * The sign-out handler: ends the sign-in's token record for every instance (a refresh still in
+ * flight then cannot write the tokens back), revokes the refresh token (best effort), logs
  * the user out of Passport (which gives the session a new id), and sends the browser to Logto's
  * end-session endpoint so that the Logto session ends too.
  */
@@ -75,7 +72,7 @@ export function signOutHandler(context: SignOutContext, options: SignOutOptions 
     if (reference) {
       const store = records.storeFor(req);
       record = reference.legacy ?? (await records.read(store, reference.signInId));
-      await context.endSignIn(store, reference.signInId);
+      await records.end(store, reference.signInId);
     }
     if (record?.refreshToken) {
       // Best effort: the user is signed out locally and at Logto whether or not this works.

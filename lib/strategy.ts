@@ -122,7 +122,7 @@ export class LogtoStrategy extends PassportStrategy {
 
   /** The sign-out route handler. */
   signOut(options?: SignOutOptions): RequestHandler {
-    return signOutHandler({ ...this.context, endSignIn: (store, signInId) => this.refresher.end(store, signInId) }, options);
+    return signOutHandler(this.context, options);
   }
 
   /**
@@ -137,7 +137,6 @@ export class LogtoStrategy extends PassportStrategy {
         provider: this.provider,
         records: this.records,
         index: this.sessionIndex,
-        endSignIn: (store, signInId) => this.refresher.end(store, signInId),
       },
       options,
     );

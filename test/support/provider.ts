@@ -69,6 +69,8 @@ export interface RecordedRequest {
   values: Record<string, string[]>;
   /** The raw Authorization header, if any (to tell client_secret_basic from _post). */
   authorization: string | undefined;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface Fault {
@@ -102,6 +104,8 @@ export interface TestProvider {
   /** Every request that reached /oidc/* (faulted ones included). */
   requests: RecordedRequest[];
   countRequests(path: string, filter?: (r: RecordedRequest) => boolean): number;
+  /** How many grants Logto has revoked: each ends a sign-in everywhere (reuse of a refresh token after the grace, or of a code). */
+  revokedGrants(): number;
   resetRequests(): void;
   registerApp(opts: RegisterAppOptions): Promise<TestApp>;
   addRedirectUris(appId: string, redirectUris: string[], postLogoutRedirectUris?: string[]): Promise<void>;
@@ -306,6 +310,8 @@ class MemoryStore {
   readonly keysByGrant = new Map<string, Set<string>>();
   readonly keysByUid = new Map<string, string>();
   readonly keysByUserCode = new Map<string, string>();
+  /** Grants revoked so far: by revocation, or for a refresh token or code used again. */
+  revokedGrants = 0;
 
   constructor(readonly reuseLeewayMs: number) {}
 
@@ -389,6 +395,7 @@ class StoreAdapter implements Adapter {
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
+    if (this.store.keysByGrant.has(grantId)) this.store.revokedGrants += 1;
     // The index spans models, so the first call already removes every artifact.
     for (const key of this.store.keysByGrant.get(grantId) ?? []) this.store.records.delete(key);
     this.store.keysByGrant.delete(grantId);
@@ -782,6 +789,7 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
       path: url.pathname,
       ...flattenParams(url.searchParams.entries()),
       authorization: req.headers.authorization,
+      at: Date.now(),
     };
     requests.push(record);
     requestRecords.set(req, record);
@@ -920,6 +928,9 @@ ${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : 
     },
     resetRequests() {
       requests.length = 0;
+    },
+    revokedGrants() {
+      return store.revokedGrants;
     },
     registerApp,
     addRedirectUris,
