@@ -1,4 +1,36 @@
-// CommonJS entry: Node 20.19+ can require() the ES module build, so CommonJS and ESM callers
-// share one copy of the package (and `instanceof LogtoError` holds across both).
-import passportLogto = require('./index.js');
-export = passportLogto;
+// CommonJS entry: Node 20.19+ (and 22.12+) can require() the ES module build, so CommonJS and ESM
+// callers share one copy of the package (and `instanceof LogtoError` holds across both).
+//
+// Its declarations (dist/index.d.cts) describe that ES module through a type-only import with
+// `resolution-mode: import` rather than `import x = require('./index.js')`: TypeScript refuses a
+// require() of an ES module under `module: node16` (TS1471), and this way a program that loads
+// both entries still sees one set of types (one LogtoError, one `Express.Request['logto']`).
+// Types come through `export type *`; values, and the types of classes and constants that share
+// their name, are listed here. test/types.test.ts fails when a value of index.ts is missing.
+import type * as esm from './index.js' with { 'resolution-mode': 'import' };
+
+export type * from './index.js' with { 'resolution-mode': 'import' };
+
+export declare const LogtoStrategy: typeof esm.LogtoStrategy;
+export type LogtoStrategy = esm.LogtoStrategy;
+export declare const LogtoClient: typeof esm.LogtoClient;
+export type LogtoClient = esm.LogtoClient;
+export declare const MemoryRefreshCoordinator: typeof esm.MemoryRefreshCoordinator;
+export type MemoryRefreshCoordinator = esm.MemoryRefreshCoordinator;
+export declare const SharedRefreshCoordinator: typeof esm.SharedRefreshCoordinator;
+export type SharedRefreshCoordinator = esm.SharedRefreshCoordinator;
+export declare const LogtoError: typeof esm.LogtoError;
+export type LogtoError = esm.LogtoError;
+export declare const isLogtoError: typeof esm.isLogtoError;
+export declare const ReservedResource: typeof esm.ReservedResource;
+export type ReservedResource = esm.ReservedResource;
+export declare const UserScope: typeof esm.UserScope;
+export type UserScope = esm.UserScope;
+export declare const organizationAudience: typeof esm.organizationAudience;
+export declare const LogtoBearerStrategy: typeof esm.LogtoBearerStrategy;
+export type LogtoBearerStrategy = esm.LogtoBearerStrategy;
+export declare const logtoBearer: typeof esm.logtoBearer;
+export declare const LogtoBearerError: typeof esm.LogtoBearerError;
+export type LogtoBearerError = esm.LogtoBearerError;
+
+module.exports = require('./index.js');

@@ -1,0 +1,66 @@
+// A small app as an ES module consumer would write it; test/types.test.ts type-checks it against
+// the packed package with skipLibCheck: false. The @ts-expect-error lines prove the types are real.
+import express from 'express';
+import session from 'express-session';
+import passport from 'passport';
+import { LogtoBearerStrategy, LogtoError, LogtoStrategy, UserScope, isLogtoError } from 'passport-logto';
+import type { LogtoUser } from 'passport-logto';
+
+const logto = new LogtoStrategy(
+  {
+    endpoint: 'https://tenant.logto.app',
+    appId: 'app-id',
+    appSecret: 'app-secret',
+    callbackURL: 'http://localhost:3000/callback',
+    scopes: [UserScope.Email],
+  },
+  async ({ profile, claims }) => ({ ...profile, email: claims.email }),
+);
+passport.use(logto);
+passport.use(
+  new LogtoBearerStrategy({ endpoint: 'https://tenant.logto.app', audience: 'https://api.example.com' }, (claims, done) => {
+    done(null, { id: claims.sub });
+  }),
+);
+passport.serializeUser((user, done) => done(null, user));
+passport.deserializeUser((user: LogtoUser, done) => done(null, user));
+
+// @ts-expect-error appId, appSecret and callbackURL are required
+new LogtoStrategy({ endpoint: 'https://tenant.logto.app' });
+
+const app = express();
+app.use(session({ secret: 'secret', resave: false, saveUninitialized: false }));
+app.use(passport.initialize());
+app.use(passport.session());
+
+app.get('/sign-in', passport.authenticate('logto'));
+app.get('/sign-up', passport.authenticate('logto', { firstScreen: 'register' }));
+// @ts-expect-error not a screen Logto knows
+app.get('/typo', passport.authenticate('logto', { firstScreen: 'registr' }));
+app.get('/callback', passport.authenticate('logto', { successReturnToOrRedirect: '/', failureRedirect: '/' }));
+app.post('/sign-out', logto.signOut());
+app.get('/api/items', passport.authenticate('logto-bearer', { session: false, requiredScopes: ['read:items'] }), (_req, res) => {
+  res.json([]);
+});
+
+app.get('/me', logto.authenticated(), async (req, res) => {
+  const client = req.logto;
+  if (client === undefined) return;
+  const claims = client.getIdTokenClaims();
+  const token: string = await client.getAccessToken('https://api.example.com');
+  res.json({ sub: claims.sub, token: token.length });
+});
+
+app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+  if (error instanceof LogtoError && error.code === 'invalid_config') {
+    res.status(500).send(error.message);
+    return;
+  }
+  if (isLogtoError(error, 'not_authenticated')) {
+    res.redirect('/sign-in');
+    return;
+  }
+  next(error);
+});
+
+export default app;
