@@ -12,8 +12,11 @@ import {
   errorPage,
   homePage,
   idTokenPage,
+  organizationApiPage,
   organizationPage,
   organizationsPage,
+  refreshPage,
+  signInCancelledPage,
   userInfoPage,
   type ErrorView,
   type OrganizationView,
@@ -122,19 +125,41 @@ export function createExampleApp(settings: ExampleSettings): Express {
 
   app.get('/sign-in', authenticator.authenticate(logto.name));
   app.get('/sign-up', authenticator.authenticate(logto.name, { firstScreen: 'register' }));
-  app.get(
-    '/callback',
-    authenticator.authenticate(logto.name, { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true }),
-  );
+  // A custom callback rather than failureRedirect/failureMessage, which keep only the message:
+  // the failure's LogtoError tells a person who pressed Cancel at Logto from a sign-in that broke.
+  app.get('/callback', (req, res, next) => {
+    authenticator.authenticate(logto.name, (error: unknown, user: Express.User | false | undefined, failure: unknown) => {
+      if (error) return next(error);
+      if (!user) {
+        const cancelled = failure instanceof LogtoError && failure.code === 'authorization_failed' && failure.oauthError === 'access_denied';
+        const message = failure instanceof Error ? failure.message : 'The sign-in did not complete.';
+        failureStore(req).signInFailure = { cancelled, message };
+        // A redirect, so that reloading the page does not replay the callback URL.
+        return res.redirect('/sign-in-failed');
+      }
+      req.logIn(user, (logInError?: unknown) => {
+        if (logInError) return next(logInError);
+        // What successReturnToOrRedirect does: passport-logto leaves the checked return path here.
+        const session = req.session as unknown as { returnTo?: string };
+        const target = session.returnTo ?? '/';
+        delete session.returnTo;
+        res.redirect(target);
+      });
+    })(req, res, next);
+  });
   app.get('/sign-in-failed', (req, res) => {
-    // Passport's failureMessage puts the reason here; show it once.
-    const store = req.session as unknown as { messages?: string[] };
-    const reason = store.messages?.at(-1) ?? 'The sign-in did not complete.';
-    delete store.messages;
+    // Shown once: a reload or a later visit gets the generic text.
+    const store = failureStore(req);
+    const failure = store.signInFailure;
+    delete store.signInFailure;
+    if (failure?.cancelled) {
+      send(res, signInCancelledPage(contextOf(req)));
+      return;
+    }
     send(res, errorPage(contextOf(req), {
       status: 401,
       title: 'Sign-in failed',
-      message: reason,
+      message: failure?.message ?? 'The sign-in did not complete.',
       action: { href: '/sign-in', label: 'Try again' },
     }), 401);
   });
@@ -142,6 +167,21 @@ export function createExampleApp(settings: ExampleSettings): Express {
 
   app.get('/protected', signedIn, (req, res) => {
     send(res, idTokenPage(contextOf(req), req.logto!.getIdTokenClaims()));
+  });
+
+  // refresh() asks Logto for new tokens now, e.g. after the user's profile or roles changed;
+  // the ID token in the session is replaced. A POST: it changes the session.
+  app.get('/protected/refresh', signedIn, (req, res) => {
+    send(res, refreshPage(contextOf(req), { claims: req.logto!.getIdTokenClaims(), changed: undefined }));
+  });
+  app.post('/protected/refresh', signedIn, async (req, res) => {
+    const client = req.logto!;
+    const before: Readonly<Record<string, unknown>> = client.getIdTokenClaims();
+    await client.refresh();
+    const claims: Readonly<Record<string, unknown>> = client.getIdTokenClaims();
+    const names = new Set([...Object.keys(before), ...Object.keys(claims)]);
+    const changed = [...names].filter((name) => JSON.stringify(before[name]) !== JSON.stringify(claims[name]));
+    send(res, refreshPage(contextOf(req), { claims, changed }));
   });
 
   app.get('/protected/userinfo', logto.authenticated({ redirect: '/sign-in', fetchUserInfo: true }), (req, res) => {
@@ -198,7 +238,27 @@ export function createExampleApp(settings: ExampleSettings): Express {
     }
     const idClaims = client.getIdTokenClaims();
     const roles = (idClaims.organization_roles ?? []).filter((entry) => entry.startsWith(`${id}:`)).map((entry) => entry.slice(id.length + 1));
-    send(res, organizationPage(contextOf(req), { id, roles, claims }));
+    send(res, organizationPage(contextOf(req), { id, roles, claims, resource: settings.resource }));
+  });
+
+  // An organization-scoped API token: the API resource's token, narrowed to the user's roles in one
+  // organization, with an organization_id claim (Logto's organization-level API permissions).
+  app.get('/protected/organizations/:id/api', signedIn, async (req, res) => {
+    const id = String(req.params.id);
+    const resource = settings.resource;
+    if (!resource) {
+      send(res, apiPage(contextOf(req), { resource: undefined }));
+      return;
+    }
+    let claims;
+    try {
+      claims = await req.logto!.getAccessTokenClaims(resource, id);
+    } catch (error) {
+      const view = describeError(error, id);
+      send(res, errorPage(contextOf(req), view), view.status);
+      return;
+    }
+    send(res, organizationApiPage(contextOf(req), { id, resource, claims }));
   });
 
   app.use((req, res) => {
@@ -213,6 +273,14 @@ export function createExampleApp(settings: ExampleSettings): Express {
   });
 
   return app;
+}
+
+interface FailureStore {
+  signInFailure?: { cancelled: boolean; message: string };
+}
+
+function failureStore(req: Request): FailureStore {
+  return req.session as unknown as FailureStore;
 }
 
 function displayName(user: LogtoUser): string {

@@ -126,6 +126,7 @@ export async function startExample(config: ExampleConfig): Promise<RunningExampl
       // Its default application gets exactly the URIs this app sends, as in the Logto Console.
       redirectUris: [`${baseUrl}/callback`],
       postLogoutRedirectUris: [`${baseUrl}/`],
+      appName: 'passport-logto example',
     }).catch((error: unknown) => {
       const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
       throw inUse ? new Error(`Port ${providerPort} is in use; choose another with PROVIDER_PORT=<port>.`, { cause: error }) : error;

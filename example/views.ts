@@ -45,11 +45,12 @@ export interface PageContext {
   logtoLabel: string;
 }
 
-type NavKey = 'home' | 'claims' | 'userinfo' | 'api' | 'organizations';
+type NavKey = 'home' | 'claims' | 'refresh' | 'userinfo' | 'api' | 'organizations';
 
 const navigation: ReadonlyArray<{ key: NavKey; href: string; label: string }> = [
   { key: 'home', href: '/', label: 'Home' },
   { key: 'claims', href: '/protected', label: 'ID token' },
+  { key: 'refresh', href: '/protected/refresh', label: 'Refresh' },
   { key: 'userinfo', href: '/protected/userinfo', label: 'User info' },
   { key: 'api', href: '/protected/api', label: 'API resource' },
   { key: 'organizations', href: '/protected/organizations', label: 'Organizations' },
@@ -183,9 +184,11 @@ export function homePage(context: PageContext, view: HomeView): string {
   <p>You are signed in. Each page below is protected by <code>logto.authenticated()</code> and reads from <code>req.logto</code>.</p>
   <ul>
     <li><a href="/protected">ID token claims</a>: <code>getIdTokenClaims()</code></li>
+    <li><a href="/protected/refresh">Refresh</a>: <code>refresh()</code>, then the new ID token claims</li>
     <li><a href="/protected/userinfo">User info</a>: <code>fetchUserInfo()</code>, with custom data</li>
     <li><a href="/protected/api">API resource</a>: <code>getAccessToken(resource)</code></li>
-    <li><a href="/protected/organizations">Organizations</a>: <code>getOrganizationTokenClaims(id)</code></li>
+    <li><a href="/protected/organizations">Organizations</a>: <code>getOrganizationTokenClaims(id)</code>, and per organization
+    an organization-scoped API token: <code>getAccessToken(resource, organizationId)</code></li>
   </ul>
   <div class="actions"><a class="button secondary" href="/sign-out">Sign out</a></div>
 </section>`);
@@ -282,13 +285,62 @@ export function organizationsPage(context: PageContext, organizations: readonly 
   return layout(context, 'Organizations', 'organizations', html`${intro}${sections}${lookup}`);
 }
 
-export function organizationPage(context: PageContext, organization: { id: string; roles: readonly string[]; claims: Readonly<Record<string, unknown>> }): string {
+export function organizationPage(
+  context: PageContext,
+  organization: { id: string; roles: readonly string[]; claims: Readonly<Record<string, unknown>>; resource: string | undefined },
+): string {
   return layout(context, `Organization ${organization.id}`, 'organizations', html`<section class="card organization" data-organization="${organization.id}">
   <h1>Organization ${organization.id}</h1>
   <p>Your roles: ${organization.roles.length === 0 ? html`<span class="muted">unknown (ask for the organization roles scope)</span>` : organization.roles.map((role) => html`<span class="tag">${role}</span>`)}</p>
   <p>Scopes granted: ${scopeTags(organization.claims.scope)}</p>
   ${claimsTable(organization.claims)}
-  <div class="actions"><a class="button secondary" href="/protected/organizations">All organizations</a></div>
+  <div class="actions">
+    ${organization.resource ? html`<a class="button" id="organization-api" href="/protected/organizations/${encodeURIComponent(organization.id)}/api">API token for this organization</a>` : ''}
+    <a class="button secondary" href="/protected/organizations">All organizations</a>
+  </div>
+</section>`);
+}
+
+export function organizationApiPage(context: PageContext, view: { id: string; resource: string; claims: Readonly<Record<string, unknown>> }): string {
+  return layout(context, `API token for ${view.id}`, 'organizations', html`<section class="card" data-organization-api="${view.id}">
+  <h1>API token for organization ${view.id}</h1>
+  <p class="muted">An organization-scoped token for <code id="resource">${view.resource}</code>:
+  <code>req.logto.getAccessToken(resource, organizationId)</code>. Its scopes are what your roles in this organization
+  grant for the API, and its <code>organization_id</code> claim tells the API which organization the request is for.</p>
+  <p>Organization: <code id="organization-id">${String(view.claims.organization_id ?? '')}</code></p>
+  <p>Scopes granted: <span id="scopes">${scopeTags(view.claims.scope)}</span></p>
+  ${claimsTable(view.claims)}
+  <div class="actions"><a class="button secondary" href="/protected/organizations/${encodeURIComponent(view.id)}">Back to the organization</a></div>
+</section>`);
+}
+
+export function refreshPage(context: PageContext, view: { claims: Readonly<Record<string, unknown>>; changed: readonly string[] | undefined }): string {
+  const outcome = view.changed === undefined
+    ? html`<p class="muted">These are the claims of the ID token in the session now.</p>`
+    : html`<p class="notice" id="refreshed">Refreshed. Changed claims:
+  <span id="changed">${view.changed.length === 0 ? html`<span class="muted">none</span>` : view.changed.map((name) => html`<span class="tag">${name}</span>`)}</span></p>`;
+  return layout(context, 'Refresh', 'refresh', html`<section class="card">
+  <h1>Refresh</h1>
+  <p class="muted"><code>await req.logto.refresh()</code> uses the refresh token now, and replaces the session's ID token
+  with the new one Logto returns: how an app picks up a changed profile or new roles without a new sign-in.
+  (<code>req.user</code> keeps what it had at sign-in.)</p>
+  <form method="post" action="/protected/refresh"><button class="button" id="refresh" type="submit">Refresh now</button></form>
+  ${outcome}
+</section>
+<section class="card">
+  <h2>ID token claims</h2>
+  ${claimsTable(view.claims)}
+</section>`);
+}
+
+export function signInCancelledPage(context: PageContext): string {
+  return layout(context, 'Sign-in cancelled', undefined, html`<section class="card" id="cancelled">
+  <h1>Sign-in cancelled</h1>
+  <p id="cancelled-message">You cancelled the sign-in at Logto, so you are not signed in.</p>
+  <div class="actions">
+    <a class="button" id="sign-in-again" href="/sign-in">Sign in again</a>
+    <a class="button secondary" href="/">Home</a>
+  </div>
 </section>`);
 }
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page, type Response } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
 import { startExample, type RunningExample } from '../example/start.js';
 import { API_RESOURCE } from './support/provider.js';
 
@@ -34,16 +34,7 @@ describe('the example in headless Chromium', () => {
       // playwright-core adds --headless and a fresh temporary --user-data-dir of its own.
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-    page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-    // Fail fast with the locator in the message instead of waiting playwright's default 30 s.
-    page.setDefaultTimeout(5_000);
-    page.on('pageerror', (error) => pageErrors.push(`${page.url()}: ${error.message}`));
-    page.on('console', (message) => {
-      const source = message.location().url;
-      // An error page's own status is logged as "Failed to load resource"; that one is expected.
-      if (message.type() !== 'error' || !source.startsWith(example.url) || message.text().startsWith('Failed to load resource')) return;
-      pageErrors.push(`${source}: ${message.text()}`);
-    });
+    page = await openPage();
   });
 
   after(async () => {
@@ -51,12 +42,36 @@ describe('the example in headless Chromium', () => {
     await example?.close();
   });
 
-  async function shoot(name: string): Promise<void> {
-    await page.screenshot({ path: `${screenshots}${name}.png`, fullPage: true });
+  /** A page in a context of its own: a person with no cookies yet. */
+  async function openPage(): Promise<Page> {
+    const context: BrowserContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const opened = await context.newPage();
+    // Fail fast with the locator in the message instead of waiting playwright's default 30 s.
+    opened.setDefaultTimeout(5_000);
+    opened.on('pageerror', (error) => pageErrors.push(`${opened.url()}: ${error.message}`));
+    opened.on('console', (message) => {
+      const source = message.location().url;
+      // An error page's own status is logged as "Failed to load resource"; that one is expected.
+      if (message.type() !== 'error' || !source.startsWith(example.url) || message.text().startsWith('Failed to load resource')) return;
+      pageErrors.push(`${source}: ${message.text()}`);
+    });
+    return opened;
   }
 
-  async function textOf(selector: string): Promise<string> {
-    return ((await page.locator(selector).first().textContent()) ?? '').trim();
+  function assertChromium(): void {
+    assert.ok(
+      chromiumInstalled,
+      `Chromium is not installed at ${executablePath}. Install Debian's package (apt-get install -y chromium) ` +
+        'or point CHROMIUM_PATH at a Chromium binary; this test never downloads a browser.',
+    );
+  }
+
+  async function shoot(name: string, on: Page = page): Promise<void> {
+    await on.screenshot({ path: `${screenshots}${name}.png`, fullPage: true });
+  }
+
+  async function textOf(selector: string, on: Page = page): Promise<string> {
+    return ((await on.locator(selector).first().textContent()) ?? '').replace(/\s+/g, ' ').trim();
   }
 
   /** Every URL a navigation went through, redirects included, first to last. */
@@ -67,11 +82,7 @@ describe('the example in headless Chromium', () => {
   }
 
   test('a person signs in, reads every page, hits a forbidden organization and signs out', async () => {
-    assert.ok(
-      chromiumInstalled,
-      `Chromium is not installed at ${executablePath}. Install Debian's package (apt-get install -y chromium) ` +
-        'or point CHROMIUM_PATH at a Chromium binary; this test never downloads a browser.',
-    );
+    assertChromium();
     const { url, endpoint } = example;
 
     await page.goto(url);
@@ -81,6 +92,7 @@ describe('the example in headless Chromium', () => {
 
     await page.click('a#sign-in');
     await page.waitForURL(`${endpoint}/interaction/**`);
+    assert.equal(await textOf('main > p'), 'to continue to passport-logto example');
     await page.fill('input[name=username]', demo.username);
     await page.fill('input[name=password]', demo.password);
     await shoot('02-provider-sign-in');
@@ -137,6 +149,92 @@ describe('the example in headless Chromium', () => {
     assert.ok(await page.locator('input[name=username]').isVisible());
     await shoot('10-protected-after-sign-out');
 
+    assert.deepEqual(pageErrors, []);
+  });
+  test('"Create an account" opens the register screen; the new user lands signed in', async () => {
+    assertChromium();
+    const { url, endpoint } = example;
+    const person = await openPage();
+    await person.goto(url);
+    await person.click('a#sign-up');
+    await person.waitForURL(`${endpoint}/interaction/**`);
+    assert.equal(await textOf('h1', person), 'Create account');
+    assert.equal(await textOf('main > p', person), 'to continue to passport-logto example');
+    assert.equal(await person.locator('form#login').count(), 0, 'not the sign-in form');
+
+    // A taken username is refused on the same screen.
+    await person.fill('input[name=username]', 'demo');
+    await person.fill('input[name=password]', 'browser-password');
+    await person.fill('input[name=confirmPassword]', 'browser-password');
+    await person.click('button#create-account');
+    await person.waitForSelector('#error');
+    assert.equal(await textOf('#error', person), 'This username is already in use.');
+    await shoot('11-register-taken', person);
+
+    await person.fill('input[name=username]', 'newcomer_browser');
+    await person.fill('input[name=password]', 'browser-password');
+    await person.fill('input[name=confirmPassword]', 'browser-password');
+    await shoot('12-register', person);
+    await person.click('button#create-account');
+    await person.waitForURL(`${url}/`);
+    assert.equal(await textOf('#user-name', person), 'newcomer_browser');
+    await shoot('13-registered-home', person);
+    await person.context().close();
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('cancelling at Logto says so and offers to sign in again', async () => {
+    assertChromium();
+    const { url, endpoint } = example;
+    const person = await openPage();
+    await person.goto(url);
+    await person.click('a#sign-in');
+    await person.waitForURL(`${endpoint}/interaction/**`);
+    await person.click('button#cancel');
+    await person.waitForURL(`${url}/sign-in-failed`);
+    assert.equal(await textOf('h1', person), 'Sign-in cancelled');
+    assert.equal(await textOf('#cancelled-message', person), 'You cancelled the sign-in at Logto, so you are not signed in.');
+    assert.equal(await person.locator('a#sign-out').count(), 0);
+    await shoot('14-cancelled', person);
+
+    await person.click('a#sign-in-again');
+    await person.waitForURL(`${endpoint}/interaction/**`);
+    assert.equal(await textOf('h1', person), 'Sign in');
+    await person.context().close();
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test('back to the used sign-in form and submitting it: a page that leads back to the app, still signed in', async () => {
+    assertChromium();
+    const { url, endpoint } = example;
+    const person = await openPage();
+    await person.goto(url);
+    await person.click('a#sign-in');
+    await person.waitForURL(`${endpoint}/interaction/**`);
+    await person.fill('input[name=username]', demo.username);
+    await person.fill('input[name=password]', demo.password);
+    await person.click('button#sign-in');
+    await person.waitForURL(`${url}/`);
+    assert.equal(await textOf('#user-name', person), 'Demo User');
+
+    // The back button shows the sign-in form again, from the browser's cache.
+    await person.goBack();
+    assert.ok(person.url().startsWith(`${endpoint}/interaction/`), person.url());
+    assert.equal(await textOf('h1', person), 'Sign in');
+    await person.fill('input[name=username]', demo.username);
+    await person.fill('input[name=password]', demo.password);
+    const [stale] = await Promise.all([person.waitForResponse((response) => response.request().method() === 'POST'), person.click('button#sign-in')]);
+    assert.equal(stale.status(), 400);
+    await person.waitForSelector('a#back-to-app');
+    assert.equal(await textOf('h1', person), 'This sign-in has ended');
+    assert.match(await textOf('#error-message', person), /already finished or has expired/);
+    assert.equal(await textOf('a#back-to-app', person), 'Back to passport-logto example');
+    await shoot('15-used-sign-in-form', person);
+
+    await person.click('a#back-to-app');
+    await person.waitForURL(`${url}/`);
+    assert.equal(await textOf('#user-name', person), 'Demo User');
+    await person.context().close();
     assert.deepEqual(pageErrors, []);
   });
 });

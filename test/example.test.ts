@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readConfig, startExample, type RunningExample } from '../example/start.js';
 import { claimsTable, html } from '../example/views.js';
-import { cancelAtProvider, endSessionAtProvider, signInAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
+import { cancelAtProvider, endSessionAtProvider, parseForm, signInAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
 
 const demo = { sub: 'demo00user01', username: 'demo', password: 'demo-password' };
@@ -201,17 +201,138 @@ describe('the example against the bundled provider', () => {
     assert.equal(claim(await visitor.page('/protected/organizations/org-acme'), 'aud'), 'urn:logto:organization:org-acme');
   });
 
-  test('a cancelled sign-in shows why, with a way to try again', async () => {
+  test('a cancelled sign-in says the user cancelled and offers to sign in again', async () => {
     const visitor = new Visitor(example);
     const authorization = (await visitor.get('/sign-in')).location!;
     const callback = await cancelAtProvider(visitor.browser, authorization, `${example.url}/callback`);
+    assert.equal(new URL(callback).searchParams.get('error'), 'access_denied');
     const back = await visitor.browser.get(callback);
     assert.equal(back.location, `${example.url}/sign-in-failed`);
+    const cancelled = await visitor.page('/sign-in-failed');
+    assert.match(cancelled, /<h1>Sign-in cancelled<\/h1>/);
+    assert.match(text(cancelled), /You cancelled the sign-in at Logto, so you are not signed in\./);
+    assert.doesNotMatch(text(cancelled), /aborted|failed/i);
+    assert.match(cancelled, /id="sign-in-again" href="\/sign-in">Sign in again/);
+    // Shown once: the page does not claim a cancel it no longer knows about.
+    const again = await visitor.get('/sign-in-failed');
+    assert.equal(again.status, 401);
+    assert.match(again.text, /<h1>Sign-in failed<\/h1>/);
+    // Signing in again works from there.
+    assert.equal(await visitor.signIn(), `${example.url}/`);
+  });
+
+  test('a failure that is not a cancel still says the sign-in failed', async () => {
+    const visitor = new Visitor(example);
+    const authorization = new URL((await visitor.get('/sign-in')).location!);
+    // Logto's answer for a broken request, with this sign-in's state and issuer.
+    const callback = new URL(`${example.url}/callback`);
+    callback.search = new URLSearchParams({
+      error: 'invalid_request',
+      error_description: 'something was wrong with the request',
+      state: authorization.searchParams.get('state')!,
+      iss: `${example.endpoint}/oidc`,
+    }).toString();
+    assert.equal((await visitor.browser.get(callback.href)).location, `${example.url}/sign-in-failed`);
     const failed = await visitor.get('/sign-in-failed');
     assert.equal(failed.status, 401);
     assert.match(failed.text, /<h1>Sign-in failed<\/h1>/);
-    assert.match(text(failed.text), /aborted/i);
+    assert.match(text(failed.text), /invalid_request/);
     assert.match(failed.text, /href="\/sign-in">Try again/);
+  });
+
+  test('the provider names the app; its register screen creates a user who lands signed in', async () => {
+    const visitor = new Visitor(example);
+    const signIn = await visitor.browser.follow(`${example.url}/sign-in`);
+    assert.match(signIn.response.text, /to continue to <strong id="app-name">passport-logto example<\/strong>/);
+
+    const register = await visitor.browser.follow(`${example.url}/sign-up`);
+    assert.match(register.response.text, /<h1>Create account<\/h1>/);
+    assert.match(register.response.text, /to continue to <strong id="app-name">passport-logto example<\/strong>/);
+    const form = parseForm(register.response.text, register.response.url, 'register');
+    assert.ok(form, 'a register form');
+
+    // Mistakes come back on the same screen, with the username kept.
+    const taken = await visitor.browser.post(form.action, { username: 'demo', password: 'long-enough-1', confirmPassword: 'long-enough-1' });
+    assert.equal(taken.status, 200);
+    assert.match(text(taken.text), /This username is already in use\./);
+    const mismatch = await visitor.browser.post(form.action, { username: 'newcomer_http', password: 'long-enough-1', confirmPassword: 'long-enough-2' });
+    assert.match(text(mismatch.text), /The passwords do not match\./);
+    assert.match(mismatch.text, /name="username"[^>]*value="newcomer_http"/);
+
+    const created = await visitor.browser.post(form.action, { username: 'newcomer_http', password: 'long-enough-1', confirmPassword: 'long-enough-1' });
+    assert.ok(created.location, `registered: ${text(created.text).slice(0, 300)}`);
+    const { chain } = await visitor.browser.follow(created.location, { stopAt: (url) => url.startsWith(`${example.url}/callback`) });
+    const landed = await visitor.browser.get(chain.at(-1)!);
+    assert.equal(landed.location, `${example.url}/`);
+    assert.match(await visitor.page('/'), /Hello, <span id="user-name">newcomer_http<\/span>/);
+    assert.equal(claim(await visitor.page('/protected'), 'username'), 'newcomer_http');
+
+    // The new account signs in with its password afterwards, like the seeded ones.
+    await endSessionAtProvider(visitor.browser, (await visitor.get('/sign-out')).location!);
+    const again = new Visitor(example);
+    const authorization = (await again.get('/sign-in')).location!;
+    const callback = await signInAtProvider(again.browser, authorization, { username: 'newcomer_http', password: 'long-enough-1' }, `${example.url}/callback`);
+    assert.equal((await again.browser.get(callback)).location, `${example.url}/`);
+  });
+
+  test('submitting the provider form again after signing in gives a page that leads back to the app', async () => {
+    const visitor = new Visitor(example);
+    const opened = await visitor.browser.follow(`${example.url}/sign-in`);
+    const form = parseForm(opened.response.text, opened.response.url, 'login');
+    assert.ok(form, 'the login form');
+    const submitted = await visitor.browser.post(form.action, { username: demo.username, password: demo.password });
+    const { chain } = await visitor.browser.follow(submitted.location!, { stopAt: (url) => url.startsWith(`${example.url}/callback`) });
+    assert.equal((await visitor.browser.get(chain.at(-1)!)).location, `${example.url}/`);
+
+    // What the back button and a second press of "Sign in" do: the same form, once more.
+    const stale = await visitor.browser.post(form.action, { username: demo.username, password: demo.password });
+    assert.equal(stale.status, 400);
+    assert.match(stale.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(stale.text, /<h1>This sign-in has ended<\/h1>/);
+    assert.match(stale.text, new RegExp(`<a id="back-to-app" class="button" href="${example.url}/">Back to passport-logto example</a>`));
+    // The link leads to the app, where the person is signed in.
+    assert.match(await visitor.page('/'), /Hello, <span id="user-name">Demo User<\/span>/);
+  });
+
+  test('the refresh page gets new tokens from Logto and shows what changed', async () => {
+    const visitor = new Visitor(example);
+    await visitor.signIn();
+    const before = await visitor.page('/protected/refresh');
+    assert.match(before, /<form method="post" action="\/protected\/refresh">/);
+    assert.equal(claim(before, 'name'), 'Demo User');
+
+    // The user's name changes in Logto (as in the Console) after the sign-in.
+    const demoUser = example.provider!.users.demo;
+    demoUser.claims.name = 'Demo Renamed';
+    let refreshed: TestResponse;
+    try {
+      refreshed = await visitor.browser.post(`${example.url}/protected/refresh`, {});
+    } finally {
+      demoUser.claims.name = demoUser.name;
+    }
+    assert.equal(refreshed.status, 200, text(refreshed.text).slice(0, 300));
+    assert.match(refreshed.text, /id="refreshed"/);
+    assert.match(refreshed.text, /<span id="changed">[^]*<span class="tag">name<\/span>/);
+    assert.equal(claim(refreshed.text, 'name'), 'Demo Renamed');
+    // The session keeps the new ID token.
+    assert.equal(claim(await visitor.page('/protected'), 'name'), 'Demo Renamed');
+  });
+
+  test('an organization-scoped API token carries the organization and the scopes of the user\'s role there', async () => {
+    const visitor = new Visitor(example);
+    await visitor.signIn();
+    assert.match(await visitor.page('/protected/organizations/org-acme'), /id="organization-api" href="\/protected\/organizations\/org-acme\/api"/);
+    const token = await visitor.page('/protected/organizations/org-acme/api');
+    assert.match(token, /<h1>API token for organization org-acme<\/h1>/);
+    assert.equal(claim(token, 'aud'), API_RESOURCE);
+    assert.equal(claim(token, 'organization_id'), 'org-acme');
+    assert.equal(claim(token, 'sub'), demo.sub);
+    // demo is a "member" of Acme, which grants read:items only.
+    assert.equal(claim(token, 'scope'), 'read:items');
+
+    const globex = await visitor.get('/protected/organizations/org-globex/api');
+    assert.equal(globex.status, 403);
+    assert.match(globex.text, /<h1>Not a member of this organization<\/h1>/);
   });
 
   test('a visit to localhost moves to 127.0.0.1, where the session cookie and the redirect URIs are', async () => {

@@ -36,6 +36,8 @@ export interface StartProviderOptions {
   reuseLeewaySeconds?: number;
   /** For the default app. */
   redirectUris?: string[];
+  /** The default app's name, shown on the sign-in page ("to continue to …"). */
+  appName?: string;
   postLogoutRedirectUris?: string[];
   backchannelLogoutUri?: string;
 }
@@ -87,6 +89,16 @@ export type TokenResponseTamper = (
 
 export interface RegisterAppOptions {
   redirectUris: string[];
+  /** Fixed credentials (`npm run provider` prints them once and keeps them); random when absent. */
+  appId?: string;
+  appSecret?: string;
+  /** Shown on the sign-in page, as Logto shows the application's name. */
+  name?: string;
+  /**
+   * Also accept every loopback redirect and post-logout redirect URI (http://127.0.0.1,
+   * localhost or [::1], any port and path), for developers pointing their own app at it.
+   */
+  anyLoopbackRedirectUri?: boolean;
   postLogoutRedirectUris?: string[];
   backchannelLogoutUri?: string;
   /** Ask for `sid` in logout tokens and ID tokens. Default true when a back-channel URI is set. */
@@ -443,6 +455,19 @@ function randomId(length: number): string {
   return Array.from(randomBytes(length), (b) => alphabet[b % alphabet.length]).join('');
 }
 
+/** An http(s) URL on a loopback host, any port and path: what an app on this machine sends. */
+function isLoopbackUri(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:')
+    && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)
+    && url.username === '' && url.password === '' && url.hash === '';
+}
+
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -483,7 +508,10 @@ function page(title: string, body: string): string {
   label { display: block; margin: .75rem 0 .25rem; font-size: .9rem; }
   input { width: 100%; box-sizing: border-box; padding: .5rem; font-size: 1rem; }
   button { margin-top: 1rem; width: 100%; padding: .6rem; font-size: 1rem; cursor: pointer; }
-  #sign-in { background: #5d34f2; color: #fff; border: 0; border-radius: 4px; }
+  #sign-in, #create-account, .button { background: #5d34f2; color: #fff; border: 0; border-radius: 4px; }
+  a.button { display: block; text-align: center; padding: .6rem; text-decoration: none; }
+  .switch { font-size: .9rem; margin-top: 1rem; }
+  .detail { color: #6b6b76; font-size: .8rem; }
   #cancel { background: none; border: 0; color: #555; text-decoration: underline; }
   .error { color: #b00020; }
 </style>
@@ -675,6 +703,17 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
     // Koa would print unexpected errors; the tests assert on responses instead.
     provider.silent = true;
 
+    // Apps registered with anyLoopbackRedirectUri take any loopback URI besides their listed ones.
+    // Client is a class of this provider instance, so patching its prototype stays local to it.
+    const clientPrototype = provider.Client.prototype;
+    const { redirectUriAllowed, postLogoutRedirectUriAllowed } = clientPrototype;
+    clientPrototype.redirectUriAllowed = function (this: InstanceType<ProviderInstance['Client']>, value: string) {
+      return redirectUriAllowed.call(this, value) || (loopbackApps.has(this.clientId) && isLoopbackUri(value));
+    };
+    clientPrototype.postLogoutRedirectUriAllowed = function (this: InstanceType<ProviderInstance['Client']>, value: string) {
+      return postLogoutRedirectUriAllowed.call(this, value) || (loopbackApps.has(this.clientId) && isLoopbackUri(value));
+    };
+
     // Logto's refresh_token grant also reads organization_id; wrap the built-in one.
     const builtInRefresh = internals(provider).grantTypeHandlers.get('refresh_token');
     if (!builtInRefresh) throw new Error('oidc-provider has no refresh_token grant handler');
@@ -736,6 +775,7 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
     }
   }
 
+  const loopbackApps = new Set<string>();
   let provider = createOidcProvider();
   let callback = provider.callback();
 
@@ -743,12 +783,13 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
   const clientAdapter = new StoreAdapter('Client', store);
 
   async function registerApp(opts: RegisterAppOptions): Promise<TestApp> {
-    const appId = randomId(21);
-    const appSecret = randomId(32);
+    const appId = opts.appId ?? randomId(21);
+    const appSecret = opts.appSecret ?? randomId(32);
+    if (opts.anyLoopbackRedirectUri) loopbackApps.add(appId);
     const metadata: AdapterPayload = {
       client_id: appId,
       client_secret: appSecret,
-      client_name: `Test app ${appId}`,
+      client_name: opts.name ?? `Test app ${appId}`,
       application_type: 'web',
       redirect_uris: opts.redirectUris,
       post_logout_redirect_uris: opts.postLogoutRedirectUris ?? [],
@@ -779,6 +820,7 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
     redirectUris: options.redirectUris ?? ['http://127.0.0.1:3000/callback'],
     postLogoutRedirectUris: options.postLogoutRedirectUris ?? ['http://127.0.0.1:3000/'],
     ...(options.backchannelLogoutUri ? { backchannelLogoutUri: options.backchannelLogoutUri } : {}),
+    ...(options.appName ? { name: options.appName } : {}),
   });
 
   // --- Routes ------------------------------------------------------------------------
@@ -813,9 +855,37 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
 
   const formParser = express.urlencoded({ extended: false });
 
-  function loginPage(uid: string, clientId: string, username: string, error?: string): string {
+  /** What the pages of an interaction know about the app; kept after the interaction ends (see the error handler). */
+  interface AppLabel {
+    name: string;
+    /** The origin of the redirect URI: the app's home, as far as the provider can tell. */
+    home: string | undefined;
+  }
+  const appsByInteraction = new Map<string, AppLabel>();
+
+  async function appLabelOf(details: InteractionDetails): Promise<AppLabel> {
+    const clientId = String(details.params.client_id);
+    const metadata = await clientAdapter.find(clientId);
+    let home: string | undefined;
+    try {
+      home = `${new URL(String(details.params.redirect_uri)).origin}/`;
+    } catch {
+      home = undefined;
+    }
+    const label = { name: typeof metadata?.client_name === 'string' ? metadata.client_name : clientId, home };
+    appsByInteraction.set(details.uid, label);
+    // A long-running `npm run provider` must not grow without bound; the oldest go first.
+    if (appsByInteraction.size > 1000) appsByInteraction.delete(appsByInteraction.keys().next().value as string);
+    return label;
+  }
+
+  const cancelForm = (uid: string): string => `<form id="abort" method="post" action="/interaction/${escapeHtml(uid)}/abort">
+  <button type="submit" id="cancel">Cancel</button>
+</form>`;
+
+  function loginPage(uid: string, app: AppLabel, username: string, error?: string): string {
     return page('Sign in', `<h1>Sign in</h1>
-<p>to continue to <strong id="client-id">${escapeHtml(clientId)}</strong></p>
+<p>to continue to <strong id="app-name">${escapeHtml(app.name)}</strong></p>
 ${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 <form id="login" method="post" action="/interaction/${escapeHtml(uid)}/login">
   <label for="username">Username</label>
@@ -824,9 +894,39 @@ ${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : 
   <input id="password" name="password" type="password" autocomplete="current-password" required>
   <button type="submit" id="sign-in">Sign in</button>
 </form>
-<form id="abort" method="post" action="/interaction/${escapeHtml(uid)}/abort">
-  <button type="submit" id="cancel">Cancel</button>
-</form>`);
+<p class="switch">No account? <a id="to-register" href="/interaction/${escapeHtml(uid)}?screen=register">Create account</a></p>
+${cancelForm(uid)}`);
+  }
+
+  function registerPage(uid: string, app: AppLabel, username: string, error?: string): string {
+    return page('Create account', `<h1>Create account</h1>
+<p>to continue to <strong id="app-name">${escapeHtml(app.name)}</strong></p>
+${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : ''}
+<form id="register" method="post" action="/interaction/${escapeHtml(uid)}/register">
+  <label for="username">Username</label>
+  <input id="username" name="username" autocomplete="username" value="${escapeHtml(username)}" required autofocus>
+  <label for="password">Password</label>
+  <input id="password" name="password" type="password" autocomplete="new-password" minlength="8" required>
+  <label for="confirm-password">Confirm password</label>
+  <input id="confirm-password" name="confirmPassword" type="password" autocomplete="new-password" minlength="8" required>
+  <button type="submit" id="create-account">Create account</button>
+</form>
+<p class="switch">Already have an account? <a id="to-sign-in" href="/interaction/${escapeHtml(uid)}?screen=sign_in">Sign in</a></p>
+${cancelForm(uid)}`);
+  }
+
+  /** Logto's username rule: a letter or underscore first, then letters, digits and underscores. */
+  function registrationProblem(username: string, password: string, confirmPassword: string): string | undefined {
+    if (!/^[A-Za-z_]\w{0,127}$/.test(username)) {
+      return 'A username starts with a letter or an underscore and has only letters, digits and underscores.';
+    }
+    if ([...usersBySub.values()].some((u) => u.username.toLowerCase() === username.toLowerCase())) {
+      return 'This username is already in use.';
+    }
+    // Logto's default password policy: at least 8 characters.
+    if (password.length < 8) return 'The password needs at least 8 characters.';
+    if (password !== confirmPassword) return 'The passwords do not match.';
+    return undefined;
   }
 
   type InteractionDetails = Awaited<ReturnType<ProviderInstance['interactionDetails']>>;
@@ -849,11 +949,23 @@ ${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : 
     return grant.save();
   }
 
+  /** first_screen=register opens the register screen, as in Logto; its links switch between the two. */
+  function wantsRegister(details: InteractionDetails, screen: unknown): boolean {
+    if (screen === 'register') return true;
+    if (screen === 'sign_in') return false;
+    return details.params.first_screen === 'register';
+  }
+
   app.get('/interaction/:uid', async (req: Request, res: Response) => {
     const details = await provider.interactionDetails(req, res);
     if (details.prompt.name === 'login') {
+      const app = await appLabelOf(details);
+      if (wantsRegister(details, req.query.screen)) {
+        res.type('html').send(registerPage(details.uid, app, ''));
+        return;
+      }
       const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint : '';
-      res.type('html').send(loginPage(details.uid, String(details.params.client_id), hint));
+      res.type('html').send(loginPage(details.uid, app, hint));
       return;
     }
     const accountId = details.session?.accountId;
@@ -867,11 +979,46 @@ ${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : 
     const form = (req.body ?? {}) as Record<string, unknown>;
     const username = typeof form.username === 'string' ? form.username : '';
     const password = typeof form.password === 'string' ? form.password : '';
-    const user = Object.values(users).find((u) => u.username === username && u.password === password);
+    const user = [...usersBySub.values()].find((u) => u.username === username && u.password === password);
     if (!user || suspended.has(user.sub)) {
-      res.type('html').send(loginPage(details.uid, String(details.params.client_id), username, 'Incorrect username or password.'));
+      res.type('html').send(loginPage(details.uid, await appLabelOf(details), username, 'Incorrect username or password.'));
       return;
     }
+    const grantId = await autoConsent(details, user.sub);
+    await provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId: user.sub }, consent: { grantId } },
+      { mergeWithLastSubmission: false },
+    );
+  });
+
+  app.post('/interaction/:uid/register', formParser, async (req: Request, res: Response) => {
+    const details = await provider.interactionDetails(req, res);
+    const form = (req.body ?? {}) as Record<string, unknown>;
+    const field = (name: string): string => (typeof form[name] === 'string' ? form[name] : '');
+    const username = field('username').trim();
+    const problem = registrationProblem(username, field('password'), field('confirmPassword'));
+    if (problem) {
+      res.type('html').send(registerPage(details.uid, await appLabelOf(details), username, problem));
+      return;
+    }
+    // A new user as Logto creates one from a username and password: no profile, no roles, no organizations.
+    const user = buildUser({
+      sub: randomId(12),
+      username,
+      password: field('password'),
+      name: null,
+      picture: null,
+      email: null,
+      phone: null,
+      roles: [],
+      organizationRoles: {},
+      customData: {},
+      createdAt: Date.now(),
+    });
+    usersBySub.set(user.sub, user);
+    // Registering signs the user in and continues to the app, as in Logto.
     const grantId = await autoConsent(details, user.sub);
     await provider.interactionFinished(
       req,
@@ -890,16 +1037,31 @@ ${error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>` : 
     );
   });
 
-  // Quiet error handler (Express would print the stack). oidc-provider errors
-  // (e.g. an expired interaction or missing interaction cookie) keep their status.
-  app.use((err: unknown, _req: Request, res: Response, _next: express.NextFunction) => {
+  /**
+   * Quiet error handler (Express would print the stack). oidc-provider errors keep their status.
+   * An interaction that is gone (finished, expired, or its cookie lost, as when the browser goes
+   * back to a used sign-in form) gets a page that sends the person back to the app to start again.
+   */
+  app.use((err: unknown, req: Request, res: Response, _next: express.NextFunction) => {
     if (res.headersSent) return;
     const status = (err as { statusCode?: unknown }).statusCode;
     const description = (err as { error_description?: unknown }).error_description;
-    res
-      .status(typeof status === 'number' ? status : 500)
-      .type('text')
-      .send(typeof description === 'string' ? description : err instanceof Error ? err.message : String(err));
+    const detail = typeof description === 'string' ? description : err instanceof Error ? err.message : String(err);
+    const uid = /^\/interaction\/([^/]+)/.exec(req.path)?.[1];
+    const known = uid === undefined ? undefined : appsByInteraction.get(uid);
+    const back = known?.home
+      ? `<p><a id="back-to-app" class="button" href="${escapeHtml(known.home)}">Back to ${escapeHtml(known.name)}</a></p>`
+      : '<p>Go back to the application and sign in from there.</p>';
+    const body = err instanceof errors.SessionNotFound
+      ? `<h1>This sign-in has ended</h1>
+<p id="error-message">This page belongs to a sign-in that has already finished or has expired, so it cannot be used again.
+${known ? `Return to <strong id="app-name">${escapeHtml(known.name)}</strong>; if you are not signed in there, start the sign-in again.` : ''}</p>
+${back}
+<p class="detail">Details: <span id="error-detail">${escapeHtml(detail)}</span></p>`
+      : `<h1>Something went wrong</h1>
+<p id="error-message">${escapeHtml(detail)}</p>
+${back}`;
+    res.status(typeof status === 'number' ? status : 500).type('html').send(page('Sign-in ended', body));
   });
 
   // --- Lifecycle -------------------------------------------------------------------
