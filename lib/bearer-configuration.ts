@@ -18,12 +18,14 @@ export interface LogtoBearerOptions extends LogtoConnectionOptions {
    */
   audience?: string | readonly string[];
   /**
-   * Accept organization tokens, whose `aud` is `urn:logto:organization:<id>`: `true` for any
-   * organization, or a list of organization IDs. Default: none. An API that accepts any
-   * organization usually also sets `organizationId`, so that a token for one organization does
-   * not open another organization's routes.
+   * Accept organization tokens, whose `aud` is `urn:logto:organization:<id>`. Default: none.
+   * - `true`: the token of the organization the request is about, which `organizationId` names
+   *   (required with `true`); a request for which it names none refuses organization tokens.
+   * - `'any'`: a token of any organization; the route must then check `req.authInfo.organizationId`
+   *   itself, or a member of one organization gets into another's routes.
+   * - a list of organization IDs: tokens of those organizations.
    */
-  organizations?: boolean | readonly string[];
+  organizations?: boolean | 'any' | readonly string[];
   /** Scopes the token must all have (from its space-separated `scope` claim). Default none. */
   requiredScopes?: readonly string[];
   /**
@@ -52,7 +54,10 @@ export interface BearerSettings {
   readonly issuer: string;
   readonly jwksUri: URL;
   readonly audiences: readonly string[];
+  /** Organization tokens of organizations not listed are accepted (`organizations` `true` or `'any'`). */
   readonly anyOrganization: boolean;
+  /** `organizations: 'any'`: an organization token is accepted even when no organization is expected. */
+  readonly organizationUnchecked: boolean;
   readonly requiredScopes: readonly string[];
   readonly organizationId: string | ((req: Request) => string | undefined) | undefined;
   readonly tokenLocations: ReadonlySet<BearerTokenLocation>;
@@ -100,10 +105,10 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
   }
   let anyOrganization = false;
   const organizations = options.organizations;
-  if (organizations === true) {
+  if (organizations === true || organizations === 'any') {
     anyOrganization = true;
   } else if (organizations !== undefined && organizations !== false) {
-    if (!Array.isArray(organizations)) throw invalidOption('organizations', 'must be a boolean or an array of organization IDs.');
+    if (!Array.isArray(organizations)) throw invalidOption('organizations', 'must be true, \'any\' or an array of organization IDs.');
     audiences.push(...stringList(organizations, 'organizations').map(organizationAudience));
   }
   if (audiences.length === 0 && !anyOrganization) {
@@ -112,6 +117,14 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
 
   const organizationId = options.organizationId;
   if (organizationId !== undefined && typeof organizationId !== 'function') requireString(options, 'organizationId');
+  // Without it, a member (even an admin) of one organization would get into every other one's routes.
+  if (organizations === true && organizationId === undefined) {
+    throw invalidOption(
+      'organizationId',
+      'is required with `organizations: true`: name the organization each request is about, e.g. (req) => req.params.organizationId. '
+        + 'To accept a token of any organization and check `req.authInfo.organizationId` yourself, set `organizations: \'any\'`.',
+    );
+  }
 
   const locations = options.tokenLocations === undefined ? ['header'] : options.tokenLocations;
   if (!Array.isArray(locations) || locations.length === 0 || locations.some((item) => !tokenLocations.includes(item as BearerTokenLocation))) {
@@ -131,6 +144,7 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
     jwksUri: new URL(`${endpoint}/oidc/jwks`),
     audiences,
     anyOrganization,
+    organizationUnchecked: organizations === 'any',
     requiredScopes: scopeList(options.requiredScopes, 'requiredScopes'),
     organizationId: organizationId as BearerSettings['organizationId'],
     tokenLocations: new Set(locations as BearerTokenLocation[]),

@@ -12,7 +12,9 @@ export function bearerTokenOf(req: Request, tokenLocations: ReadonlySet<BearerTo
   const found: string[] = [];
   if (tokenLocations.has('header')) {
     const header = req.headers.authorization;
-    if (header !== undefined) {
+    // Another scheme (Basic, Digest, ...) carries no bearer token: RFC 6750 §3.1 wants the bare
+    // challenge for that, and a chain of Passport strategies must be able to try the next one.
+    if (header !== undefined && schemeOf(header) === 'bearer') {
       const match = bearerHeaderPattern.exec(header);
       if (!match?.[1]) throw new LogtoBearerError('invalid_request', 'The Authorization header must have the form: Bearer <token>.');
       found.push(match[1]);
@@ -32,6 +34,11 @@ export function bearerTokenOf(req: Request, tokenLocations: ReadonlySet<BearerTo
   const token = found[0];
   if (token === undefined) throw new LogtoBearerError(undefined, 'The request carries no access token.');
   return token;
+}
+
+/** The auth-scheme of an Authorization header (RFC 9110 §11.4), lower-cased; schemes are case-insensitive. */
+function schemeOf(header: string): string {
+  return (/^[^\s,]*/.exec(header.trimStart())?.[0] ?? '').toLowerCase();
 }
 
 function isFormBody(req: Request): boolean {

@@ -30,6 +30,11 @@ export interface LogtoBearerAuthInfo {
   scopes: string[];
   /** The verified token claims. */
   claims: AccessTokenClaims;
+  /**
+   * The organization the token belongs to: an organization token's `urn:logto:organization:<id>`
+   * audience, or an organization-scoped API token's `organization_id`. Absent for other tokens.
+   */
+  organizationId?: string;
 }
 
 export type BearerVerifyFunction = (claims: AccessTokenClaims, done: VerifyDone) => void | Promise<VerifyResult>;
@@ -45,6 +50,12 @@ export interface VerifyAccessTokenOptions {
   requiredScopes?: readonly string[];
   /** The organization the token must belong to. Default: the `organizationId` option when it is a string. */
   organizationId?: string;
+}
+
+/** A verified token and the organization it belongs to, if any. */
+interface CheckedToken {
+  claims: AccessTokenClaims;
+  organizationId: string | undefined;
 }
 
 type Outcome =
@@ -91,14 +102,37 @@ export class LogtoBearerStrategy extends PassportStrategy {
     });
   }
 
-  /** Passport entry point; `options.requiredScopes` adds scopes for this route. */
+  /**
+   * Passport entry point; `options.requiredScopes` adds scopes for this route. Bearer
+   * authentication never logs the user in to a session, even when the route forgot
+   * `{ session: false }`: each request carries its own token.
+   */
   override authenticate(req: Request, options: LogtoBearerRouteOptions = {}): void {
-    let delivered = false;
-    const deliver = (outcome: Outcome): void => {
-      delivered = true;
+    let routeScopes: readonly string[];
+    try {
+      routeScopes = scopeList(options.requiredScopes, 'requiredScopes');
+    } catch (error) {
+      this.error(asError(error));
+      return;
+    }
+    // outcomeFor never rejects and deliver catches what Passport or the app throws; the last
+    // catch only guards against the fallback itself failing, so no rejection goes unhandled.
+    this.outcomeFor(req, routeScopes)
+      .then((outcome) => this.deliver(req, options, outcome))
+      .catch(() => answerServerError(req));
+  }
+
+  /**
+   * Hands the outcome to Passport, which runs the app's custom callback, or the next middleware,
+   * synchronously from here. After the await, a throw there would escape Express's own
+   * try/catch and leave the request hanging; it goes to Express's error handler instead, once,
+   * and the callback is not called a second time with it.
+   */
+  private deliver(req: Request, options: LogtoBearerRouteOptions, outcome: Outcome): void {
+    try {
       switch (outcome.kind) {
         case 'success':
-          this.success(outcome.user, outcome.info);
+          this.succeedWithoutSession(options, outcome.user, outcome.info);
           return;
         case 'failure': {
           const challenge = outcome.failure.challenge(this.settings.realm);
@@ -110,19 +144,31 @@ export class LogtoBearerStrategy extends PassportStrategy {
         case 'error':
           this.error(outcome.error);
       }
-    };
-    let routeScopes: readonly string[];
-    try {
-      routeScopes = scopeList(options.requiredScopes, 'requiredScopes');
     } catch (error) {
-      deliver({ kind: 'error', error: asError(error) });
-      return;
+      forwardToExpress(req, error, undefined);
     }
-    this.outcomeFor(req, routeScopes)
-      .then(deliver)
-      .catch((error: unknown) => {
-        if (!delivered) this.error(asError(error));
-      });
+  }
+
+  /**
+   * Passport's `success` logs the user in to the session unless the route's options say
+   * `session: false`, regenerating the session and setting a cookie for a mere API call. Passport
+   * reads that option synchronously at the start of `req.logIn`, so it is set for this call only
+   * and put back as it was: the same options object serves every request of the route, and maybe
+   * other strategies.
+   */
+  private succeedWithoutSession(options: LogtoBearerRouteOptions, user: object, info: LogtoBearerAuthInfo): void {
+    const routeOptions = options as Record<string, unknown>;
+    const hadOwn = Object.hasOwn(routeOptions, 'session');
+    const previous = routeOptions.session;
+    const masked = previous !== false && Reflect.set(routeOptions, 'session', false);
+    try {
+      this.success(user, info);
+    } finally {
+      if (masked) {
+        if (hadOwn) routeOptions.session = previous;
+        else delete routeOptions.session;
+      }
+    }
   }
 
   /**
@@ -134,25 +180,29 @@ export class LogtoBearerStrategy extends PassportStrategy {
     return (req, res, next) => {
       this.outcomeFor(req, routeScopes)
         .then((outcome) => {
-          switch (outcome.kind) {
-            case 'success':
-              req.user = outcome.user;
-              req.authInfo = outcome.info;
-              next();
-              return;
-            case 'failure':
-              res.statusCode = outcome.failure.httpStatus;
-              res.setHeader('WWW-Authenticate', outcome.failure.challenge(this.settings.realm));
-              res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-              res.end(STATUS_CODES[outcome.failure.httpStatus]);
-              return;
-            case 'error':
-              next(outcome.error);
+          // `next` is called once at most: a `next` that throws (an app calling this middleware
+          // from its own handler with its own continuation) must not get its error back.
+          try {
+            switch (outcome.kind) {
+              case 'success':
+                req.user = outcome.user;
+                req.authInfo = outcome.info;
+                next();
+                return;
+              case 'failure':
+                res.statusCode = outcome.failure.httpStatus;
+                res.setHeader('WWW-Authenticate', outcome.failure.challenge(this.settings.realm));
+                res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+                res.end(STATUS_CODES[outcome.failure.httpStatus]);
+                return;
+              case 'error':
+                next(outcome.error);
+            }
+          } catch (error) {
+            forwardToExpress(req, error, next);
           }
         })
-        .catch((error: unknown) => {
-          if (!res.headersSent) next(error);
-        });
+        .catch(() => answerServerError(req));
     };
   }
 
@@ -166,7 +216,8 @@ export class LogtoBearerStrategy extends PassportStrategy {
       throw new LogtoBearerError('invalid_token', 'The token is not a well-formed JWT.');
     }
     const fixedOrganization = typeof this.settings.organizationId === 'string' ? this.settings.organizationId : undefined;
-    return this.check(token, scopeList(options.requiredScopes, 'requiredScopes'), options.organizationId ?? fixedOrganization);
+    const checked = await this.check(token, scopeList(options.requiredScopes, 'requiredScopes'), options.organizationId ?? fixedOrganization);
+    return checked.claims;
   }
 
   /** Never rejects: every failure becomes an outcome, so no request can end in an unhandled rejection. */
@@ -178,17 +229,19 @@ export class LogtoBearerStrategy extends PassportStrategy {
       if (expectedOrganization !== undefined && (typeof expectedOrganization !== 'string' || expectedOrganization === '')) {
         throw new LogtoError('invalid_config', 'passport-logto: option `organizationId` must give a non-empty string or undefined.');
       }
-      const claims = await this.check(token, routeScopes, expectedOrganization);
+      const { claims, organizationId } = await this.check(token, routeScopes, expectedOrganization);
       const user = await this.userFor(req, claims);
       if (user === false) throw new LogtoBearerError('invalid_token', 'The app refused this token.');
-      return { kind: 'success', user, info: { scopes: scopesOf(claims), claims } };
+      const info: LogtoBearerAuthInfo = { scopes: scopesOf(claims), claims };
+      if (organizationId !== undefined) info.organizationId = organizationId;
+      return { kind: 'success', user, info };
     } catch (error) {
       return error instanceof LogtoBearerError ? { kind: 'failure', failure: error } : { kind: 'error', error: asError(error) };
     }
   }
 
   /** Every check of an access token; throws LogtoBearerError for a token to refuse. */
-  private async check(token: string, routeScopes: readonly string[], expectedOrganization: string | undefined): Promise<AccessTokenClaims> {
+  private async check(token: string, routeScopes: readonly string[], expectedOrganization: string | undefined): Promise<CheckedToken> {
     let typ: unknown;
     try {
       typ = decodeProtectedHeader(token).typ;
@@ -219,6 +272,14 @@ export class LogtoBearerStrategy extends PassportStrategy {
     if (expectedOrganization === undefined && claims.organization_id !== undefined) {
       throw new LogtoBearerError('insufficient_scope', 'Organization-scoped tokens are not accepted here; use a token without an organization.');
     }
+    // With `organizations: true` an organization token is only good for the organization the
+    // request is about; a route about none must not take one of any organization.
+    if (
+      expectedOrganization === undefined && tokenOrganization !== undefined && claims.organization_id === undefined
+      && !this.settings.organizationUnchecked && !this.settings.audiences.includes(organizationAudience(tokenOrganization))
+    ) {
+      throw new LogtoBearerError('insufficient_scope', 'Organization tokens are accepted here only for the organization the request is about, and it names none.');
+    }
 
     const required = [...new Set([...this.settings.requiredScopes, ...routeScopes])];
     const granted = new Set(scopesOf(claims));
@@ -226,11 +287,11 @@ export class LogtoBearerStrategy extends PassportStrategy {
     if (missing.length > 0) {
       throw new LogtoBearerError('insufficient_scope', `The token lacks the scope ${missing.join(' ')}.`, { requiredScopes: required });
     }
-    return claims;
+    return { claims, organizationId: tokenOrganization };
   }
 
   /**
-   * The audiences to accept for this token. With `organizations: true` the organization audience
+   * The audiences to accept for this token. With `organizations: true` or `'any'` the organization audience
    * is read from the unverified token so that jose can compare it; the signature check that
    * follows still decides, so a forged audience gains nothing.
    */
@@ -276,6 +337,29 @@ export function logtoBearer(options: LogtoBearerOptions, verify?: BearerVerifyFu
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * Sends an error thrown by the app's continuation to Express's error handler through `req.next`,
+ * which Express (4 and 5) sets to the router's `next` for the current layer. `calledNext` is the
+ * continuation that threw, which must not be called again.
+ */
+function forwardToExpress(req: Request, error: unknown, calledNext: ((error?: unknown) => void) | undefined): void {
+  const routerNext: unknown = (req as { next?: unknown }).next;
+  if (typeof routerNext === 'function' && routerNext !== calledNext) {
+    (routerNext as (error: unknown) => void)(asError(error));
+    return;
+  }
+  answerServerError(req);
+}
+
+/** Outside Express, or when even that failed: a bare 500 rather than a request left hanging. */
+function answerServerError(req: Request): void {
+  const res = req.res;
+  if (!res || res.headersSent || res.writableEnded) return;
+  res.statusCode = 500;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.end(STATUS_CODES[500]);
 }
 
 function scopesOf(claims: AccessTokenClaims): string[] {

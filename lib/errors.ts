@@ -1,3 +1,5 @@
+import { errors as joseErrors } from 'jose';
+
 /**
  * Every failure that passport-logto reports is a LogtoError with a stable `code`, so that an
  * app can branch on the code instead of parsing messages.
@@ -56,6 +58,12 @@ export interface LogtoErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * A passport-logto error. Its `cause` chain never holds a token: the errors of openid-client carry
+ * the token response (access, refresh and ID tokens), the raw JWT or the HTTP response, and apps
+ * log errors whole. Such causes are replaced by copies that keep the name, message, stack and the
+ * plain fields (`code`, `error`, `error_description`, `status`) and drop the rest.
+ */
 export class LogtoError extends Error {
   override readonly name = 'LogtoError';
   readonly code: LogtoErrorCode;
@@ -63,7 +71,8 @@ export class LogtoError extends Error {
   readonly status: number | undefined;
 
   constructor(code: LogtoErrorCode, message: string, options: LogtoErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    const cause = options.cause === undefined ? undefined : withoutTokens(options.cause, 0);
+    super(redactJwts(message), cause === undefined ? undefined : { cause });
     this.code = code;
     this.oauthError = options.oauthError;
     this.status = options.status;
@@ -105,4 +114,65 @@ export function sessionStoreError(error: unknown, during: string): LogtoError {
   if (error instanceof LogtoError) return error;
   const detail = error instanceof Error ? error.message : String(error);
   return new LogtoError('session_store_failed', `The session store failed ${during}: ${detail}`, { cause: error });
+}
+
+/** A compact JWS or JWE: its header is base64url JSON, so it starts with `eyJ` (`{"`). */
+const jwtPattern = /eyJ[\w-]*\.[\w-]*\.[\w.-]*/;
+const jwtsPattern = new RegExp(jwtPattern.source, 'g');
+/** Names of fields that hold tokens, credentials or whole response bodies. */
+const secretFieldPattern = /token|jwt|body|secret|password|verifier|assertion|authorization|cookie|response|claims|header/i;
+const maxCauseDepth = 8;
+
+function redactJwts(text: string): string {
+  return text.replace(jwtsPattern, '[redacted JWT]');
+}
+
+/** jose's errors name the failed check and hold claims at most, never the token; code relies on their classes. */
+function isJoseError(value: Error): boolean {
+  return value instanceof joseErrors.JOSEError;
+}
+
+/** Whether an error can be kept as it is: nothing but plain, token-free fields, down its cause chain. */
+function isClean(error: Error, depth: number): boolean {
+  if (error instanceof LogtoError || isJoseError(error)) return true;
+  if (depth >= maxCauseDepth || jwtPattern.test(error.message)) return false;
+  for (const key of Object.getOwnPropertyNames(error)) {
+    if (key === 'stack' || key === 'message') continue;
+    const value: unknown = (error as unknown as Record<string, unknown>)[key];
+    if (key === 'cause') {
+      if (value !== undefined && !(value instanceof Error && isClean(value, depth + 1))) return false;
+    } else if (secretFieldPattern.test(key) || (value !== null && typeof value === 'object') || typeof value === 'function') {
+      return false;
+    } else if (typeof value === 'string' && jwtPattern.test(value)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The cause to keep: a clean error as it is (so that `instanceof` and identity still hold), a
+ * copy without the tokens otherwise, a string with JWTs redacted, and no other kind of value
+ * (plain objects are response bodies or claims).
+ */
+function withoutTokens(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactJwts(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return value;
+  if (!(value instanceof Error)) return undefined;
+  if (isClean(value, depth)) return value;
+  const nested = depth < maxCauseDepth ? withoutTokens(value.cause, depth + 1) : undefined;
+  const copy = new Error(redactJwts(value.message), nested === undefined ? undefined : { cause: nested });
+  Object.defineProperty(copy, 'name', { value: value.name, configurable: true, writable: true });
+  if (typeof value.stack === 'string') copy.stack = redactJwts(value.stack);
+  const fields = copy as unknown as Record<string, unknown>;
+  for (const key of Object.keys(value)) {
+    const field: unknown = (value as unknown as Record<string, unknown>)[key];
+    if (key === 'cause' || secretFieldPattern.test(key)) continue;
+    if (typeof field === 'string') fields[key] = redactJwts(field);
+    else if (typeof field === 'number' || typeof field === 'boolean') fields[key] = field;
+  }
+  // openid-client keeps the HTTP response out of sight; its status is the useful part.
+  const response: unknown = (value as { response?: unknown }).response;
+  if (fields.status === undefined && response instanceof Response) fields.status = response.status;
+  return copy;
 }

@@ -20,7 +20,9 @@ function statusOf(cause: unknown): number | undefined {
 
 /**
  * Turns what openid-client, jose and fetch throw into a LogtoError whose code tells the app
- * whether the request was at fault or Logto was.
+ * whether the request was at fault or Logto was. The useful parts (Logto's OAuth error, the HTTP
+ * status, a message) are read here; the original goes on as `cause`, which the LogtoError
+ * constructor strips of response bodies and JWTs (openid-client keeps the token response there).
  */
 export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 'invalid_id_token'): LogtoError {
   if (error instanceof LogtoError) return error;

@@ -11,7 +11,10 @@ export interface TokenVerifierOptions {
   clockTolerance: number;
   /** Seconds to wait for the JWKS. */
   timeout: number;
-  /** Seconds between two JWKS downloads caused by an unknown key id. */
+  /**
+   * Seconds after any JWKS download attempt, successful or not, during which a token with an
+   * unknown key id is refused without downloading again.
+   */
   cooldown: number;
   /** Seconds after which the JWKS is downloaded again in the background, to drop retired keys. Default 600. */
   refreshInterval?: number;
@@ -29,33 +32,64 @@ export interface JwtExpectations {
   fromLogto?: boolean;
 }
 
+type RemoteKeys = ReturnType<typeof createRemoteJWKSet>;
+
 /**
  * Verifies JWTs that Logto signed, against its JWKS downloaded once and kept (downloaded again on
  * an unknown key id, no more often than the cooldown allows, and refreshed in the background):
  * signature with an algorithm allow-list, issuer, audience and times.
  */
 export class TokenVerifier {
-  private keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
-  private refreshedAt = Date.now();
+  private keys: Promise<RemoteKeys> | undefined;
+  /** When the last JWKS download started, whether it succeeded or not (ms). */
+  private lastDownloadAt = Number.NEGATIVE_INFINITY;
+  /** Whether a download ever succeeded, so that there are keys to use. */
+  private haveKeys = false;
+  /** The download started for an unknown key id, which concurrent requests with one wait for. */
+  private unknownKeyDownload: Promise<void> | undefined;
 
   constructor(private readonly options: TokenVerifierOptions) {}
+
+  /** Every download goes through here, so that the cooldown counts failed ones too. */
+  private download(keys: RemoteKeys): Promise<void> {
+    this.lastDownloadAt = Date.now();
+    return keys.reload().then(() => {
+      this.haveKeys = true;
+    });
+  }
 
   /**
    * jose would download an old JWKS again before using it, and fail the token when Logto does not
    * answer; here the keys in hand keep working, and the new download happens beside the request.
    */
-  private refreshInBackground(keys: ReturnType<typeof createRemoteJWKSet>): void {
-    const now = Date.now();
-    if (now - this.refreshedAt < (this.options.refreshInterval ?? 600) * 1000 || keys.reloading) return;
-    this.refreshedAt = now;
-    keys.reload().catch(() => undefined);
+  private refreshInBackground(keys: RemoteKeys): void {
+    if (Date.now() - this.lastDownloadAt < (this.options.refreshInterval ?? 600) * 1000 || keys.reloading) return;
+    this.download(keys).catch(() => undefined);
+  }
+
+  /**
+   * Downloads the JWKS again for a token whose key id is unknown, unless a download was tried
+   * within the cooldown. jose's own cooldown starts only at a successful download, so while
+   * Logto's JWKS answers 5xx every forged key id would cost a request to Logto and a wait.
+   * Returns whether the keys may have changed.
+   */
+  private async downloadForUnknownKey(keys: RemoteKeys): Promise<boolean> {
+    if (!this.unknownKeyDownload) {
+      if (Date.now() - this.lastDownloadAt < this.options.cooldown * 1000) return false;
+      this.unknownKeyDownload = this.download(keys).finally(() => {
+        this.unknownKeyDownload = undefined;
+      });
+    }
+    await this.unknownKeyDownload;
+    return true;
   }
 
   private remoteKeys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     this.keys ??= this.options.jwksUri().then(
       (uri) => createRemoteJWKSet(uri, {
         timeoutDuration: Math.round(this.options.timeout * 1000),
-        cooldownDuration: Math.round(this.options.cooldown * 1000),
+        // Unknown key ids are handled in verify(), with a cooldown that failed downloads count in.
+        cooldownDuration: Infinity,
         cacheMaxAge: Infinity,
         // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
         [customFetch]: async (url: string, init: RequestInit) => {
@@ -77,7 +111,9 @@ export class TokenVerifier {
   async verify<Claims extends JWTPayload>(token: string, expect: JwtExpectations): Promise<Claims> {
     try {
       const keys = await this.remoteKeys();
-      this.refreshInBackground(keys);
+      // The first download, or the next try after it failed (there are no keys to fall back on).
+      if (!this.haveKeys) await this.download(keys);
+      else this.refreshInBackground(keys);
       const verifyWithKeys = () =>
         jwtVerify<Claims>(token, keys, {
           algorithms: [...this.options.algorithms],
@@ -87,10 +123,11 @@ export class TokenVerifier {
           ...(expect.typ === undefined ? {} : { typ: expect.typ }),
         });
       const { payload } = await verifyWithKeys().catch(async (error: unknown) => {
-        // jose's cooldown also starts at a regular download, so a rotation right after one would
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
+        // The cooldown also starts at a regular download, so a rotation right after one would
         // fail sign-ins for its length; tokens from Logto itself may always bring a new key.
-        if (!expect.fromLogto || !(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
-        await keys.reload();
+        if (expect.fromLogto) await this.download(keys);
+        else if (!(await this.downloadForUnknownKey(keys))) throw error;
         return verifyWithKeys();
       });
       // jose accepts an iat in the future; a token from the future is forged or from a broken clock.

@@ -103,7 +103,7 @@ const showAuth = (req: Request, res: Response): void => {
 
 interface AuthBody {
   user: Record<string, unknown>;
-  authInfo: { scopes: string[]; claims: AccessTokenClaims };
+  authInfo: { scopes: string[]; claims: AccessTokenClaims; organizationId?: string };
 }
 
 interface Answer {
@@ -184,6 +184,7 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
     shared = new LogtoBearerStrategy({ endpoint, audience: API_RESOURCE, requiredScopes: ['read:items'] });
     const organizationId = (req: Request): string | undefined => (typeof req.params.org === 'string' ? req.params.org : undefined);
     const organizations = new LogtoBearerStrategy({ endpoint, name: 'organizations', organizations: true, organizationId, requiredScopes: ['read:members'] });
+    const anyOrganization = new LogtoBearerStrategy({ endpoint, name: 'any-organization', organizations: 'any', requiredScopes: ['read:members'] });
     const organizationApi = new LogtoBearerStrategy({ endpoint, name: 'organization-api', audience: API_RESOURCE, organizationId, requiredScopes: ['read:items'] });
     const flexible = new LogtoBearerStrategy({ endpoint, name: 'flexible', audience: API_RESOURCE, tokenLocations: ['header', 'query', 'body'] });
     const withVerify = new LogtoBearerStrategy({ endpoint, name: 'with-verify', audience: API_RESOURCE }, async (claims) =>
@@ -198,11 +199,14 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
     );
 
     api = await startApi((app, passport) => {
-      for (const strategy of [shared, organizations, organizationApi, flexible, withVerify, withRequest]) passport.use(strategy);
+      for (const strategy of [shared, organizations, anyOrganization, organizationApi, flexible, withVerify, withRequest]) passport.use(strategy);
       const session = { session: false };
       app.get('/passport/items', passport.authenticate('logto-bearer', session), showAuth);
       app.get('/passport/items/write', passport.authenticate('logto-bearer', { ...session, requiredScopes: ['write:items'] }), showAuth);
       app.get('/passport/orgs/:org/members', passport.authenticate('organizations', session), showAuth);
+      // The same strategy on a route that names no organization.
+      app.get('/passport/members', passport.authenticate('organizations', session), showAuth);
+      app.get('/passport/any-organization/members', passport.authenticate('any-organization', session), showAuth);
       app.get('/passport/orgs/:org/items', passport.authenticate('organization-api', session), showAuth);
       app.get('/passport/flexible', passport.authenticate('flexible', session), showAuth);
       app.post('/passport/flexible', express.urlencoded({ extended: false }), passport.authenticate('flexible', session), showAuth);
@@ -233,6 +237,7 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
         assert.equal(answer.body.user.iss, provider.issuer);
         assert.deepEqual(answer.body.authInfo.scopes, ['read:items']);
         assert.deepEqual(answer.body.authInfo.claims, answer.body.user);
+        assert.equal(answer.body.authInfo.organizationId, undefined, 'a token of no organization');
       });
 
       test(`${form}: a real organization-scoped API token at its organization's route`, async () => {
@@ -241,6 +246,7 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
         assert.equal(answer.body.user.organization_id, 'org-acme');
         assert.equal(answer.body.user.aud, API_RESOURCE);
         assert.deepEqual(answer.body.authInfo.scopes, ['read:items']);
+        assert.equal(answer.body.authInfo.organizationId, 'org-acme');
       });
     }
 
@@ -249,6 +255,16 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
       assert.equal(answer.status, 200, answer.challenge ?? '');
       assert.equal(answer.body.user.aud, 'urn:logto:organization:org-acme');
       assert.deepEqual(answer.body.authInfo.scopes, ['read:members']);
+      assert.equal(answer.body.authInfo.organizationId, 'org-acme');
+    });
+
+    test('organizations: \'any\' accepts a token of any organization and names it in req.authInfo.organizationId', async () => {
+      const answer = await call(`${api.url}/passport/any-organization/members`, tokens.organization);
+      assert.equal(answer.status, 200, answer.challenge ?? '');
+      assert.equal(answer.body.authInfo.organizationId, 'org-acme');
+      const other = await call(`${api.url}/passport/any-organization/members`, await signAccess(provider, { aud: 'urn:logto:organization:org-globex', scope: 'read:members' }));
+      assert.equal(other.status, 200, other.challenge ?? '');
+      assert.equal(other.body.authInfo.organizationId, 'org-globex');
     });
 
     test('a verify function returning a promise decides req.user; req.authInfo keeps the claims', async () => {
@@ -391,6 +407,18 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
       assert.equal((await call(`${api.url}/passport/orgs/org-globex/items`, token)).status, 200, 'control: its own organization');
     });
 
+    test('organizations: true, at a route whose organizationId names none: an organization token is refused', async () => {
+      // Else a member, or an admin, of one organization would pass wherever the route forgot to say which.
+      assertRefused(await call(`${api.url}/passport/members`, tokens.organization), 403, 'insufficient_scope', /organization the request is about/, 'logto');
+      assertRefused(
+        await call(`${api.url}/passport/members`, await signAccess(provider, { aud: 'urn:logto:organization:org-globex', scope: 'read:members' })),
+        403,
+        'insufficient_scope',
+        /organization the request is about/,
+        'logto',
+      );
+    });
+
     test('a token without an organization at an organization route', async () => {
       assertRefused(await call(`${api.url}/passport/orgs/org-acme/items`, tokens.resource), 403, 'insufficient_scope', /organization org-acme/);
     });
@@ -410,8 +438,16 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
         assert.equal(answer.challenge, `Bearer realm="${API_RESOURCE}"`);
       });
 
-      test(`${form}: an Authorization header that is not "Bearer <token>": 400 invalid_request`, async () => {
-        for (const header of ['Basic ZGVtbzpkZW1v', 'Bearer', 'Bearer a b', `Token ${tokens.resource}`, `Bearer ${tokens.resource}, Bearer x`]) {
+      test(`${form}: another scheme (Basic, ...) carries no bearer token: 401 with a bare challenge (RFC 6750 §3.1)`, async () => {
+        for (const header of ['Basic ZGVtbzpkZW1v', `Token ${tokens.resource}`, `Digest username="demo"`, `Bearerish ${tokens.resource}`]) {
+          const answer = await call(`${api.url}/${form}/items`, undefined, { headers: { authorization: header } });
+          assert.equal(answer.status, 401, header);
+          assert.equal(answer.challenge, `Bearer realm="${API_RESOURCE}"`, header);
+        }
+      });
+
+      test(`${form}: a malformed Bearer header: 400 invalid_request`, async () => {
+        for (const header of ['Bearer', 'bearer ', 'Bearer a b', `Bearer ${tokens.resource}, Bearer x`, 'Bearer,x']) {
           assertRefused(await call(`${api.url}/${form}/items`, undefined, { headers: { authorization: header } }), 400, 'invalid_request', /Authorization header/);
         }
       });
@@ -473,6 +509,10 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
       ['audience', { audience: undefined }],
       ['audience', { audience: 'not-a-uri' }],
       ['organizations', { organizations: 'org-acme' }],
+      ['organizations', { organizations: 'all' }],
+      // Any organization must be asked for by name: 'any'. `true` is for the request's own organization.
+      ['organizationId', { audience: undefined, organizations: true }],
+      ['organizationId', { organizations: true }],
       ['requiredScopes', { requiredScopes: ['read items'] }],
       ['signingAlgorithms', { signingAlgorithms: ['HS256'] }],
       ['signingAlgorithms', { signingAlgorithms: ['none'] }],
@@ -494,6 +534,13 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
     test('accepts an http: endpoint on a non-loopback host only when told, and organization tokens without an audience', () => {
       assert.equal(new LogtoBearerStrategy({ endpoint: 'http://tenant.logto.app', audience: API_RESOURCE, allowInsecureEndpoint: true }).name, 'logto-bearer');
       assert.equal(new LogtoBearerStrategy({ endpoint, organizations: ['org-acme'], name: 'orgs' }).name, 'orgs');
+      assert.equal(new LogtoBearerStrategy({ endpoint, organizations: 'any' }).name, 'logto-bearer');
+      assert.equal(new LogtoBearerStrategy({ endpoint, organizations: true, organizationId: 'org-acme' }).name, 'logto-bearer');
+    });
+
+    test('organizations: true without organizationId: the message says what to do', () => {
+      assert.throws(() => new LogtoBearerStrategy({ endpoint, organizations: true }), (error: unknown) =>
+        isLogtoError(error, 'invalid_config') && /organizationId/.test(error.message) && /organizations: 'any'/.test(error.message));
     });
   });
 });
