@@ -300,16 +300,14 @@ export function describeError(error: unknown, organizationId?: string): ErrorVie
   switch (error.code) {
     case 'not_authenticated':
       return { status: 401, title: 'Please sign in again', message: 'Your Logto sign-in has ended or expired.', action: signInAgain };
+    case 'not_organization_member':
+      return {
+        status: 403,
+        title: 'Not a member of this organization',
+        message: `You are not a member of the organization "${organizationId ?? ''}", so Logto will not issue a token for it.`,
+        action: { href: '/protected/organizations', label: 'Your organizations' },
+      };
     case 'token_request_failed':
-      // Logto answers access_denied to an organization token request from a non-member.
-      if (organizationId !== undefined && error.oauthError === 'access_denied') {
-        return {
-          status: 403,
-          title: 'Not a member of this organization',
-          message: `You are not a member of the organization "${organizationId}", so Logto will not issue a token for it.`,
-          action: { href: '/protected/organizations', label: 'Your organizations' },
-        };
-      }
       return {
         status: 403,
         title: 'Logto refused the token',

@@ -195,7 +195,13 @@ export class SignInRecords {
   /** Reads a short-lived mark (a callback claim, a refresh marker). */
   async getMark<T>(store: TokenStore, key: string): Promise<T | undefined> {
     const raw = await this.guard(store, store.get(key), 'read the token store');
-    return raw ? (JSON.parse(raw) as T) : undefined;
+    if (!raw) return undefined;
+    try {
+      // A value being claimed without an atomic command carries a tag after a NUL; see setIfAbsent.
+      return JSON.parse(raw.split('\u0000', 1)[0] ?? '') as T;
+    } catch {
+      return undefined;
+    }
   }
 
   async setMark(store: TokenStore, key: string, value: unknown, ttl: number): Promise<void> {
@@ -233,7 +239,7 @@ export class SignInRecords {
     const raw = await this.guard(store, store.get(recordKey(signInId)), 'read the sign-in');
     if (!raw) return undefined;
     try {
-      return JSON.parse(raw) as StoredRecord;
+      return JSON.parse(raw.split('\u0000', 1)[0] ?? '') as StoredRecord;
     } catch {
       return undefined;
     }

@@ -144,7 +144,10 @@ describe('three app processes on connect-redis, no token store configured', () =
     for (const signedInFirst of [false, true]) {
       const browser = new TestBrowser();
       if (signedInFirst) await signIn(browser, running);
-      const [one, two] = await Promise.all([callbackFor(browser, running, a), callbackFor(browser, running, b)]);
+      // Both sign-ins start at the same moment; the provider's pages are then passed one at a time.
+      const [startOne, startTwo] = await Promise.all([browser.get(`${a.url}/sign-in`), browser.get(`${b.url}/sign-in`)]);
+      const one = await signInAtProvider(browser, startOne.location ?? '', provider.users.demo, running.callbackURL);
+      const two = await signInAtProvider(browser, startTwo.location ?? '', provider.users.demo, running.callbackURL);
       const [first, second] = await Promise.all([browser.get(via(one, c)), browser.get(via(two, a))]);
       assert.equal(first.location, `${c.url}/`, first.text);
       assert.equal(second.location, `${a.url}/`, second.text);
@@ -166,9 +169,10 @@ describe('three app processes on connect-redis, no token store configured', () =
     });
     try {
       const results = await Promise.all([token(browser, a, `resource=${resource}`), token(browser, a, 'org=org-acme'), token(browser, b, '')]);
-      assert.equal(results[0].status, 500);
-      assert.equal(results[0].body.error, 'provider_timeout');
-      for (const result of results) assert.notEqual(result.status, 200);
+      const errors = results.map((result) => result.body.error);
+      assert.ok(errors.includes('provider_timeout'), `the refresh that got no answer says so: ${errors.join()}`);
+      // The others waited for it, and then found no refresh token safe to send.
+      for (const error of errors) assert.ok(error === 'provider_timeout' || error === 'not_authenticated', String(error));
     } finally {
       provider.setTokenResponseTamper(undefined);
     }

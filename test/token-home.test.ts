@@ -1,0 +1,279 @@
+/**
+ * Where a sign-in's tokens live: a record of their own outside the session. Single-process cases
+ * against the test provider with Logto's rules (a used refresh token works for 3 s, after which
+ * Logto revokes the whole grant); test/multi-instance.test.ts covers several processes.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { after, before, describe, test } from 'node:test';
+import type { Express, NextFunction, Request, Response } from 'express';
+import session from 'express-session';
+import cookieSession from 'cookie-session';
+import { createHmac } from 'node:crypto';
+import { LogtoError, LogtoStrategy, MemoryTokenStore, UserScope } from '../lib/index.js';
+import { startApp, type PassportFlavor, type RunningApp } from './support/app.js';
+import { getJson, signIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
+import { endSessionAtProvider, signInAtProvider, TestBrowser } from './support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+
+const require = createRequire(import.meta.url);
+/** express-session's signed cookie value for a session id. */
+const sign = (sid: string, secret: string): string => `${sid}.${createHmac('sha256', secret).update(sid).digest('base64').replace(/=+$/, '')}`;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const resource = encodeURIComponent(API_RESOURCE);
+
+let provider: TestProvider;
+before(async () => {
+  // Tokens that live 5 s: long enough to stay valid through a burst on a busy machine.
+  provider = await startProvider({ accessTokenTtl: 5 });
+});
+after(() => provider.close());
+const expire = (): Promise<void> => sleep(5100);
+
+function tokenRoutes(app: Express, logto: LogtoStrategy): void {
+  app.get('/token', (req, res, next) => {
+    const { resource: wanted, org } = req.query as Record<string, string | undefined>;
+    logto.client(req).getAccessToken(wanted, org).then((token) => res.json({ token }), next);
+  });
+}
+
+const scopes = [UserScope.Organizations, 'read:items', 'read:members'];
+
+function refreshRequests(): Array<{ refreshToken: string; at: number }> {
+  return provider.requests
+    .filter((r) => r.path === '/oidc/token' && r.params.grant_type === 'refresh_token')
+    .map((r) => ({ refreshToken: r.params.refresh_token ?? '', at: r.at }));
+}
+
+function assertNoLateReuse(grantsBefore: number): void {
+  const firstSeen = new Map<string, number>();
+  for (const { refreshToken, at } of refreshRequests()) {
+    const first = firstSeen.get(refreshToken) ?? at;
+    firstSeen.set(refreshToken, first);
+    assert.ok(at - first < 3000, `a refresh token was sent again ${at - first} ms after its first use`);
+  }
+  assert.equal(provider.revokedGrants(), grantsBefore, 'Logto revoked no grant');
+}
+
+describe('one home per sign-in, with MemoryStore', () => {
+  test('the session holds only a short reference; the tokens are read from their record', async () => {
+    const running = await startApp(provider, { strategy: { scopes, resources: [API_RESOURCE] } });
+    try {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, running);
+      const { session: stored } = (await getJson<SessionBody>(browser, `${running.url}/session`)).body;
+      const ours = JSON.stringify({ logto: stored.logto });
+      assert.ok(ours.length <= 60, `the session grows by ${ours.length} bytes only`);
+      const tokens = await tokensOf(browser, running);
+      assert.equal(typeof tokens.idToken, 'string');
+      assert.equal(typeof tokens.refreshToken, 'string');
+      assert.equal(JSON.stringify(stored).includes(String(tokens.refreshToken)), false);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('two different tokens refreshed at once, then a restart: the next refresh still uses the newest refresh token', async () => {
+    const store = new session.MemoryStore();
+    const options = { store, cookieName: 'restart-sid', strategy: { scopes, resources: [API_RESOURCE], accessTokenExpiryMargin: 0 }, routes: tokenRoutes };
+    let running: RunningApp = await startApp(provider, options);
+    const browser = new TestBrowser();
+    try {
+      await signIn(browser, provider, running);
+      await expire();
+      const grants = provider.revokedGrants();
+      provider.resetRequests();
+      const [api, org] = await Promise.all([
+        getJson<{ token?: string }>(browser, `${running.url}/token?resource=${resource}`),
+        getJson<{ token?: string }>(browser, `${running.url}/token?org=org-acme`),
+      ]);
+      assert.equal(api.status, 200, JSON.stringify(api.body));
+      assert.equal(org.status, 200, JSON.stringify(org.body));
+      assert.equal(refreshRequests().length, 2);
+
+      // A new process on the same session store: nothing of the old one's memory survives.
+      const registered = running.registered;
+      await running.close();
+      running = await startApp(provider, { ...options, instanceOf: registered });
+      await expire();
+      const later = await getJson<{ token?: string }>(browser, `${running.url}/token?resource=${resource}&org=org-acme`);
+      assert.equal(later.status, 200, JSON.stringify(later.body));
+      assertNoLateReuse(grants);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test("a refreshed ID token that cannot be checked (JWKS down after a key rotation) does not lose the rotated refresh token", async () => {
+    const running = await startApp(provider, { strategy: { scopes, resources: [API_RESOURCE], accessTokenExpiryMargin: 0, jwksCooldown: 0 }, routes: tokenRoutes });
+    try {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, running);
+      await expire();
+      const grants = provider.revokedGrants();
+      provider.resetRequests();
+      await provider.rotateSigningKey();
+      provider.setFault('/oidc/jwks', { status: 503, body: '{"error":"unavailable"}' });
+      try {
+        const failed = await getJson<{ error?: string }>(browser, `${running.url}/token?resource=${resource}`);
+        assert.equal(failed.status, 500);
+        assert.equal(failed.body.error, 'provider_error');
+      } finally {
+        provider.setFault('/oidc/jwks', undefined);
+      }
+      await sleep(3200);
+      const later = await getJson<{ token?: string }>(browser, `${running.url}/token?org=org-acme`);
+      assert.equal(later.status, 200, JSON.stringify(later.body));
+      assertNoLateReuse(grants);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a session written by 0.1.0 (tokens inside it) keeps working, and is moved to a record once', async () => {
+    const store = new session.MemoryStore();
+    const running = await startApp(provider, { store, strategy: { scopes, resources: [API_RESOURCE] }, routes: tokenRoutes });
+    try {
+      // Sign in with one browser to get real tokens, then plant them in a session of the old shape.
+      const source = new TestBrowser();
+      await signIn(source, provider, running);
+      const tokens = await tokensOf(source, running);
+      const user = (await getJson<HomeBody>(source, `${running.url}/`)).body.user;
+      const sid = 'legacy-session-0-1-0';
+      const legacy = {
+        cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
+        passport: { user },
+        logto: {
+          tokens: {
+            signInId: 'c0ffee00-0000-4000-8000-000000000001',
+            idToken: tokens.idToken,
+            refreshToken: tokens.refreshToken,
+            accessToken: { token: 'expired-opaque-token', expiresAt: 1 },
+          },
+        },
+      };
+      await new Promise<void>((resolve, reject) => store.set(sid, legacy as unknown as session.SessionData, (error) => (error ? reject(error) : resolve())));
+      // The first browser signs out locally only, so that its refresh token stays the legacy session's.
+      const browser = new TestBrowser();
+      const cookie = `sid-${new URL(running.url).port}=${encodeURIComponent(`s:${sign(sid, 'test-secret')}`)}`;
+      const get = async <T>(path: string): Promise<{ status: number; body: T }> => {
+        const response = await browser.request(`${running.url}${path}`, { headers: { cookie } });
+        return { status: response.status, body: JSON.parse(response.text) as T };
+      };
+      assert.equal((await get<HomeBody>('/')).body.authenticated, true);
+      const read = await get<{ refreshToken: string | null }>('/tokens');
+      assert.equal(read.body.refreshToken, tokens.refreshToken);
+      const { session: moved } = (await get<SessionBody>('/session')).body;
+      assert.equal(moved.logto, 'c0ffee00-0000-4000-8000-000000000001', 'the session now refers to the record');
+      const refreshed = await get<{ token?: string }>(`/token?resource=${resource}`);
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      assert.notEqual((await get<{ refreshToken: string | null }>('/tokens')).body.refreshToken, tokens.refreshToken, 'the rotated refresh token is kept');
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('`tokenStore` must be a store; a session middleware without a store needs one', async () => {
+    assert.throws(
+      () => new LogtoStrategy({ endpoint: provider.endpoint, appId: 'a', appSecret: 's', callbackURL: 'http://127.0.0.1:1/callback', tokenStore: {} as never }),
+      (error: unknown) => error instanceof LogtoError && error.code === 'invalid_config' && /tokenStore/.test(error.message),
+    );
+  });
+});
+
+/** A real cookie-session app, with the two no-op methods that Passport 0.6+ calls on a session. */
+async function cookieSessionApp(flavor: PassportFlavor, tokenStore: MemoryTokenStore | undefined): Promise<{ url: string; close(): Promise<void> }> {
+  const express = require('express') as () => Express;
+  const { Passport } = require(flavor === 'passport06' ? 'passport06' : 'passport') as { Passport: new () => import('passport').PassportStatic };
+  const app = express();
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const registered = await provider.registerApp({ redirectUris: [`${url}/callback`], postLogoutRedirectUris: [`${url}/`] });
+  const logto = new LogtoStrategy({
+    endpoint: provider.endpoint,
+    appId: registered.appId,
+    appSecret: registered.appSecret,
+    callbackURL: `${url}/callback`,
+    postLogoutRedirectUri: `${url}/`,
+    scopes,
+    resources: [API_RESOURCE],
+    accessTokenExpiryMargin: 0,
+    ...(tokenStore ? { tokenStore } : {}),
+  });
+  const passport = new Passport();
+  passport.use(logto);
+  passport.serializeUser((user, done) => done(null, user));
+  passport.deserializeUser((user: Express.User, done) => done(null, user));
+  app.use(cookieSession({ name: `cs-${new URL(url).port}`, keys: ['cookie-session-key'] }));
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    const current = req.session as unknown as { regenerate?: unknown; save?: unknown } | null | undefined;
+    if (current && !current.regenerate) current.regenerate = (done: () => void) => done();
+    if (current && !current.save) current.save = (done: () => void) => done();
+    next();
+  });
+  app.use(passport.initialize());
+  app.use(passport.session());
+  app.get('/sign-in', passport.authenticate('logto'));
+  app.get('/callback', passport.authenticate('logto', { successReturnToOrRedirect: '/', failureRedirect: '/failed' }));
+  app.get('/', (req, res) => res.json({ user: req.user ?? null, authenticated: logto.client(req).isAuthenticated() }));
+  app.get('/claims', logto.authenticated(), (req, res) => res.json(req.logto?.getIdTokenClaims()));
+  tokenRoutes(app, logto);
+  app.get('/sign-out', logto.signOut());
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(500).json({ error: error instanceof LogtoError ? error.code : 'internal_error', message: String(error) });
+  });
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('cookie-session', () => {
+  for (const flavor of ['passport06', 'passport07'] as const) {
+    test(`${flavor} with a token store: sign in, claims, refresh, sign out`, async () => {
+      const running = await cookieSessionApp(flavor, new MemoryTokenStore());
+      try {
+        const browser = new TestBrowser();
+        const started = await browser.get(`${running.url}/sign-in`);
+        const callback = await signInAtProvider(browser, started.location ?? '', provider.users.demo, `${running.url}/callback`);
+        assert.equal((await browser.get(callback)).location, `${running.url}/`);
+        const home = (await getJson<{ user: { id: string } | null; authenticated: boolean }>(browser, `${running.url}/`)).body;
+        assert.equal(home.user?.id, provider.users.demo.sub);
+        assert.equal(home.authenticated, true);
+        assert.equal((await getJson<{ sub: string }>(browser, `${running.url}/claims`)).body.sub, provider.users.demo.sub);
+        await expire();
+        assert.equal((await getJson(browser, `${running.url}/token?resource=${resource}`)).status, 200);
+        const out = await browser.get(`${running.url}/sign-out`);
+        assert.equal(out.status, 302);
+        await endSessionAtProvider(browser, out.location ?? '');
+        assert.equal((await getJson<{ user: unknown }>(browser, `${running.url}/`)).body.user, null);
+        assert.equal((await browser.get(`${running.url}/claims`)).status, 401);
+      } finally {
+        await running.close();
+      }
+    });
+  }
+
+  test('without a token store, the callback says what to add', async () => {
+    const running = await cookieSessionApp('passport07', undefined);
+    try {
+      const browser = new TestBrowser();
+      const started = await browser.get(`${running.url}/sign-in`);
+      const callback = await signInAtProvider(browser, started.location ?? '', provider.users.demo, `${running.url}/callback`);
+      const failed = await browser.get(callback);
+      assert.equal(failed.status, 500);
+      const body = JSON.parse(failed.text) as { error: string; message: string };
+      assert.equal(body.error, 'session_required');
+      assert.match(body.message, /tokenStore/);
+    } finally {
+      await running.close();
+    }
+  });
+});
