@@ -33,6 +33,10 @@ type Loaded = { signInId: string; record: TokenRecord } | null;
 export class LogtoClient {
   /** Set by `logto.authenticated({ fetchUserInfo: true })`. */
   userInfo: UserInfoResponse | undefined;
+  /** Set by `logto.authenticated({ accessToken })`. */
+  accessToken: string | undefined;
+  /** Set by `logto.authenticated({ organizationTokens: true })`: a token per organization of the user, by ID. */
+  organizationTokens: Record<string, string> | undefined;
   private loaded: Loaded | undefined;
   private loading: Promise<Loaded> | undefined;
 
@@ -94,7 +98,7 @@ export class LogtoClient {
    * longer than the safety margin; otherwise a new one from the refresh token.
    */
   async getAccessToken(resource?: string, organizationId?: string): Promise<string> {
-    return (await this.accessToken(resource, organizationId, false)).token;
+    return (await this.tokenFor(resource, organizationId, false)).token;
   }
 
   async getAccessTokenClaims(resource?: string, organizationId?: string): Promise<AccessTokenClaims> {
@@ -115,7 +119,7 @@ export class LogtoClient {
 
   /** Refreshes now (after the user's roles changed, say), replacing the stored ID token. */
   async refresh(): Promise<void> {
-    await this.accessToken(undefined, undefined, true);
+    await this.tokenFor(undefined, undefined, true);
   }
 
   private async current(): Promise<Loaded> {
@@ -161,7 +165,7 @@ export class LogtoClient {
     return this.loaded?.record;
   }
 
-  private async accessToken(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {
+  private async tokenFor(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {
     this.checkRequest(resource, organizationId);
     const loaded = await this.current();
     if (!loaded) throw notSignedIn();

@@ -4,7 +4,7 @@ export type { FirstScreen, LogtoSignInOptions, SignInIdentifier } from './sign-i
 export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
 export type { LogtoConnectionOptions, LogtoStrategyOptions } from './configuration.js';
 export { LogtoClient } from './client.js';
-export type { AuthenticatedOptions } from './route-guard.js';
+export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-guard.js';
 export type { SignOutOptions } from './sign-out.js';
 export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
 export { MemoryTokenStore } from './token-store.js';

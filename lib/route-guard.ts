@@ -20,8 +20,57 @@ export interface AuthenticatedOptions {
    * `req.session.returnTo` so that sign-in lands there. Without it, the answer is 401 JSON.
    */
   redirect?: string;
-  /** Fetch userinfo into `req.logto.userInfo` before the route runs. */
+  /** Fetch userinfo into `req.logto.userInfo` before the route runs (@logto/node's `fetchUserInfo`). */
   fetchUserInfo?: boolean;
+  /**
+   * An access token to have ready in `req.logto.accessToken` before the route runs: an API
+   * resource, an organization, or both (@logto/node's `getAccessToken` with `resource`).
+   */
+  accessToken?: string | { resource?: string; organizationId?: string };
+  /** Organization tokens for every organization in the ID token, in `req.logto.organizationTokens` by organization ID. */
+  organizationTokens?: boolean;
+}
+
+/** A request that passed `logto.authenticated()`: `req.logto` is there. */
+export type LogtoRequest = Request & { logto: LogtoClient };
+
+/** A route handler behind `logto.authenticated(options, handler)`, which may be async. */
+export type LogtoHandler = (req: LogtoRequest, res: Response, next: NextFunction) => unknown;
+
+/** Runs `handler` with the request as a {@link LogtoRequest}; a throw or a rejection goes to `next`. */
+export function withLogto(handler: LogtoHandler): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    try {
+      const returned = handler(req as LogtoRequest, res, next);
+      if (returned instanceof Promise) returned.catch(next);
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+/** Everything the guard was asked to have ready, fetched in parallel (refreshes take turns). */
+async function preload(client: LogtoClient, options: AuthenticatedOptions): Promise<void> {
+  const work: Array<Promise<void>> = [];
+  if (options.fetchUserInfo) {
+    work.push(client.fetchUserInfo().then((userInfo) => void (client.userInfo = userInfo)));
+  }
+  const wanted = options.accessToken;
+  if (wanted !== undefined) {
+    const { resource, organizationId } = typeof wanted === 'string' ? { resource: wanted, organizationId: undefined } : wanted;
+    work.push(client.getAccessToken(resource, organizationId).then((token) => void (client.accessToken = token)));
+  }
+  if (options.organizationTokens) {
+    const organizations = client.getIdTokenClaims().organizations ?? [];
+    const tokens: Record<string, string> = {};
+    client.organizationTokens = tokens;
+    for (const organizationId of organizations) {
+      work.push(client.getOrganizationToken(organizationId).then((token) => void (tokens[organizationId] = token)));
+    }
+  }
+  const results = await Promise.allSettled(work);
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Route-guard middleware: lets signed-in users through with `req.logto`, turns others away. */
@@ -43,16 +92,14 @@ export function authenticatedGuard(clientFor: (req: Request) => LogtoClient, opt
       return;
     }
     req.logto = client;
-    if (options.fetchUserInfo) {
-      try {
-        client.userInfo = await client.fetchUserInfo();
-      } catch (error) {
-        if (error instanceof LogtoError && error.code === 'not_authenticated') {
-          turnAway(req, res);
-          return;
-        }
-        throw error;
+    try {
+      await preload(client, options);
+    } catch (error) {
+      if (error instanceof LogtoError && error.code === 'not_authenticated') {
+        turnAway(req, res);
+        return;
       }
+      throw error;
     }
     next();
   };

@@ -9,7 +9,7 @@ import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions }
 import { LogtoClient, type LogtoClientContext } from './client.js';
 import { PendingSignIns } from './pending-sign-ins.js';
 import { Refresher } from './refresh.js';
-import { authenticatedGuard, type AuthenticatedOptions } from './route-guard.js';
+import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
 import { LogtoProvider } from './provider.js';
 import { safeReturnTo } from './redirects.js';
@@ -115,9 +115,16 @@ export class LogtoStrategy extends PassportStrategy {
     return new LogtoClient(req, this.context);
   }
 
-  /** Route guard: signed-in users pass with `req.logto` loaded; others are redirected or get 401 JSON. */
-  authenticated(options?: AuthenticatedOptions): RequestHandler {
-    return authenticatedGuard((req) => this.client(req), options);
+  /**
+   * Route guard: signed-in users pass with `req.logto` loaded (and whatever `options` asks to have
+   * ready); others are redirected or get 401 JSON. Given a handler, it returns the guard and the
+   * handler together, and the handler's `req.logto` is typed as present.
+   */
+  authenticated(options?: AuthenticatedOptions): RequestHandler;
+  authenticated(options: AuthenticatedOptions, handler: LogtoHandler): RequestHandler[];
+  authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
+    const guard = authenticatedGuard((req) => this.client(req), options);
+    return handler === undefined ? guard : [guard, withLogto(handler)];
   }
 
   /** The sign-out route handler. */

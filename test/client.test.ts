@@ -55,6 +55,17 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
   express.get('/guarded-userinfo', logto.authenticated({ fetchUserInfo: true }), (req, res) => {
     res.json(req.logto?.userInfo);
   });
+  // Everything ready before the handler, which sees req.logto typed as present.
+  express.get(
+    '/preloaded',
+    logto.authenticated({ fetchUserInfo: true, accessToken: API_RESOURCE, organizationTokens: true }, (req, res) => {
+      res.json({
+        userInfo: req.logto.userInfo,
+        audience: decodeJwt(req.logto.accessToken ?? '').aud,
+        organizations: Object.fromEntries(Object.entries(req.logto.organizationTokens ?? {}).map(([id, token]) => [id, decodeJwt(token).aud])),
+      });
+    }),
+  );
 }
 
 // As in Logto, API and organization permissions are scopes that the sign-in asks for.
@@ -115,6 +126,23 @@ describe('the helper with long-lived tokens', () => {
     assert.equal(userInfo.email, claims.email);
     assert.deepEqual(userInfo.custom_data, { plan: 'pro' });
     assert.deepEqual((userInfo.organization_data as Array<{ id: string }>).map((org) => org.id), ['org-acme']);
+  });
+
+  test('the guard preloads userinfo, an API token and organization tokens in parallel, each refreshed once', async () => {
+    const fresh = new TestBrowser();
+    await signIn(fresh, provider, running);
+    provider.resetRequests();
+    const { status, body } = await getJson<{ userInfo: { sub: string }; audience: string; organizations: Record<string, string> }>(fresh, `${running.url}/preloaded`);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.userInfo.sub, provider.users.demo.sub);
+    assert.equal(body.audience, API_RESOURCE);
+    assert.deepEqual(body.organizations, { 'org-acme': 'urn:logto:organization:org-acme' });
+    const refreshes = refreshRequests(provider);
+    assert.equal(refreshes.length, 2, 'one refresh for the API token, one for the organization token');
+    assert.equal(new Set(refreshes).size, 2, 'never the same refresh token twice');
+    provider.resetRequests();
+    assert.equal((await getJson(fresh, `${running.url}/preloaded`)).status, 200);
+    assert.equal(refreshRequests(provider).length, 0, 'the second time, all comes from the record');
   });
 
   test('the guard can fetch userinfo for the route', async () => {
