@@ -193,8 +193,12 @@ export class LogtoStrategy extends PassportStrategy {
    * of becoming an unhandled rejection or a second call of the callback.
    */
   private settle(req: Request, hand: () => void): void {
-    void req;
-    hand();
+    try {
+      hand();
+    } catch (error) {
+      const next = (req as { next?: (error: unknown) => void }).next;
+      if (typeof next === 'function') next(error);
+    }
   }
 
   /** The sign-in leg: remember the started sign-in in its cookie and send the browser to Logto. */
