@@ -1,0 +1,118 @@
+/**
+ * The README's Quick start, run as a newcomer runs it: the file pasted as app.mjs, started with
+ * `node app.mjs` against `npm run provider`'s local Logto, and signed in to in a browser. It is
+ * also type-checked with `strict`, so that the README cannot drift from the package.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { signInAtProvider, TestBrowser } from './support/http-client.js';
+
+const run = promisify(execFile);
+const root = new URL('..', import.meta.url).pathname;
+// Inside the package, so that `import 'passport-logto'` resolves to this package as it would from npm.
+const folder = join(root, 'test-results', `readme-${process.pid}`);
+
+/** The first fenced block of `language` after `heading` in README.md. */
+async function snippet(heading: string, language: string): Promise<string> {
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const start = readme.indexOf(`\n${heading}\n`);
+  assert.ok(start >= 0, `README.md has a "${heading}" section`);
+  const open = readme.indexOf(`\`\`\`${language}\n`, start);
+  const close = readme.indexOf('\n```', open + 1);
+  assert.ok(open >= 0 && close > open, `"${heading}" has a ${language} block`);
+  return readme.slice(open + language.length + 4, close + 1);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+/** Starts a process and resolves once its output matches `ready`, with everything it printed. */
+function startUntil(command: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(command, args, { cwd: folder, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not get ready:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve({ child, output: () => output });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args.join(' ')} exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+const children: ChildProcess[] = [];
+before(async () => {
+  await mkdir(folder, { recursive: true });
+});
+after(async () => {
+  for (const child of children) child.kill('SIGTERM');
+  await rm(folder, { recursive: true, force: true });
+});
+
+describe('README Quick start', () => {
+  test('pasted as app.mjs, it runs with `node app.mjs` against `npm run provider`, and a user signs in and out', async () => {
+    await writeFile(join(folder, 'app.mjs'), await snippet('## Quick start', 'js'));
+    const provider = await startUntil(process.execPath, ['--import', 'tsx', join(root, 'example', 'provider.ts')], { PORT: '0' }, /export LOGTO_APP_SECRET=\S+/);
+    children.push(provider.child);
+    const env: Record<string, string> = { SESSION_SECRET: 'readme-test-secret' };
+    for (const [, name, value] of provider.output().matchAll(/export (LOGTO_\w+)=(\S+)/g)) env[name as string] = value as string;
+    assert.ok(env.LOGTO_ENDPOINT && env.LOGTO_APP_ID && env.LOGTO_APP_SECRET, 'npm run provider prints the three variables');
+
+    const port = await freePort();
+    const app = await startUntil(process.execPath, ['app.mjs'], { ...env, PORT: String(port) }, /Open http/);
+    children.push(app.child);
+    const base = `http://127.0.0.1:${port}`;
+    assert.match(app.output(), new RegExp(`Open ${base}`));
+
+    const browser = new TestBrowser();
+    assert.match((await browser.get(`${base}/`)).text, /Sign in/);
+    const started = await browser.get(`${base}/sign-in`);
+    assert.equal(started.status, 302);
+    const callback = await signInAtProvider(browser, started.location ?? '', { username: 'demo', password: 'demo-password' }, `${base}/callback`);
+    assert.equal((await browser.get(callback)).location, `${base}/`);
+    assert.match((await browser.get(`${base}/`)).text, /Signed in/);
+    const profile = await browser.get(`${base}/profile`);
+    assert.equal(profile.status, 200);
+    assert.equal((JSON.parse(profile.text) as { username: string }).username, 'demo');
+
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(signOut.status, 302);
+    assert.ok(signOut.location?.startsWith(`${env.LOGTO_ENDPOINT}/oidc/session/end`), signOut.location);
+    assert.match((await browser.get(`${base}/`)).text, /Sign in/);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+  });
+
+  test('it type-checks with strict', async () => {
+    await writeFile(join(folder, 'checked.mjs'), await snippet('## Quick start', 'js'));
+    await writeFile(
+      join(folder, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { allowJs: true, checkJs: true, strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: true, types: ['node'] },
+        files: ['checked.mjs'],
+      }),
+    );
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    await run(process.execPath, [tsc, '-p', join(folder, 'tsconfig.json')], { cwd: folder }).catch((error: { stdout?: string }) => {
+      assert.fail(`the Quick start does not type-check:\n${error.stdout ?? String(error)}`);
+    });
+  });
+});
