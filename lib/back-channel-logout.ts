@@ -33,10 +33,14 @@ export interface IndexedSignIn {
  * names only the Logto session or user.
  */
 export class SessionIndex {
-  constructor(private readonly records: SignInRecords) {}
+  constructor(
+    private readonly records: SignInRecords,
+    /** Keeps apps and tenants that share a store apart: a `sub` or `sid` is unique only per issuer and app. */
+    private readonly scope: string,
+  ) {}
 
   private key(kind: 'sid' | 'sub', value: string): string {
-    return `logout-index:${kind}:${digest(value)}`;
+    return `logout-index:${kind}:${digest(`${this.scope} ${value}`)}`;
   }
 
   async add(store: TokenStore, signIn: IndexedSignIn, claims: { sub: string; sid?: string | undefined }): Promise<void> {
@@ -161,7 +165,7 @@ export function backchannelLogoutHandler(context: BackchannelLogoutContext, opti
     });
     checkLogoutClaims(claims, maxAge, context.config.clockTolerance);
     const jti = claims.jti as string;
-    const seenKey = `logout-jti:${digest(jti)}`;
+    const seenKey = `logout-jti:${digest(`${context.config.issuer} ${jti}`)}`;
     if (await context.records.getMark(tokenStore, seenKey)) throw invalidToken('This logout token was already used.');
 
     await context.index.endSignIns(tokenStore, sessionStore, claims);

@@ -95,7 +95,7 @@ export class LogtoStrategy extends PassportStrategy {
       cookiePrefix: `${this.config.name}.signin`,
     });
     this.context = { config: this.config, provider: this.provider, records: this.records, refresher: this.refresher, session: this.session };
-    this.sessionIndex = new SessionIndex(this.records);
+    this.sessionIndex = new SessionIndex(this.records, `${this.config.issuer} ${this.config.appId}`);
     this.callback = new SignInCallback({
       config: this.config,
       provider: this.provider,
@@ -197,7 +197,16 @@ export class LogtoStrategy extends PassportStrategy {
       hand();
     } catch (error) {
       const next = (req as { next?: (error: unknown) => void }).next;
-      if (typeof next === 'function') next(error);
+      if (typeof next === 'function') {
+        next(error);
+        return;
+      }
+      // Outside Express there is no error handler to hand it to: answer 500 rather than hang.
+      const res = (req as { res?: { headersSent?: boolean; statusCode: number; end(body?: string): void } }).res;
+      if (res && !res.headersSent) {
+        res.statusCode = 500;
+        res.end('Internal Server Error');
+      }
     }
   }
 
