@@ -10,6 +10,8 @@ export interface PendingSignIn {
   codeVerifier: string;
   nonce: string;
   returnTo?: string;
+  /** Started by silent sign-in: a refusal from Logto sends the browser back, not to a failure. */
+  silent?: boolean;
 }
 
 interface PendingClaims {
@@ -17,6 +19,7 @@ interface PendingClaims {
   cv: string;
   n: string;
   rt?: string;
+  sl?: 1;
 }
 
 export interface PendingSignInsOptions {
@@ -50,6 +53,7 @@ export class PendingSignIns {
   async add(req: object, signIn: PendingSignIn): Promise<void> {
     const claims: PendingClaims = { st: signIn.state, cv: signIn.codeVerifier, n: signIn.nonce };
     if (signIn.returnTo !== undefined) claims.rt = signIn.returnTo;
+    if (signIn.silent) claims.sl = 1;
     const value = await new EncryptJWT({ ...claims })
       .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
       .setIssuedAt()
@@ -65,14 +69,19 @@ export class PendingSignIns {
    */
   async take(req: object, state: string): Promise<PendingSignIn | 'unknown' | 'expired'> {
     const name = this.cookieName(state);
-    const header = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.cookie;
-    const value = typeof header === 'string' ? parseCookie(header)[name] : undefined;
+    const value = requestCookie(req, name);
     if (value === undefined) return 'unknown';
     this.setCookie(req, name, '', 0);
     try {
       const { payload } = await jwtDecrypt<PendingClaims>(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
       if (payload.st !== state || typeof payload.cv !== 'string' || typeof payload.n !== 'string') return 'unknown';
-      return { state, codeVerifier: payload.cv, nonce: payload.n, ...(typeof payload.rt === 'string' ? { returnTo: payload.rt } : {}) };
+      return {
+        state,
+        codeVerifier: payload.cv,
+        nonce: payload.n,
+        ...(typeof payload.rt === 'string' ? { returnTo: payload.rt } : {}),
+        ...(payload.sl === 1 ? { silent: true } : {}),
+      };
     } catch (error) {
       return error instanceof joseErrors.JWTExpired ? 'expired' : 'unknown';
     }
@@ -84,20 +93,31 @@ export class PendingSignIns {
   }
 
   private setCookie(req: object, name: string, value: string, maxAge: number): void {
-    const res = (req as { res?: ServerResponse }).res;
-    if (!res || typeof res.getHeader !== 'function') {
-      throw new LogtoError('session_required', 'passport-logto needs Express (req.res) to keep a started sign-in in a cookie.');
-    }
-    const cookie = stringifySetCookie(name, value, {
-      httpOnly: true,
-      // Lax: the cookie comes back on Logto's top-level redirect to the callback, and on nothing cross-site else.
-      sameSite: 'lax',
-      secure: this.secure,
-      path: this.path,
-      maxAge: Math.floor(maxAge),
-    });
-    const existing = res.getHeader('Set-Cookie');
-    const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-    res.setHeader('Set-Cookie', [...list, cookie]);
+    appendCookie(req, name, value, { maxAge, path: this.path, secure: this.secure });
   }
+}
+
+/** Adds a Set-Cookie for an HttpOnly, SameSite=Lax cookie to the request's response. */
+export function appendCookie(req: object, name: string, value: string, options: { maxAge: number; path: string; secure: boolean }): void {
+  const res = (req as { res?: ServerResponse }).res;
+  if (!res || typeof res.getHeader !== 'function') {
+    throw new LogtoError('session_required', 'passport-logto needs Express (req.res) to keep a started sign-in in a cookie.');
+  }
+  const cookie = stringifySetCookie(name, value, {
+    httpOnly: true,
+    // Lax: the cookie comes back on Logto's top-level redirect to the callback, and on nothing cross-site else.
+    sameSite: 'lax',
+    secure: options.secure,
+    path: options.path,
+    maxAge: Math.floor(options.maxAge),
+  });
+  const existing = res.getHeader('Set-Cookie');
+  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+  res.setHeader('Set-Cookie', [...list, cookie]);
+}
+
+/** The value of a request cookie, if any. */
+export function requestCookie(req: object, name: string): string | undefined {
+  const header = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.cookie;
+  return typeof header === 'string' ? parseCookie(header)[name] : undefined;
 }

@@ -15,6 +15,7 @@ import type { Verified } from './verify-callback.js';
 export type CallbackOutcome =
   | { kind: 'success'; user: object; info?: object | string | undefined }
   | { kind: 'refused'; info: object | string | undefined }
+  | { kind: 'redirect'; url: string }
   | { kind: 'failure'; error: unknown };
 
 /** What the store says about a callback's `state`, so that its code is exchanged once. */
@@ -36,6 +37,8 @@ export interface SignInCallbackContext {
 export const callbackParameters = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'];
 const maxCallbackParameterLength = 4096;
 const markPollInterval = 50;
+/** What Logto answers to `prompt=none` when it cannot sign the user in without showing a page. */
+const interactionNeeded = new Set(['login_required', 'interaction_required', 'consent_required', 'account_selection_required']);
 
 /** `code[]` or `state[x]`: an array or object in disguise, which the query parser would build. */
 export function isBracketedCallbackParameter(name: string): boolean {
@@ -78,8 +81,21 @@ export class SignInCallback {
     if (pending === 'expired') throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
     if (parameters.get('error')) {
       if (pending === 'unknown') throw unknownState();
-      // openid-client turns the error response into authorization_failed, after checking state and iss.
-      await this.context.provider.exchangeCode(this.callbackUrl(parameters), { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
+      try {
+        // openid-client turns the error response into authorization_failed, after checking state and iss.
+        await this.context.provider.exchangeCode(this.callbackUrl(parameters), { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
+      } catch (error) {
+        if (!(error instanceof LogtoError) || error.code !== 'authorization_failed') throw error;
+        // A silent attempt that Logto could not complete without the user: back to the page, signed out.
+        if (pending.silent) return { kind: 'redirect', url: pending.returnTo ?? '/' };
+        if (error.oauthError !== undefined && interactionNeeded.has(error.oauthError)) {
+          throw new LogtoError('sign_in_required', `Logto needs the user to sign in (${error.oauthError}); start a sign-in without prompt=none.`, {
+            cause: error,
+            oauthError: error.oauthError,
+          });
+        }
+        throw error;
+      }
     }
     if (!parameters.get('code')) {
       throw new LogtoError('invalid_callback', 'The sign-in callback has neither a code nor an error; start the sign-in again.');

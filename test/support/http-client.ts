@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+
 /**
  * A tiny browser over fetch: a cookie jar, manual redirects, and helpers that
  * drive the test provider's sign-in, cancel and sign-out pages.
@@ -16,6 +18,11 @@ export interface RequestInitLite {
   method?: string;
   form?: Record<string, string>;
   headers?: Record<string, string>;
+  /**
+   * Send a GET through node:http instead of fetch, which always adds `Sec-Fetch-Mode: cors`; a
+   * browser's page navigation says `navigate`.
+   */
+  raw?: boolean;
 }
 
 interface StoredCookie {
@@ -46,6 +53,7 @@ export class TestBrowser {
   /** Never follows redirects. Cookies are host-only and, like browsers, ignore the port. */
   async request(url: string, init: RequestInitLite = {}): Promise<TestResponse> {
     const target = new URL(url);
+    if (init.raw) return this.rawGet(target, init.headers ?? {});
     const headers = new Headers(init.headers);
     const cookieHeader = this.cookieHeaderFor(target);
     if (cookieHeader && !headers.has('cookie')) headers.set('cookie', cookieHeader);
@@ -73,6 +81,35 @@ export class TestBrowser {
 
   get(url: string): Promise<TestResponse> {
     return this.request(url);
+  }
+
+  private rawGet(target: URL, extra: Record<string, string>): Promise<TestResponse> {
+    const cookie = this.cookieHeaderFor(target);
+    const headers: Record<string, string> = { ...extra, ...(cookie ? { cookie } : {}) };
+    return new Promise((resolve, reject) => {
+      const request = httpRequest(target, { method: 'GET', headers }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const setCookie = response.headers['set-cookie'] ?? [];
+          this.storeCookies(target, setCookie);
+          const responseHeaders = new Headers();
+          for (const [name, value] of Object.entries(response.headers)) {
+            for (const item of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, item);
+          }
+          const location = response.headers.location;
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: responseHeaders,
+            location: location === undefined ? undefined : new URL(location, target).href,
+            text: Buffer.concat(chunks).toString('utf8'),
+            url: target.href,
+          });
+        });
+      });
+      request.on('error', reject);
+      request.end();
+    });
   }
 
   post(url: string, form: Record<string, string>): Promise<TestResponse> {

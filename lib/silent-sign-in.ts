@@ -1,0 +1,60 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ResolvedConfig } from './configuration.js';
+import { invalidOption } from './configuration.js';
+import { appendCookie, requestCookie } from './pending-sign-ins.js';
+import { safeReturnTo } from './redirects.js';
+
+export interface SilentSignInOptions {
+  /** Seconds before the same visitor is tried again after an attempt. Default 3600. */
+  retryAfter?: number;
+  /** Requests never to try on, beside the callback route (which is always left alone). */
+  skip?: (req: Request) => boolean;
+}
+
+export interface SilentSignInContext {
+  config: ResolvedConfig;
+  /** Starts a `prompt=none` sign-in that comes back to `returnTo`; gives the URL to send the browser to. */
+  start(req: Request, returnTo: string | undefined): Promise<URL>;
+}
+
+/**
+ * Only a person's page navigation may take the detour through Logto: a script's fetch, an API
+ * call, a form post or an iframe would get a redirect it cannot follow to a page.
+ */
+function isPageNavigation(req: Request): boolean {
+  if (req.method !== 'GET') return false;
+  const mode = req.get('sec-fetch-mode');
+  if (mode !== undefined && mode !== 'navigate') return false;
+  const dest = req.get('sec-fetch-dest');
+  if (dest !== undefined && dest !== 'document') return false;
+  if (req.get('x-requested-with') !== undefined) return false;
+  return (req.get('accept') ?? '').includes('text/html');
+}
+
+/** The silent sign-in middleware; see `LogtoStrategy.silentSignIn`. */
+export function silentSignInHandler(context: SilentSignInContext, options: SilentSignInOptions = {}): RequestHandler {
+  const retryAfter = options.retryAfter ?? 3600;
+  if (typeof retryAfter !== 'number' || !Number.isFinite(retryAfter) || retryAfter <= 0) {
+    throw invalidOption('retryAfter', 'of silentSignIn() must be a positive number of seconds.');
+  }
+  const callback = new URL(context.config.callbackURL);
+  const attemptCookie = `${context.config.name}.silent`;
+  const secure = callback.protocol === 'https:';
+
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const signedIn = (req as { isAuthenticated?: () => boolean }).isAuthenticated?.() === true;
+    if (
+      signedIn ||
+      !isPageNavigation(req) ||
+      req.path === callback.pathname ||
+      requestCookie(req, attemptCookie) !== undefined ||
+      options.skip?.(req) === true
+    ) {
+      next();
+      return;
+    }
+    // Marked before leaving, so that whatever Logto answers, the visitor is not sent again for a while.
+    appendCookie(req, attemptCookie, '1', { maxAge: retryAfter, path: '/', secure });
+    context.start(req, safeReturnTo(req.originalUrl)).then((url) => res.redirect(url.href), next);
+  };
+}
