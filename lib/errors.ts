@@ -17,6 +17,8 @@ export type LogtoErrorCode =
   | 'issuer_mismatch'
   /** Logto sent the user back with an `error` (the user cancelled, consent was refused, ...). */
   | 'authorization_failed'
+  /** A `prompt=none` sign-in that Logto could not complete without showing the user a page. */
+  | 'sign_in_required'
   /** The ID token failed verification: signature, algorithm, issuer, audience, time or nonce. */
   | 'invalid_id_token'
   /** A JWT access token failed verification. */
@@ -93,6 +95,7 @@ const requestCausedCodes: ReadonlySet<LogtoErrorCode> = new Set<LogtoErrorCode>(
   'invalid_state',
   'issuer_mismatch',
   'authorization_failed',
+  'sign_in_required',
   'invalid_id_token',
   'invalid_access_token',
   'token_request_failed',
