@@ -179,6 +179,19 @@ describe('the example against the bundled provider', () => {
     assert.equal(claim(await visitor.page('/protected/api'), 'aud'), API_RESOURCE);
   });
 
+  test('replaying the callback URL while signed in goes to the return page, still signed in', async () => {
+    const visitor = new Visitor(example);
+    const start = await visitor.get('/protected');
+    const authorization = (await visitor.browser.get(start.location ?? '')).location ?? '';
+    const callback = await signInAtProvider(visitor.browser, authorization, demo, `${example.url}/callback`);
+    assert.equal((await visitor.browser.get(callback)).location, `${example.url}/protected`);
+    // Reload, or the back button onto the callback: no "Sign-in failed" page.
+    const replay = await visitor.browser.get(callback);
+    assert.equal(replay.status, 302, text(replay.text).slice(0, 300));
+    assert.equal(replay.location, `${example.url}/protected`);
+    assert.match(text(await visitor.page('/protected')), /demo/);
+  });
+
   test('an organization the user is not a member of gets a clear 403 page, not a 500', async () => {
     const visitor = new Visitor(example);
     await visitor.signIn();
