@@ -204,6 +204,33 @@ describe('the example in headless Chromium', () => {
     assert.deepEqual(pageErrors, []);
   });
 
+  test('reloading the callback URL while signed in lands on the page again, signed in', async () => {
+    assertChromium();
+    const { url, endpoint } = example;
+    const person = await openPage();
+    await person.goto(url);
+    let callback = '';
+    person.on('request', (request) => {
+      if (request.url().startsWith(`${url}/callback?`)) callback = request.url();
+    });
+    await person.click('a#sign-in');
+    await person.waitForURL(`${endpoint}/interaction/**`);
+    await person.fill('input[name=username]', demo.username);
+    await person.fill('input[name=password]', demo.password);
+    await person.click('button#sign-in');
+    await person.waitForURL(`${url}/`);
+    assert.ok(callback, 'the browser went through the callback');
+
+    // The callback URL again, as a reload or a restored tab would open it.
+    await person.goto(callback);
+    await person.waitForURL(`${url}/`);
+    assert.equal(await textOf('#user-name', person), 'Demo User');
+    assert.equal(await person.locator('text=Sign-in failed').count(), 0);
+    await shoot('16-callback-replayed', person);
+    await person.context().close();
+    assert.deepEqual(pageErrors, []);
+  });
+
   test('back to the used sign-in form and submitting it: a page that leads back to the app, still signed in', async () => {
     assertChromium();
     const { url, endpoint } = example;
