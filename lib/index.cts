@@ -32,5 +32,11 @@ export type LogtoBearerStrategy = esm.LogtoBearerStrategy;
 export declare const logtoBearer: typeof esm.logtoBearer;
 export declare const LogtoBearerError: typeof esm.LogtoBearerError;
 export type LogtoBearerError = esm.LogtoBearerError;
+export declare const LogtoTenants: typeof esm.LogtoTenants;
+export type LogtoTenants = esm.LogtoTenants;
+export declare const LogtoBearerTenants: typeof esm.LogtoBearerTenants;
+export type LogtoBearerTenants = esm.LogtoBearerTenants;
+export declare const byHost: typeof esm.byHost;
+export declare const byPath: typeof esm.byPath;
 
 module.exports = require('./index.js');

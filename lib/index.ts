@@ -35,3 +35,11 @@ export type {
   LogtoBearerRouteOptions,
   VerifyAccessTokenOptions,
 } from './bearer-strategy.js';
+export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './tenants.js';
+export type {
+  LogtoBearerTenantOptions,
+  LogtoBearerTenantsOptions,
+  LogtoTenantOptions,
+  LogtoTenantsOptions,
+  TenantSelector,
+} from './tenants.js';
