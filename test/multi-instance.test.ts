@@ -80,10 +80,16 @@ async function token(browser: TestBrowser, instance: Instance, query: string): P
   return getJson(browser, `${instance.url}/token?${query}`);
 }
 
-describe('three app processes on connect-redis, no token store configured', () => {
+const suites: Array<[TokenStoreKind, string]> = [
+  ['session-store', 'three app processes on connect-redis, no token store configured'],
+  ['node-redis-5', 'three app processes on connect-redis, with RedisTokenStore on node-redis 5'],
+  ['ioredis', 'three app processes on connect-redis, with RedisTokenStore on ioredis'],
+];
+
+for (const [kind, title] of suites) describe(title, () => {
   let running: RunningInstances;
   before(async () => {
-    running = await start('session-store');
+    running = await start(kind);
   });
   after(() => running.stop());
 
@@ -118,7 +124,7 @@ describe('three app processes on connect-redis, no token store configured', () =
     );
     for (const result of results) assert.equal(result.status, 200, JSON.stringify(result.body));
     assert.equal(new Set(results.map((result) => result.body.token)).size, 1, 'every request got the same new token');
-    assert.equal(refreshRequests().length, 1, 'connect-redis is used with atomic commands: exactly one refresh');
+    assert.equal(refreshRequests().length, 1, 'atomic commands on Redis: exactly one refresh across the instances');
     assertNoLateReuse(grants);
   });
 
@@ -216,7 +222,7 @@ describe('three app processes on connect-redis, no token store configured', () =
 });
 
 for (const kind of ['node-redis-4', 'node-redis-5', 'ioredis'] as const) {
-  describe(`three app processes with RedisTokenStore on ${kind}`, () => {
+  describe(`three app processes with RedisTokenStore on ${kind}, three tokens at once`, () => {
     let running: RunningInstances;
     before(async () => {
       running = await start(kind);
