@@ -15,6 +15,7 @@ import {
   organizationApiPage,
   organizationPage,
   organizationsPage,
+  organizationSwitcherPage,
   refreshPage,
   signInCancelledPage,
   userInfoPage,
@@ -241,6 +242,43 @@ export function createExampleApp(settings: ExampleSettings): Express {
     send(res, organizationPage(contextOf(req), { id, roles, claims, resource: settings.resource }));
   });
 
+  // The organization switcher: the user picks the organization to work in, the session remembers
+  // it, and pages use that organization's token. The list comes from userinfo, which is current;
+  // the ID token's organizations are as they were at sign-in.
+  app.get('/protected/organization-switcher', signedIn, async (req, res) => {
+    const client = req.logto!;
+    const organizations = await client.fetchOrganizations();
+    const store = switcherStore(req);
+    let current: Parameters<typeof organizationSwitcherPage>[1]['current'];
+    const chosen = organizations.find((organization) => organization.id === store.currentOrganization);
+    if (chosen) {
+      try {
+        current = { organization: chosen, claims: await client.getOrganizationTokenClaims(chosen.id) };
+      } catch (error) {
+        current = { organization: chosen, problem: describeError(error, chosen.id).message };
+      }
+    } else if (store.currentOrganization !== undefined) {
+      // No longer a member: forget it rather than show another organization's data.
+      delete store.currentOrganization;
+    }
+    send(res, organizationSwitcherPage(contextOf(req), { organizations, current }));
+  });
+  app.post('/protected/organization-switcher', signedIn, express.urlencoded({ extended: false }), async (req, res) => {
+    const wanted = (req.body as Record<string, unknown> | undefined)?.organization;
+    const organizations = await req.logto!.fetchOrganizations();
+    if (typeof wanted !== 'string' || !organizations.some((organization) => organization.id === wanted)) {
+      const view = describeError(
+        new LogtoError('not_organization_member', 'Not one of the user\'s organizations.'),
+        typeof wanted === 'string' ? wanted : '',
+      );
+      send(res, errorPage(contextOf(req), view), view.status);
+      return;
+    }
+    switcherStore(req).currentOrganization = wanted;
+    // Post/redirect/get: a reload shows the page instead of sending the form again.
+    res.redirect(303, '/protected/organization-switcher');
+  });
+
   // An organization-scoped API token: the API resource's token, narrowed to the user's roles in one
   // organization, with an organization_id claim (Logto's organization-level API permissions).
   app.get('/protected/organizations/:id/api', signedIn, async (req, res) => {
@@ -281,6 +319,15 @@ interface FailureStore {
 
 function failureStore(req: Request): FailureStore {
   return req.session as unknown as FailureStore;
+}
+
+interface SwitcherStore {
+  /** The organization the user chose to work in. */
+  currentOrganization?: string;
+}
+
+function switcherStore(req: Request): SwitcherStore {
+  return req.session as unknown as SwitcherStore;
 }
 
 function displayName(user: LogtoUser): string {

@@ -91,6 +91,8 @@ const stylesheet = `
   form.lookup { display: flex; gap: .5rem; flex-wrap: wrap; margin-top: .75rem; }
   form.lookup input { flex: 1 1 14rem; padding: .5rem .6rem; font: inherit; border: 1px solid var(--border); border-radius: 6px; }
   .problem { color: var(--danger); }
+  ul.switcher { list-style: none; padding: 0; margin: .75rem 0 0; }
+  ul.switcher li { margin-bottom: .6rem; }
   footer { max-width: 60rem; margin: 0 auto 2rem; padding: 0 1.25rem; color: var(--muted); font-size: .85rem; }
 `;
 
@@ -189,6 +191,8 @@ export function homePage(context: PageContext, view: HomeView): string {
     <li><a href="/protected/api">API resource</a>: <code>getAccessToken(resource)</code></li>
     <li><a href="/protected/organizations">Organizations</a>: <code>getOrganizationTokenClaims(id)</code>, and per organization
     an organization-scoped API token: <code>getAccessToken(resource, organizationId)</code></li>
+    <li><a href="/protected/organization-switcher">Organization switcher</a>: <code>fetchOrganizations()</code>, and the chosen
+    organization's token</li>
   </ul>
   <div class="actions"><a class="button secondary" href="/sign-out">Sign out</a></div>
 </section>`);
@@ -274,7 +278,8 @@ export function organizationsPage(context: PageContext, organizations: readonly 
   <h1>Organizations</h1>
   <p class="muted">Your organizations, from ${source === 'userinfo' ? html`userinfo's <code>organization_data</code>` : html`the ID token's <code>organizations</code> claim`},
   each with its organization token: <code>req.logto.getOrganizationTokenClaims(id)</code>. Its audience names the organization,
-  and its scopes are what your organization roles grant.</p>
+  and its scopes are what your organization roles grant. To pick one to work in, use the
+  <a id="to-switcher" href="/protected/organization-switcher">organization switcher</a>.</p>
   ${organizations.length === 0 ? html`<p id="no-organizations">You are not a member of any organization.</p>` : ''}
 </section>`;
   const sections = organizations.map((organization) => html`<section class="card organization" data-organization="${organization.id}">
@@ -312,6 +317,43 @@ export function organizationApiPage(context: PageContext, view: { id: string; re
   ${claimsTable(view.claims)}
   <div class="actions"><a class="button secondary" href="/protected/organizations/${encodeURIComponent(view.id)}">Back to the organization</a></div>
 </section>`);
+}
+
+export interface OrganizationSwitcherView {
+  organizations: ReadonlyArray<{ id: string; name: string; description: string | null; roles: readonly string[] }>;
+  /** The organization chosen earlier in this session, with its token's claims or why there are none. */
+  current:
+    | ({ organization: { id: string; name: string } } & ({ claims: Readonly<Record<string, unknown>> } | { problem: string }))
+    | undefined;
+}
+
+export function organizationSwitcherPage(context: PageContext, view: OrganizationSwitcherView): string {
+  const current = view.current;
+  const list = view.organizations.length === 0
+    ? html`<p id="no-organizations">You are not a member of any organization.</p>`
+    : html`<form method="post" action="/protected/organization-switcher"><ul class="switcher">${view.organizations.map((organization) => html`<li data-switch="${organization.id}">
+    <button class="button${organization.id === current?.organization.id ? '' : ' secondary'}" type="submit" name="organization" value="${organization.id}"${organization.id === current?.organization.id ? new Html(' aria-current="true"') : ''}>${organization.name}</button>
+    <span class="muted">${organization.id}</span>
+    ${organization.roles.map((role) => html`<span class="tag">${role}</span>`)}
+    ${organization.description ? html`<br><span class="muted">${organization.description}</span>` : ''}
+  </li>`)}</ul></form>`;
+  const chosen = current === undefined
+    ? html`<p class="muted" id="no-current">No organization chosen yet.</p>`
+    : html`<section class="card organization" id="current" data-organization="${current.organization.id}">
+  <h2>Working in <span id="current-name">${current.organization.name}</span></h2>
+  ${'problem' in current
+    ? html`<p class="problem">${current.problem}</p>`
+    : html`<p class="muted">Its organization token, <code>req.logto.getOrganizationTokenClaims(id)</code>: what an API of this organization would receive.</p>
+  <p>Scopes granted: ${scopeTags(current.claims.scope)}</p>
+  ${claimsTable(current.claims)}`}
+</section>`;
+  return layout(context, 'Organization switcher', 'organizations', html`<section class="card">
+  <h1>Organization switcher</h1>
+  <p class="muted">Your organizations as Logto knows them now, from userinfo: <code>await req.logto.fetchOrganizations()</code>
+  (<code>req.logto.getOrganizations()</code> gives the same from the ID token, without names). The one you choose is kept in the session.</p>
+  ${list}
+</section>
+${current === undefined ? html`<section class="card">${chosen}</section>` : chosen}`);
 }
 
 export function refreshPage(context: PageContext, view: { claims: Readonly<Record<string, unknown>>; changed: readonly string[] | undefined }): string {

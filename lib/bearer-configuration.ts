@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { invalidOption, type LogtoConnectionOptions, nonNegativeNumber, requireString, resolveEndpoint, resolveSigningAlgorithms } from './configuration.js';
+import { invalidOption, type LogtoConnectionOptions, type LogtoFetch, nonNegativeNumber, requireString, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from './configuration.js';
 import { LogtoError } from './errors.js';
 import { organizationAudience } from './scopes.js';
 import { quotable } from './bearer-errors.js';
@@ -68,6 +68,8 @@ export interface BearerSettings {
   readonly clockTolerance: number;
   readonly timeout: number;
   readonly jwksCooldown: number;
+  /** The app's `fetch` option, for the JWKS; undefined for the global one. */
+  readonly fetch: LogtoFetch | undefined;
 }
 
 const tokenLocations: readonly BearerTokenLocation[] = ['header', 'body', 'query'];
@@ -155,5 +157,6 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
     clockTolerance: nonNegativeNumber(options, 'clockTolerance', 30),
     timeout,
     jwksCooldown: nonNegativeNumber(options, 'jwksCooldown', 30),
+    fetch: resolveFetch(options),
   };
 }

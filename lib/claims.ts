@@ -111,3 +111,57 @@ const protocolClaims: ReadonlySet<string> = new Set([
 export function profileClaims(claims: IdTokenClaims): Record<string, unknown> {
   return Object.fromEntries(Object.entries(claims).filter(([name]) => !protocolClaims.has(name)));
 }
+
+/** One of the user's organizations, as the ID token tells it. */
+export interface UserOrganization {
+  /** The organization ID; its tokens have the audience `urn:logto:organization:<id>`. */
+  id: string;
+  /** The user's organization roles there, from `organization_roles` (empty without `UserScope.OrganizationRoles`). */
+  roles: string[];
+}
+
+/** One of the user's organizations, as userinfo tells it: with its name and description. */
+export interface UserOrganizationDetails extends UserOrganization {
+  name: string;
+  description: string | null;
+}
+
+/**
+ * The organizations in a set of claims: every ID in `organizations`, then any that only
+ * `organization_roles` names, each with its roles. An entry of `organization_roles` is
+ * `<organizationId>:<roleName>`; organization IDs have no colon, role names may.
+ */
+export function organizationsOf(claims: Pick<UserClaims, 'organizations' | 'organization_roles'>): UserOrganization[] {
+  const byId = new Map<string, UserOrganization>();
+  const entry = (id: string): UserOrganization => {
+    let organization = byId.get(id);
+    if (!organization) byId.set(id, (organization = { id, roles: [] }));
+    return organization;
+  };
+  for (const id of claims.organizations ?? []) {
+    if (typeof id === 'string' && id !== '') entry(id);
+  }
+  for (const value of claims.organization_roles ?? []) {
+    if (typeof value !== 'string') continue;
+    const colon = value.indexOf(':');
+    if (colon <= 0 || colon === value.length - 1) continue;
+    const roles = entry(value.slice(0, colon)).roles;
+    const role = value.slice(colon + 1);
+    if (!roles.includes(role)) roles.push(role);
+  }
+  return [...byId.values()];
+}
+
+/** The organizations in a userinfo answer: `organization_data` for names, the role claims for roles. */
+export function organizationDetailsOf(userInfo: UserInfoResponse): UserOrganizationDetails[] {
+  const data = new Map((userInfo.organization_data ?? []).map((organization) => [organization.id, organization]));
+  const listed = organizationsOf({
+    // organization_data alone may name an organization when the ID-only claim is left out.
+    organizations: [...(userInfo.organizations ?? []), ...data.keys()],
+    ...(userInfo.organization_roles === undefined ? {} : { organization_roles: userInfo.organization_roles }),
+  });
+  return listed.map((organization) => {
+    const details = data.get(organization.id);
+    return { ...organization, name: details?.name ?? organization.id, description: details?.description ?? null };
+  });
+}

@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import type { AccessTokenClaims, IdTokenClaims, UserInfoResponse } from './claims.js';
+import { organizationDetailsOf, organizationsOf, type AccessTokenClaims, type IdTokenClaims, type UserInfoResponse, type UserOrganization, type UserOrganizationDetails } from './claims.js';
 import type { ResolvedConfig } from './configuration.js';
 import { LogtoError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
@@ -15,6 +15,25 @@ export interface LogtoClientContext {
   records: SignInRecords;
   refresher: Refresher;
   session: SessionReference;
+}
+
+/** Options of the token getters. */
+export interface GetAccessTokenOptions {
+  /**
+   * Ask Logto for a new token even when the cached one is still valid: after the user's roles or
+   * organization memberships changed, the cached token still carries the old scopes.
+   */
+  forceRefresh?: boolean;
+}
+
+/**
+ * Which cached access tokens `clearAccessTokens()` drops. Neither: all of them. `resource`: that
+ * API resource's tokens, organization-scoped ones included. `organizationId`: that organization's
+ * token and its organization-scoped API tokens. Both: that one organization-scoped API token.
+ */
+export interface ClearAccessTokensOptions {
+  resource?: string;
+  organizationId?: string;
 }
 
 interface PassportRequest {
@@ -97,29 +116,106 @@ export class LogtoClient {
    * token), or without either the token for userinfo. The cached one while it stays valid for
    * longer than the safety margin; otherwise a new one from the refresh token.
    */
-  async getAccessToken(resource?: string, organizationId?: string): Promise<string> {
-    return (await this.tokenFor(resource, organizationId, false)).token;
+  async getAccessToken(resource?: string, organizationId?: string, options: GetAccessTokenOptions = {}): Promise<string> {
+    return (await this.tokenFor(resource, organizationId, options.forceRefresh === true)).token;
   }
 
-  async getAccessTokenClaims(resource?: string, organizationId?: string): Promise<AccessTokenClaims> {
+  async getAccessTokenClaims(resource?: string, organizationId?: string, options: GetAccessTokenOptions = {}): Promise<AccessTokenClaims> {
     if (resource === undefined && organizationId === undefined) {
       throw new LogtoError('invalid_resource', 'The access token for userinfo is opaque and has no claims; name an API resource or an organization.');
     }
-    return decodeJwt<AccessTokenClaims>(await this.getAccessToken(resource, organizationId)) as AccessTokenClaims;
+    return decodeJwt<AccessTokenClaims>(await this.getAccessToken(resource, organizationId, options)) as AccessTokenClaims;
   }
 
   /** The organization token, whose audience is `urn:logto:organization:<id>`. */
-  async getOrganizationToken(organizationId: string): Promise<string> {
-    return this.getAccessToken(undefined, organizationId);
+  async getOrganizationToken(organizationId: string, options: GetAccessTokenOptions = {}): Promise<string> {
+    return this.getAccessToken(undefined, organizationId, options);
   }
 
-  async getOrganizationTokenClaims(organizationId: string): Promise<AccessTokenClaims> {
-    return this.getAccessTokenClaims(undefined, organizationId);
+  async getOrganizationTokenClaims(organizationId: string, options: GetAccessTokenOptions = {}): Promise<AccessTokenClaims> {
+    return this.getAccessTokenClaims(undefined, organizationId, options);
+  }
+
+  /**
+   * Drops cached access tokens, for every instance (the record in the token store changes), so
+   * that the next getter asks Logto for new ones: as Logto's `clearAccessToken()`, after the
+   * user's roles or memberships changed. The ID and refresh tokens stay. See
+   * {@link ClearAccessTokensOptions} for which tokens go. Signed out, there is nothing to drop.
+   */
+  async clearAccessTokens(options: ClearAccessTokensOptions = {}): Promise<void> {
+    const { resource, organizationId } = options;
+    for (const [name, value] of [['resource', resource], ['organizationId', organizationId]] as const) {
+      if (value !== undefined && (typeof value !== 'string' || value === '')) {
+        throw new LogtoError('invalid_resource', `clearAccessTokens: \`${name}\` must be a non-empty string; leave it out to clear every access token.`);
+      }
+    }
+    const { config, records } = this.context;
+    if (resource !== undefined && !config.resources.includes(resource)) {
+      // No token for it can be cached, so the name is most likely a typo.
+      throw new LogtoError('invalid_resource', `clearAccessTokens: the resource "${resource}" is not in the \`resources\` option, so no token of it can be cached.`);
+    }
+    const loaded = await this.current();
+    if (!loaded) return;
+    const store = records.storeFor(this.req);
+    const drops = (key: string): boolean => {
+      const split = key.lastIndexOf('#');
+      const keyResource = key.slice(0, split);
+      const keyOrganization = key.slice(split + 1);
+      return (resource === undefined || keyResource === resource) && (organizationId === undefined || keyOrganization === organizationId);
+    };
+    // Under the refresh lock: a refresh that lands between this read and this write would
+    // otherwise lose its rotated refresh token, and Logto revokes a sign-in whose old one comes back.
+    const lockTtl = (config.refreshRetryWindow + config.refreshTimeout + config.timeout) * 1000 + 5000;
+    const updated = await records.exclusive(
+      store,
+      loaded.signInId,
+      () =>
+        records.update(store, loaded.signInId, (record) => {
+          const { accessToken, resourceTokens, ...rest } = record;
+          const kept = Object.fromEntries(Object.entries(resourceTokens ?? {}).filter(([key]) => !drops(key)));
+          const keepUserinfoToken = resource !== undefined || organizationId !== undefined;
+          return {
+            ...rest,
+            ...(keepUserinfoToken && accessToken !== undefined ? { accessToken } : {}),
+            ...(Object.keys(kept).length > 0 ? { resourceTokens: kept } : {}),
+          };
+        }),
+      { lockTtl, wait: lockTtl },
+    );
+    this.loaded = updated ? { signInId: loaded.signInId, record: updated } : null;
+  }
+
+  /**
+   * The user's organizations with their roles, from the ID token (`organizations` and
+   * `organization_roles`): as they were at sign-in or at the last refresh. Needs
+   * `UserScope.Organizations` (and `UserScope.OrganizationRoles` for the roles).
+   */
+  getOrganizations(): UserOrganization[] {
+    this.requireOrganizationsScope();
+    return organizationsOf(this.getIdTokenClaims());
+  }
+
+  /**
+   * The user's organizations as Logto knows them now, from userinfo: each with its name,
+   * description and the user's roles there (`organization_data` and `organization_roles`).
+   */
+  async fetchOrganizations(): Promise<UserOrganizationDetails[]> {
+    this.requireOrganizationsScope();
+    return organizationDetailsOf(await this.fetchUserInfo());
   }
 
   /** Refreshes now (after the user's roles changed, say), replacing the stored ID token. */
   async refresh(): Promise<void> {
     await this.tokenFor(undefined, undefined, true);
+  }
+
+  private requireOrganizationsScope(): void {
+    if (!this.context.config.scopes.includes(UserScope.Organizations)) {
+      throw new LogtoError(
+        'missing_scope_organizations',
+        `The user's organizations come with the scope ${UserScope.Organizations}: add UserScope.Organizations to \`scopes\` and sign in again.`,
+      );
+    }
   }
 
   private async current(): Promise<Loaded> {
@@ -171,6 +267,12 @@ export class LogtoClient {
     if (!loaded) throw notSignedIn();
     const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
     if (!force && this.context.refresher.isFresh(cached)) return cached;
+    if (loaded.record.refreshToken === undefined && !this.context.config.scopes.includes(UserScope.OfflineAccess)) {
+      throw new LogtoError(
+        'not_authenticated',
+        'There is no refresh token to get this access token with: `includeReservedScopes: false` left out offline_access. Add UserScope.OfflineAccess to `scopes` and sign in again.',
+      );
+    }
     const store = this.context.records.storeFor(this.req);
     try {
       const outcome = await this.context.refresher.refresh(store, loaded.signInId, { resource, organizationId, force });

@@ -2,6 +2,13 @@ import { LogtoError } from './errors.js';
 import type { TokenStore } from './token-store.js';
 import { signInResources, signInScopes } from './scopes.js';
 
+/**
+ * The `fetch` that passport-logto uses for every request to Logto: discovery, the token endpoint,
+ * userinfo, revocation and the JWKS. Called with the URL as a string and a `RequestInit`; the
+ * global `fetch` fits, and so does a wrapper that adds a proxy, tracing headers or mTLS.
+ */
+export type LogtoFetch = (url: string, init: RequestInit) => Promise<Response>;
+
 /** Options that LogtoStrategy and LogtoBearerStrategy share: where Logto is and how to trust it. */
 export interface LogtoConnectionOptions {
   /** The Logto endpoint, such as `https://your-tenant.logto.app`; the issuer is `${endpoint}/oidc`. */
@@ -26,6 +33,11 @@ export interface LogtoConnectionOptions {
    * pause keeps forged key ids from turning into a flood of requests to Logto.
    */
   jwksCooldown?: number;
+  /**
+   * Used instead of the global `fetch` for every request to Logto, the JWKS included: for a proxy,
+   * tracing or mTLS (an undici `fetch` with its own dispatcher, say). Default: the global `fetch`.
+   */
+  fetch?: LogtoFetch;
 }
 
 /** What `new LogtoStrategy(options)` accepts; `name` defaults to `logto`. */
@@ -38,8 +50,15 @@ export interface LogtoStrategyOptions extends LogtoConnectionOptions {
   callbackURL: string;
   /** Where Logto sends the browser after sign-out; registered as a post sign-out redirect URI. */
   postLogoutRedirectUri?: string;
-  /** Extra scopes; `openid`, `offline_access` and `profile` are always added. */
+  /** Extra scopes; `openid`, `offline_access` and `profile` are added (see `includeReservedScopes`). */
   scopes?: readonly string[];
+  /**
+   * Add `offline_access` and `profile` to the scopes, as Logto's SDKs do. Default true. With
+   * false, only `openid` is added: no refresh token (so no API resource or organization tokens,
+   * and the sign-in ends when the first access token expires) and no profile claims, unless
+   * `scopes` lists them.
+   */
+  includeReservedScopes?: boolean;
   /** API resource indicators to declare at sign-in, so that access tokens can be had for them later. */
   resources?: readonly string[];
   /** The `prompt` sent at sign-in. Default `consent`: Logto issues a refresh token only with it. */
@@ -101,6 +120,8 @@ export interface ResolvedConfig {
   readonly accessTokenExpiryMargin: number;
   readonly jwksCooldown: number;
   readonly tokenStore: TokenStore | undefined;
+  /** The app's `fetch` option; undefined for the global one. */
+  readonly fetch: LogtoFetch | undefined;
   /** Seconds. */
   readonly recordTtl: number;
   /** Seconds. */
@@ -182,6 +203,14 @@ export function resolveSigningAlgorithms(options: Record<string, unknown>): stri
   return algorithms;
 }
 
+/** The `fetch` option: a function, or undefined for the global `fetch`. */
+export function resolveFetch(options: Record<string, unknown>): LogtoFetch | undefined {
+  const value = options.fetch;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw invalidOption('fetch', 'must be a function like the global fetch: (url, init) => Promise<Response>.');
+  return value as LogtoFetch;
+}
+
 export function nonNegativeNumber(options: Record<string, unknown>, option: string, fallback: number): number {
   const value = options[option];
   if (value === undefined) return fallback;
@@ -220,7 +249,10 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
   for (const resource of configuredResources) {
     if (!URL.canParse(resource)) throw invalidOption('resources', `must hold absolute URIs, got "${resource}".`);
   }
-  const scopes = signInScopes(configuredScopes);
+  if (options.includeReservedScopes !== undefined && typeof options.includeReservedScopes !== 'boolean') {
+    throw invalidOption('includeReservedScopes', 'must be a boolean.');
+  }
+  const scopes = signInScopes(configuredScopes, options.includeReservedScopes !== false);
 
   const signingAlgorithms = resolveSigningAlgorithms(options);
 
@@ -264,6 +296,7 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     accessTokenExpiryMargin: nonNegativeNumber(options, 'accessTokenExpiryMargin', 60),
     jwksCooldown: nonNegativeNumber(options, 'jwksCooldown', 30),
     tokenStore,
+    fetch: resolveFetch(options),
     recordTtl,
     refreshTimeout,
     refreshRetryWindow,

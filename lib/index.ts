@@ -1,9 +1,12 @@
 export { LogtoStrategy } from './strategy.js';
 export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './strategy.js';
-export type { FirstScreen, LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
+export { FirstScreen, Prompt } from './sign-in-options.js';
+export type { LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
 export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
-export type { LogtoConnectionOptions, LogtoStrategyOptions } from './configuration.js';
+export type { LogtoConnectionOptions, LogtoFetch, LogtoStrategyOptions } from './configuration.js';
+export type { LogtoOidcConfig } from './provider.js';
 export { LogtoClient } from './client.js';
+export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './client.js';
 export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-guard.js';
 export type { SignOutOptions } from './sign-out.js';
 export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
@@ -13,7 +16,15 @@ export { RedisTokenStore } from './redis-token-store.js';
 export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './redis-token-store.js';
 export { LogtoError, isLogtoError } from './errors.js';
 export type { LogtoErrorCode, LogtoErrorOptions } from './errors.js';
-export { ReservedResource, UserScope, organizationAudience } from './scopes.js';
+export {
+  ReservedResource,
+  ReservedScope,
+  UserScope,
+  buildOrganizationUrn,
+  getOrganizationIdFromUrn,
+  organizationAudience,
+  organizationUrnPrefix,
+} from './scopes.js';
 export type {
   AccessTokenClaims,
   AddressClaim,
@@ -22,6 +33,8 @@ export type {
   UserClaims,
   UserIdentity,
   UserInfoResponse,
+  UserOrganization,
+  UserOrganizationDetails,
 } from './claims.js';
 export type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
 export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';

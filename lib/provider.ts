@@ -1,12 +1,44 @@
 import * as oidc from 'openid-client';
 import type { JWTPayload } from 'jose';
-import type { ResolvedConfig } from './configuration.js';
+import type { LogtoFetch, ResolvedConfig } from './configuration.js';
 import { LogtoError } from './errors.js';
 import { toLogtoError } from './provider-errors.js';
 import { TokenVerifier, type JwtExpectations } from './token-verifier.js';
 
 /** The fields of a token endpoint response that passport-logto uses. */
 export type TokenEndpointResponse = oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+
+/**
+ * Logto's discovery document (`/oidc/.well-known/openid-configuration`) as it serves it, plus the
+ * camelCase names that Logto's SDKs (`getOidcConfig()` of @logto/client) give its endpoints.
+ */
+export interface LogtoOidcConfig {
+  issuer: string;
+  authorization_endpoint: string;
+  token_endpoint: string;
+  userinfo_endpoint: string;
+  jwks_uri: string;
+  end_session_endpoint: string;
+  revocation_endpoint: string;
+  /** Every other field of the discovery document (scopes_supported, claims_supported, ...). */
+  [field: string]: unknown;
+  authorizationEndpoint: string;
+  tokenEndpoint: string;
+  userinfoEndpoint: string;
+  jwksUri: string;
+  endSessionEndpoint: string;
+  revocationEndpoint: string;
+}
+
+/** The endpoints that Logto's SDKs rely on, by their camelCase name. */
+const logtoEndpoints = {
+  authorizationEndpoint: 'authorization_endpoint',
+  tokenEndpoint: 'token_endpoint',
+  userinfoEndpoint: 'userinfo_endpoint',
+  jwksUri: 'jwks_uri',
+  endSessionEndpoint: 'end_session_endpoint',
+  revocationEndpoint: 'revocation_endpoint',
+} as const;
 
 /** Parameters of a refresh_token grant that Logto understands. */
 export interface RefreshParameters {
@@ -37,6 +69,7 @@ export class LogtoProvider {
       clockTolerance: config.clockTolerance,
       timeout: config.timeout,
       cooldown: config.jwksCooldown,
+      fetch: config.fetch,
     });
   }
 
@@ -64,6 +97,7 @@ export class LogtoProvider {
       );
       if (allowInsecureRequests) oidc.allowInsecureRequests(configuration);
       configuration.timeout = refreshTimeout;
+      this.useAppFetch(configuration);
       return configuration;
     });
     this.refreshing.catch(() => {
@@ -79,10 +113,43 @@ export class LogtoProvider {
       appId,
       { [oidc.clockTolerance]: clockTolerance },
       oidc.ClientSecretBasic(appSecret),
-      { execute: allowInsecureRequests ? [oidc.allowInsecureRequests] : [], timeout },
+      {
+        execute: allowInsecureRequests ? [oidc.allowInsecureRequests] : [],
+        timeout,
+        ...(this.config.fetch === undefined ? {} : { [oidc.customFetch]: this.customFetch(this.config.fetch) }),
+      },
     );
     configuration.timeout = timeout;
+    this.useAppFetch(configuration);
     return configuration;
+  }
+
+  /** Sends the token, userinfo and revocation requests of this configuration through the `fetch` option. */
+  private useAppFetch(configuration: oidc.Configuration): void {
+    if (this.config.fetch !== undefined) configuration[oidc.customFetch] = this.customFetch(this.config.fetch);
+  }
+
+  private customFetch(appFetch: LogtoFetch): oidc.CustomFetch {
+    // openid-client's options are a RequestInit in all but name (its body type is narrower).
+    return (url, options) => appFetch(url, options as RequestInit);
+  }
+
+  /**
+   * Logto's discovery metadata, discovered once and shared (a failed discovery is tried again).
+   * Each call gets its own copy (openid-client's serverMetadata() clones), so a caller that
+   * changes it changes nothing here.
+   */
+  async oidcConfig(): Promise<LogtoOidcConfig> {
+    const metadata = (await this.configuration()).serverMetadata() as Record<string, unknown>;
+    const camelCase: Record<string, string> = {};
+    for (const [name, field] of Object.entries(logtoEndpoints)) {
+      const value = metadata[field];
+      if (typeof value !== 'string') {
+        throw new LogtoError('invalid_provider_response', `Logto's discovery document has no ${field}; check that \`endpoint\` is a Logto tenant.`);
+      }
+      camelCase[name] = value;
+    }
+    return { ...metadata, ...camelCase } as LogtoOidcConfig;
   }
 
   /** Verifies a JWT that Logto signed; see {@link TokenVerifier}. */

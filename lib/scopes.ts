@@ -1,4 +1,10 @@
-/** The scopes that Logto knows, with the names that Logto's official SDKs give them. */
+import { LogtoError } from './errors.js';
+
+/**
+ * The scopes that Logto knows, with the names that Logto's official SDKs give them. Logto's own
+ * `UserScope` has no `OpenId` and `OfflineAccess` (those are {@link ReservedScope}); they are kept
+ * here too, as passport-logto 0.1.0 had them.
+ */
 export const UserScope = {
   OpenId: 'openid',
   OfflineAccess: 'offline_access',
@@ -20,6 +26,8 @@ export const UserScope = {
   Organizations: 'urn:logto:scope:organizations',
   /** organization_roles, as `<organizationId>:<roleName>`. */
   OrganizationRoles: 'urn:logto:scope:organization_roles',
+  /** Session management through Logto's Account API; it adds no claims. */
+  Sessions: 'urn:logto:scope:sessions',
 } as const;
 
 export type UserScope = (typeof UserScope)[keyof typeof UserScope];
@@ -32,12 +40,23 @@ export const ReservedResource = {
 
 export type ReservedResource = (typeof ReservedResource)[keyof typeof ReservedResource];
 
-/** Logto only issues a refresh token and profile claims with these; the official SDKs always send them. */
-const alwaysRequestedScopes: readonly string[] = [UserScope.OpenId, UserScope.OfflineAccess, UserScope.Profile];
+/** Scopes that Logto's SDKs add to every sign-in, as Logto's `ReservedScope` names them. */
+export const ReservedScope = {
+  OpenId: 'openid',
+  OfflineAccess: 'offline_access',
+} as const;
 
-/** The scopes to ask for at sign-in: the configured ones plus those Logto needs, without repeats. */
-export function signInScopes(configured: readonly string[]): string[] {
-  return [...new Set([...alwaysRequestedScopes, ...configured])];
+export type ReservedScope = (typeof ReservedScope)[keyof typeof ReservedScope];
+
+/** Logto only issues a refresh token and profile claims with these; the official SDKs always send them. */
+const reservedScopes: readonly string[] = [ReservedScope.OpenId, ReservedScope.OfflineAccess, UserScope.Profile];
+
+/**
+ * The scopes to ask for at sign-in: the configured ones plus those Logto needs, without repeats.
+ * Without the reserved ones, only `openid` is added: it is what makes the sign-in OpenID Connect.
+ */
+export function signInScopes(configured: readonly string[], includeReservedScopes = true): string[] {
+  return [...new Set([...(includeReservedScopes ? reservedScopes : [ReservedScope.OpenId]), ...configured])];
 }
 
 /** The resources to declare at sign-in: asking for organizations brings Logto's organization resource. */
@@ -47,7 +66,27 @@ export function signInResources(configured: readonly string[], scopes: readonly 
   return [...resources];
 }
 
-/** The audience of an organization token for the given organization. */
-export function organizationAudience(organizationId: string): string {
-  return `urn:logto:organization:${organizationId}`;
+/** What an organization's URN (the audience of its organization tokens) starts with. */
+export const organizationUrnPrefix = 'urn:logto:organization:';
+
+/** The URN of an organization, `urn:logto:organization:<id>`: the audience of its organization tokens. */
+export function buildOrganizationUrn(organizationId: string): string {
+  return `${organizationUrnPrefix}${organizationId}`;
+}
+
+/** The name passport-logto 0.1.0 gave {@link buildOrganizationUrn}. */
+export const organizationAudience = buildOrganizationUrn;
+
+/**
+ * The organization ID in an organization URN, such as an organization token's `aud`. Throws a
+ * `LogtoError` with code `invalid_resource` for anything else (Logto's SDK throws a TypeError).
+ */
+export function getOrganizationIdFromUrn(urn: string): string {
+  if (typeof urn !== 'string' || !urn.startsWith(organizationUrnPrefix) || urn.length === organizationUrnPrefix.length) {
+    throw new LogtoError(
+      'invalid_resource',
+      `"${String(urn)}" is not an organization URN; one looks like ${organizationUrnPrefix}<organization ID> (the aud of an organization token).`,
+    );
+  }
+  return urn.slice(organizationUrnPrefix.length);
 }

@@ -1,14 +1,29 @@
 import type { ResolvedConfig } from './configuration.js';
 import { LogtoError } from './errors.js';
 
-/** Screens that Logto can open first. */
-export type FirstScreen =
-  | 'sign_in'
-  | 'register'
-  | 'reset_password'
-  | 'identifier:sign_in'
-  | 'identifier:register'
-  | 'single_sign_on';
+/** Screens that Logto can open first (`first_screen`). */
+export const FirstScreen = {
+  SignIn: 'sign_in',
+  Register: 'register',
+  ResetPassword: 'reset_password',
+  IdentifierSignIn: 'identifier:sign_in',
+  IdentifierRegister: 'identifier:register',
+  SingleSignOn: 'single_sign_on',
+} as const;
+
+export type FirstScreen = (typeof FirstScreen)[keyof typeof FirstScreen];
+
+/** Values of the `prompt` parameter, with the names Logto's SDKs give them. */
+export const Prompt = {
+  /** Sign in only if Logto already has a session; never show a page. */
+  None: 'none',
+  /** Ask for consent; Logto issues a refresh token only with it. */
+  Consent: 'consent',
+  /** Ask the user to sign in again even with a Logto session. */
+  Login: 'login',
+} as const;
+
+export type Prompt = (typeof Prompt)[keyof typeof Prompt];
 
 export type SignInIdentifier = 'email' | 'phone' | 'username';
 
@@ -18,8 +33,17 @@ export interface LogtoSignInOptions {
   firstScreen?: FirstScreen;
   /** The identifiers the first screen offers. */
   identifiers?: readonly SignInIdentifier[];
-  /** Prefills the identifier (an email address, say). */
+  /**
+   * Prefills the identifier (an email address, say). With `oneTimeToken`, the email address the
+   * token was issued for.
+   */
   loginHint?: string;
+  /**
+   * A one-time token from Logto's Management API (`POST /api/one-time-tokens`), for magic links and
+   * organization invitations: Logto signs the user in without a password, once. Needs `loginHint`
+   * set to the email address the token was issued for.
+   */
+  oneTimeToken?: string;
   /** Skips Logto's page and goes straight to a social or enterprise SSO connector. */
   directSignIn?: { method: 'social' | 'sso'; target: string };
   /** Overrides the configured `prompt` for this sign-in. */
@@ -45,6 +69,15 @@ const reservedAuthorizationParameters = new Set([
   'code_challenge_method', 'resource', 'response_mode',
 ]);
 
+function optionalText(options: LogtoSignInOptions, option: 'loginHint' | 'oneTimeToken'): string | undefined {
+  const value: unknown = options[option];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') {
+    throw new LogtoError('invalid_config', `passport-logto: the sign-in option \`${option}\` must be a string; check where the route takes it from (req.query values can be arrays).`);
+  }
+  return value;
+}
+
 /** Authorization parameters for a sign-in, before state, nonce and PKCE are added. */
 export function authorizationParameters(config: ResolvedConfig, options: LogtoSignInOptions): URLSearchParams {
   const parameters = new URLSearchParams();
@@ -61,7 +94,14 @@ export function authorizationParameters(config: ResolvedConfig, options: LogtoSi
   parameters.set('prompt', options.prompt ?? config.prompt);
   if (options.firstScreen) parameters.set('first_screen', options.firstScreen);
   if (options.identifiers?.length) parameters.set('identifier', options.identifiers.join(' '));
-  if (options.loginHint) parameters.set('login_hint', options.loginHint);
+  const loginHint = optionalText(options, 'loginHint');
+  const oneTimeToken = optionalText(options, 'oneTimeToken');
+  if (oneTimeToken !== undefined && loginHint === undefined) {
+    // Logto only accepts a one-time token together with the email address it was issued for.
+    throw new LogtoError('invalid_config', 'passport-logto: the sign-in option `oneTimeToken` needs `loginHint` set to the email address the token was issued for.');
+  }
+  if (loginHint !== undefined) parameters.set('login_hint', loginHint);
+  if (oneTimeToken !== undefined) parameters.set('one_time_token', oneTimeToken);
   if (options.directSignIn) {
     parameters.set('direct_sign_in', `${options.directSignIn.method}:${options.directSignIn.target}`);
   }

@@ -11,7 +11,7 @@ import { PendingSignIns } from './pending-sign-ins.js';
 import { Refresher } from './refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
-import { LogtoProvider } from './provider.js';
+import { LogtoProvider, type LogtoOidcConfig } from './provider.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from './session-store.js';
 import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
@@ -125,6 +125,15 @@ export class LogtoStrategy extends PassportStrategy {
   authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
     const guard = authenticatedGuard((req) => this.client(req), options);
     return handler === undefined ? guard : [guard, withLogto(handler)];
+  }
+
+  /**
+   * Logto's discovery metadata (as @logto/client's `getOidcConfig()`): the endpoints, in Logto's
+   * snake_case and in the SDK's camelCase, and the rest of the document. Discovered once and
+   * shared with sign-in; rejects with a `LogtoError` while Logto cannot be reached.
+   */
+  getOidcConfig(): Promise<LogtoOidcConfig> {
+    return this.provider.oidcConfig();
   }
 
   /** The sign-out route handler. */

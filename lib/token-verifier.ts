@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { LogtoFetch } from './configuration.js';
 import { LogtoError } from './errors.js';
 import { toLogtoError, type JwtKind } from './provider-errors.js';
 
@@ -18,6 +19,8 @@ export interface TokenVerifierOptions {
   cooldown: number;
   /** Seconds after which the JWKS is downloaded again in the background, to drop retired keys. Default 600. */
   refreshInterval?: number;
+  /** The app's `fetch` option; the global `fetch` when absent. */
+  fetch?: LogtoFetch | undefined;
 }
 
 export interface JwtExpectations {
@@ -93,7 +96,7 @@ export class TokenVerifier {
         cacheMaxAge: Infinity,
         // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
         [customFetch]: async (url: string, init: RequestInit) => {
-          const response = await fetch(url, init);
+          const response = await (this.options.fetch ?? fetch)(url, init);
           if (response.status >= 500) {
             throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { status: response.status });
           }

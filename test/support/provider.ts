@@ -135,6 +135,12 @@ export interface TestProvider {
   resume(): Promise<void>;
   /** Further refreshes answer invalid_grant (and userinfo invalid_token). */
   suspendUser(sub: string): void;
+  /**
+   * A one-time token for a seeded user's email, as Logto's Management API issues one
+   * (`POST /api/one-time-tokens`): a sign-in that sends it as `one_time_token`, with that email as
+   * `login_hint`, signs the user in without a password, once. Default lifetime 600 seconds.
+   */
+  issueOneTimeToken(email: string, options?: { expiresIn?: number }): string;
   close(): Promise<void>;
 }
 
@@ -541,6 +547,8 @@ export async function startProvider(options: StartProviderOptions = {}): Promise
   const users = seedUsers();
   const usersBySub = new Map(Object.values(users).map((u) => [u.sub, u]));
   const suspended = new Set<string>();
+  /** One-time tokens by value: whom each was issued for, until when, and whether it was used. */
+  const oneTimeTokens = new Map<string, { email: string; expiresAt: number; used: boolean }>();
   const requests: RecordedRequest[] = [];
   const requestRecords = new WeakMap<IncomingMessage, RecordedRequest>();
   const faults = new Map<string, Fault>();
@@ -956,8 +964,36 @@ ${cancelForm(uid)}`);
     return details.params.first_screen === 'register';
   }
 
+  /**
+   * Logto's one-time token sign-in: the token must be known, unused, unexpired, and issued for the
+   * email in login_hint. Returns the user to sign in, or why not (shown on the login page).
+   */
+  function redeemOneTimeToken(details: InteractionDetails): TestUser | { problem: string } {
+    const value = details.params.one_time_token;
+    const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint.toLowerCase() : '';
+    const issued = typeof value === 'string' ? oneTimeTokens.get(value) : undefined;
+    if (!issued || issued.used || issued.expiresAt <= Date.now() || issued.email !== hint) {
+      return { problem: 'The one-time token is invalid, expired or already used.' };
+    }
+    issued.used = true;
+    const user = [...usersBySub.values()].find((u) => u.email?.toLowerCase() === issued.email);
+    if (!user || suspended.has(user.sub)) return { problem: 'No active account has this email address.' };
+    return user;
+  }
+
   app.get('/interaction/:uid', async (req: Request, res: Response) => {
     const details = await provider.interactionDetails(req, res);
+    if (details.prompt.name === 'login' && details.params.one_time_token !== undefined) {
+      const redeemed = redeemOneTimeToken(details);
+      if ('problem' in redeemed) {
+        const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint : '';
+        res.type('html').send(loginPage(details.uid, await appLabelOf(details), hint, redeemed.problem));
+        return;
+      }
+      const grantId = await autoConsent(details, redeemed.sub);
+      await provider.interactionFinished(req, res, { login: { accountId: redeemed.sub }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      return;
+    }
     if (details.prompt.name === 'login') {
       const app = await appLabelOf(details);
       if (wantsRegister(details, req.query.screen)) {
@@ -1131,6 +1167,15 @@ ${back}`;
     },
     suspendUser(sub) {
       suspended.add(sub);
+    },
+    issueOneTimeToken(email, { expiresIn = 600 } = {}) {
+      const normalized = email.toLowerCase();
+      if (![...usersBySub.values()].some((u) => u.email?.toLowerCase() === normalized)) {
+        throw new Error(`the test provider has no user with the email ${email}`);
+      }
+      const token = randomBytes(24).toString('base64url');
+      oneTimeTokens.set(token, { email: normalized, expiresAt: Date.now() + expiresIn * 1000, used: false });
+      return token;
     },
     close: stopListening,
   };
