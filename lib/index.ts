@@ -9,6 +9,7 @@ export { LogtoClient } from './client.js';
 export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './client.js';
 export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-guard.js';
 export type { SignOutOptions } from './sign-out.js';
+export type { SilentSignInOptions } from './silent-sign-in.js';
 export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
 export { MemoryTokenStore } from './token-store.js';
 export type { MemoryTokenStoreOptions, TokenStore } from './token-store.js';

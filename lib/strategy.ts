@@ -11,6 +11,7 @@ import { PendingSignIns } from './pending-sign-ins.js';
 import { Refresher } from './refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
+import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoProvider, type LogtoOidcConfig } from './provider.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from './session-store.js';
@@ -188,6 +189,9 @@ export class LogtoStrategy extends PassportStrategy {
       case 'success':
         this.success(outcome.user, outcome.info);
         return;
+      case 'redirect':
+        this.redirect(outcome.url);
+        return;
       case 'refused':
         this.fail(outcome.info ?? new LogtoError('not_authenticated', 'The app refused this user.'), 401);
         return;
@@ -223,23 +227,42 @@ export class LogtoStrategy extends PassportStrategy {
   private async startSignIn(req: Request, options: LogtoSignInOptions): Promise<void> {
     let url: URL;
     try {
-      const session = sessionOf(req);
-      const codeVerifier = oidc.randomPKCECodeVerifier();
-      const state = oidc.randomState();
-      const nonce = oidc.randomNonce();
-      const parameters = this.authorizationParameters(options);
-      parameters.set('state', state);
-      parameters.set('nonce', nonce);
-      parameters.set('code_challenge', await oidc.calculatePKCECodeChallenge(codeVerifier));
-      parameters.set('code_challenge_method', 'S256');
-      url = await this.provider.authorizationUrl(parameters);
-      const returnTo = safeReturnTo(options.returnTo ?? session.returnTo);
-      await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }) });
+      url = await this.prepareSignIn(req, options, false);
     } catch (error) {
       this.settle(req, () => this.report(error));
       return;
     }
     this.settle(req, () => this.redirect(url.href));
+  }
+
+  /** Keeps a started sign-in in its cookie and gives the URL to send the browser to. */
+  private async prepareSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
+    const session = sessionOf(req);
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const parameters = this.authorizationParameters(options);
+    parameters.set('state', state);
+    parameters.set('nonce', nonce);
+    parameters.set('code_challenge', await oidc.calculatePKCECodeChallenge(codeVerifier));
+    parameters.set('code_challenge_method', 'S256');
+    const url = await this.provider.authorizationUrl(parameters);
+    const returnTo = safeReturnTo(options.returnTo ?? session.returnTo);
+    await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }), ...(silent ? { silent } : {}) });
+    return url;
+  }
+
+  /**
+   * Silent sign-in (express-openid-connect's attemptSilentLogin): once per visitor and
+   * `retryAfter`, an anonymous page navigation goes to Logto with `prompt=none`, and comes back
+   * signed in if the visitor has a Logto session, or to the same page signed out if not. Mount it
+   * after the sign-in, callback and sign-out routes.
+   */
+  silentSignIn(options?: SilentSignInOptions): RequestHandler {
+    return silentSignInHandler(
+      { config: this.config, start: (req, returnTo) => this.prepareSignIn(req, { prompt: 'none', returnTo }, true) },
+      options,
+    );
   }
 
   /** Authorization parameters for this sign-in, before state, nonce and PKCE are added; a hook to override. */
