@@ -99,6 +99,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
       clockTolerance: this.settings.clockTolerance,
       timeout: this.settings.timeout,
       cooldown: this.settings.jwksCooldown,
+      fetch: this.settings.fetch,
     });
   }
 
