@@ -68,8 +68,8 @@ export interface LogtoStrategyOptions extends LogtoConnectionOptions {
   /** Seconds that a started sign-in stays valid for its callback. Default 600. */
   signInTimeout?: number;
   /**
-   * Kept for 0.1.0 configurations and no longer used: each started sign-in now waits in a
-   * short-lived cookie of its own, so tabs never push each other out.
+   * How many started sign-ins one browser keeps at once (tabs); starting one more drops the
+   * oldest. Default 5. Each waits in a small cookie of its own.
    */
   maxPendingSignIns?: number;
   /** Seconds before an access token's expiry at which it is refreshed instead of used. Default 60. */
@@ -118,6 +118,7 @@ export interface ResolvedConfig {
   readonly sessionKey: string;
   readonly signInTimeout: number;
   readonly accessTokenExpiryMargin: number;
+  readonly maxPendingSignIns: number;
   readonly jwksCooldown: number;
   readonly tokenStore: TokenStore | undefined;
   /** The app's `fetch` option; undefined for the global one. */
@@ -293,6 +294,7 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     timeout,
     sessionKey,
     signInTimeout: nonNegativeNumber(options, 'signInTimeout', 600),
+    maxPendingSignIns,
     accessTokenExpiryMargin: nonNegativeNumber(options, 'accessTokenExpiryMargin', 60),
     jwksCooldown: nonNegativeNumber(options, 'jwksCooldown', 30),
     tokenStore,

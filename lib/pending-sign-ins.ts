@@ -30,27 +30,30 @@ export interface PendingSignInsOptions {
   timeout: number;
   /** Cookie names start with this. */
   cookiePrefix: string;
+  /** How many started sign-ins a browser keeps at once; starting one more drops the oldest. */
+  maxPending: number;
 }
 
 /**
- * Sign-ins waiting for their callback, each in a short-lived encrypted cookie of its own that the
- * browser sends only to the callback path. Tabs that start sign-ins at once never overwrite each
- * other, no session is written for a visitor who never comes back, and the server keeps nothing.
- * The cookie is bound to its `state` and expires with the sign-in.
+ * Sign-ins waiting for their callback, each in a short-lived encrypted cookie of its own. Tabs
+ * that start sign-ins at once never overwrite each other, no session is written for a visitor who
+ * never comes back, and the server keeps nothing. The cookie is bound to its `state` and expires
+ * with the sign-in; a browser holds a few at most, so that repeated starts cannot grow its
+ * requests until the server refuses them.
  */
 export class PendingSignIns {
   private readonly key: Uint8Array;
-  private readonly path: string;
   private readonly secure: boolean;
+  /** `/`: the sign-in route must see the others to keep their number bounded. */
+  private readonly path = '/';
 
   constructor(private readonly options: PendingSignInsOptions) {
     this.key = new Uint8Array(hkdfSync('sha256', options.appSecret, 'passport-logto', 'pending sign-in cookie', 32));
-    const callback = new URL(options.callbackURL);
-    this.path = callback.pathname;
-    this.secure = callback.protocol === 'https:';
+    this.secure = new URL(options.callbackURL).protocol === 'https:';
   }
 
   async add(req: object, signIn: PendingSignIn): Promise<void> {
+    await this.dropOldest(req, this.options.maxPending - 1);
     const claims: PendingClaims = { st: signIn.state, cv: signIn.codeVerifier, n: signIn.nonce };
     if (signIn.returnTo !== undefined) claims.rt = signIn.returnTo;
     if (signIn.silent) claims.sl = 1;
@@ -63,17 +66,12 @@ export class PendingSignIns {
     this.setCookie(req, this.cookieName(signIn.state), value, this.options.timeout + 300);
   }
 
-  /**
-   * The sign-in for `state`, or why there is none. Its cookie is cleared in the same answer, so a
-   * reload of the callback finds nothing in the browser.
-   */
+  /** The sign-in for `state`, or why there is none. The cookie stays until {@link clear}. */
   async take(req: object, state: string): Promise<PendingSignIn | 'unknown' | 'expired'> {
-    const name = this.cookieName(state);
-    const value = requestCookie(req, name);
+    const value = requestCookie(req, this.cookieName(state));
     if (value === undefined) return 'unknown';
-    this.setCookie(req, name, '', 0);
     try {
-      const { payload } = await jwtDecrypt<PendingClaims>(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+      const { payload } = await this.decrypt(value);
       if (payload.st !== state || typeof payload.cv !== 'string' || typeof payload.n !== 'string') return 'unknown';
       return {
         state,
@@ -85,6 +83,37 @@ export class PendingSignIns {
     } catch (error) {
       return error instanceof joseErrors.JWTExpired ? 'expired' : 'unknown';
     }
+  }
+
+  /**
+   * Forgets the sign-in for `state` in the browser, once its callback has ended one way or the
+   * other (an infrastructure failure keeps it, so that a reload can finish the sign-in).
+   */
+  clear(req: object, state: string): void {
+    if (requestCookie(req, this.cookieName(state)) !== undefined) this.setCookie(req, this.cookieName(state), '', 0);
+  }
+
+  private decrypt(value: string): ReturnType<typeof jwtDecrypt<PendingClaims>> {
+    return jwtDecrypt<PendingClaims>(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+  }
+
+  /** Keeps at most `keep` of this app's started sign-ins in the browser, the newest. */
+  private async dropOldest(req: object, keep: number): Promise<void> {
+    const prefix = `${this.options.cookiePrefix}.`;
+    const header = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.cookie;
+    if (typeof header !== 'string' || !header.includes(prefix)) return;
+    const started: Array<{ name: string; issuedAt: number }> = [];
+    for (const [name, value] of Object.entries(parseCookie(header))) {
+      if (!name.startsWith(prefix) || value === undefined || value === '') continue;
+      // Only this app's cookies decrypt; another app's on the same host is left alone.
+      const issuedAt = await this.decrypt(value).then(
+        ({ payload }) => payload.iat ?? 0,
+        (error: unknown) => (error instanceof joseErrors.JWTExpired ? 0 : undefined),
+      );
+      if (issuedAt !== undefined) started.push({ name, issuedAt });
+    }
+    started.sort((a, b) => a.issuedAt - b.issuedAt);
+    for (const { name } of started.slice(0, Math.max(0, started.length - keep))) this.setCookie(req, name, '', 0);
   }
 
   private cookieName(state: string): string {

@@ -27,6 +27,9 @@ interface SentMark {
 }
 
 const nowInSeconds = (): number => Math.floor(Date.now() / 1000);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Milliseconds between two attempts of a refresh whose answer was lost. */
+const retryPause = 250;
 
 /**
  * Refreshes a sign-in's tokens under Logto's rules. Logto accepts a used refresh token for 3 s and
@@ -136,7 +139,12 @@ export class Refresher {
           await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
           throw await this.translate(error, store, signInId, parameters);
         }
-        if (Date.now() - firstSentAt < this.config.refreshRetryWindow * 1000) continue;
+        const left = this.config.refreshRetryWindow * 1000 - (Date.now() - firstSentAt);
+        if (left > 0) {
+          // A short pause, so that a Logto (or gateway) failing fast is not hammered.
+          await sleep(Math.min(retryPause, left));
+          if (Date.now() - firstSentAt < this.config.refreshRetryWindow * 1000) continue;
+        }
         await this.dropRefreshToken(store, signInId, refreshToken);
         throw error;
       }
@@ -201,22 +209,20 @@ export function withToken(record: TokenRecord, key: string, token: StoredAccessT
 }
 
 /**
- * Whether Logto may have received the refresh and rotated the token although no answer arrived:
- * a timeout or a dropped connection. A refused connection, an error status or an OAuth error
- * means Logto decided nothing, or decided and said so.
+ * Whether Logto may have rotated the refresh token although no usable answer arrived. Only an
+ * OAuth error from Logto, or a connection that was never made, says for sure that nothing
+ * happened; a timeout, a dropped connection, a 5xx page (from Logto or a gateway in front of it)
+ * or a garbled body may all follow a rotation.
  */
 function answerMayBeLost(error: unknown): boolean {
-  if (!(error instanceof LogtoError)) return false;
+  if (!(error instanceof LogtoError)) return true;
   switch (error.code) {
     case 'token_request_failed':
       return false;
-    case 'provider_timeout':
-      return true;
     case 'provider_unreachable':
       return !/ECONNREFUSED|ENOTFOUND|EAI_AGAIN/.test(error.message);
     default:
-      // Logto (or a gateway before it) answered, with an error: nothing was rotated.
-      return false;
+      return true;
   }
 }
 

@@ -2,7 +2,6 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { LogtoClient } from './client.js';
 import { LogtoError } from './errors.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf } from './session-store.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -16,8 +15,8 @@ declare global {
 
 export interface AuthenticatedOptions {
   /**
-   * Where to send a signed-out user, such as `/sign-in`; the original URL is kept in
-   * `req.session.returnTo` so that sign-in lands there. Without it, the answer is 401 JSON.
+   * Where to send a signed-out user, such as `/sign-in`; the original URL is kept (in a
+   * short-lived cookie) so that the next sign-in lands there. Without it, the answer is 401 JSON.
    */
   redirect?: string;
   /** Fetch userinfo into `req.logto.userInfo` before the route runs (@logto/node's `fetchUserInfo`). */
@@ -74,14 +73,22 @@ async function preload(client: LogtoClient, options: AuthenticatedOptions): Prom
 }
 
 /** Route-guard middleware: lets signed-in users through with `req.logto`, turns others away. */
-export function authenticatedGuard(clientFor: (req: Request) => LogtoClient, options: AuthenticatedOptions = {}): RequestHandler {
+export function authenticatedGuard(
+  clientFor: (req: Request) => LogtoClient,
+  options: AuthenticatedOptions = {},
+  /**
+   * Keeps the page to come back to for the next sign-in. Not in the session: a request that was
+   * in flight while the user signed out would save its old session again by writing to it.
+   */
+  rememberReturnTo: (req: Request, returnTo: string) => void = () => undefined,
+): RequestHandler {
   const turnAway = (req: Request, res: Response): void => {
     if (options.redirect === undefined) {
       res.status(401).json({ error: 'not_authenticated' });
       return;
     }
     const returnTo = req.method === 'GET' ? safeReturnTo(req.originalUrl) : undefined;
-    if (returnTo !== undefined) sessionOf(req).returnTo = returnTo;
+    if (returnTo !== undefined) rememberReturnTo(req, returnTo);
     res.redirect(options.redirect);
   };
 

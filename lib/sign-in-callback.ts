@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import type { IdTokenClaims } from './claims.js';
 import type { ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
+import { isCausedByRequest, LogtoError } from './errors.js';
 import type { SessionIndex } from './back-channel-logout.js';
 import { keepThroughLogIn } from './log-in.js';
 import type { PendingSignIn, PendingSignIns } from './pending-sign-ins.js';
@@ -61,14 +61,29 @@ export class SignInCallback {
   constructor(private readonly context: SignInCallbackContext) {}
 
   async handle(req: Request, parameters: URLSearchParams): Promise<CallbackOutcome> {
+    const progress = { used: false };
+    let outcome: CallbackOutcome;
     try {
-      return await this.complete(req, parameters);
+      outcome = await this.complete(req, parameters, progress);
     } catch (error) {
-      return { kind: 'failure', error };
+      outcome = { kind: 'failure', error };
     }
+    // Once Logto's answer was acted on, the started sign-in is over, except after a failure of
+    // Logto or of the store, when a reload may still finish it. A callback refused before that
+    // (a forged or mangled one) leaves the real sign-in alone.
+    const retryable = outcome.kind === 'failure' && !(outcome.error instanceof LogtoError && isCausedByRequest(outcome.error));
+    const state = parameters.get('state');
+    if (progress.used && !retryable && state) {
+      try {
+        this.context.pendingSignIns.clear(req, state);
+      } catch {
+        // No response to set a cookie on: nothing to clear.
+      }
+    }
+    return outcome;
   }
 
-  private async complete(req: Request, parameters: URLSearchParams): Promise<CallbackOutcome> {
+  private async complete(req: Request, parameters: URLSearchParams, progress: { used: boolean }): Promise<CallbackOutcome> {
     const { config, records } = this.context;
     checkParameters(parameters);
     const state = parameters.get('state');
@@ -78,9 +93,13 @@ export class SignInCallback {
     if (parameters.get('iss') !== config.issuer) {
       throw new LogtoError('issuer_mismatch', 'The sign-in response does not come from the configured Logto issuer.');
     }
-    if (pending === 'expired') throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
+    if (pending === 'expired') {
+      progress.used = true;
+      throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
+    }
     if (parameters.get('error')) {
       if (pending === 'unknown') throw unknownState();
+      progress.used = true;
       try {
         // openid-client turns the error response into authorization_failed, after checking state and iss.
         await this.context.provider.exchangeCode(this.callbackUrl(parameters), { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
@@ -89,7 +108,7 @@ export class SignInCallback {
         // A silent attempt that Logto could not complete without the user: back to the page, signed out.
         if (pending.silent) return { kind: 'redirect', url: pending.returnTo ?? '/' };
         if (error.oauthError !== undefined && interactionNeeded.has(error.oauthError)) {
-          throw new LogtoError('sign_in_required', `Logto needs the user to sign in (${error.oauthError}); start a sign-in without prompt=none.`, {
+          throw new LogtoError('sign_in_required', `${error.message} Logto needs the user to sign in; start a sign-in without prompt=none.`, {
             cause: error,
             oauthError: error.oauthError,
           });
@@ -104,6 +123,7 @@ export class SignInCallback {
     const store = records.storeFor(req);
     const markKey = `callback:${digest(state)}`;
     if (pending !== 'unknown') {
+      progress.used = true;
       let exchange = this.exchanges.get(markKey);
       if (!exchange && (await records.claimMark(store, markKey, { s: 'pending' } satisfies CallbackMark, config.signInTimeout * 1000))) {
         exchange = this.exchange(store, markKey, parameters, pending);

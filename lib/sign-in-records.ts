@@ -60,6 +60,8 @@ export class SignInRecords {
    * token exists only here, so it is written again before the store's copy is used.
    */
   private readonly unsaved = new Map<string, TokenRecord>();
+  /** The slowest recent write without an atomic command, in ms; it sizes the wait for racing writers. */
+  private slowestWrite = 0;
   /** Per-process queues, so that only one request per process waits on a shared lock. */
   private readonly localTails = new Map<string, Promise<void>>();
   /**
@@ -98,6 +100,12 @@ export class SignInRecords {
     }
     const kept = this.unsaved.get(signInId);
     if (kept) {
+      // Signed out elsewhere meanwhile: the copy must not bring the tokens back.
+      if (await this.guard(store, store.get(endedKey(signInId)), 'read the sign-in')) {
+        this.unsaved.delete(signInId);
+        this.remember(signInId, undefined);
+        return undefined;
+      }
       await this.guard(store, store.set(recordKey(signInId), JSON.stringify(kept), this.options.recordTtl), 'save the refreshed tokens');
       this.unsaved.delete(signInId);
       this.remember(signInId, kept);
@@ -250,8 +258,12 @@ export class SignInRecords {
     // Without an atomic command: write, let any racing writer land, and see whose value stayed.
     if ((await this.guard(store, store.get(key), 'read the token store')) != null) return false;
     const tagged = `${value}\u0000${randomUUID()}`;
+    const started = Date.now();
     await this.guard(store, store.set(key, tagged, ttl), 'write the token store');
-    await sleep(emulationSettle);
+    // Long enough for a racing write to land: a slow store gets a longer wait.
+    const took = Date.now() - started;
+    this.slowestWrite = Math.max(this.slowestWrite * 0.9, took);
+    await sleep(Math.max(emulationSettle, 3 * this.slowestWrite));
     if ((await this.guard(store, store.get(key), 'read the token store')) !== tagged) return false;
     await this.guard(store, store.set(key, value, ttl), 'write the token store');
     return true;

@@ -7,7 +7,7 @@ import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '.
 import { isCausedByRequest, LogtoError } from './errors.js';
 import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { LogtoClient, type LogtoClientContext } from './client.js';
-import { PendingSignIns } from './pending-sign-ins.js';
+import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from './refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
@@ -68,6 +68,10 @@ export class LogtoStrategy extends PassportStrategy {
   private readonly context: LogtoClientContext;
   private readonly callback: SignInCallback;
   private readonly sessionIndex: SessionIndex;
+  /** Where the route guard keeps the page to come back to after the next sign-in. */
+  private get returnToCookie(): string {
+    return `${this.config.name}.return`;
+  }
   /** Set once the app mounts back-channel logout: only then are sign-ins indexed. */
   private indexSessions = false;
   private readonly verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
@@ -94,6 +98,7 @@ export class LogtoStrategy extends PassportStrategy {
       callbackURL: this.config.callbackURL,
       timeout: this.config.signInTimeout,
       cookiePrefix: `${this.config.name}.signin`,
+      maxPending: this.config.maxPendingSignIns,
     });
     this.context = { config: this.config, provider: this.provider, records: this.records, refresher: this.refresher, session: this.session };
     this.sessionIndex = new SessionIndex(this.records, `${this.config.issuer} ${this.config.appId}`);
@@ -124,7 +129,9 @@ export class LogtoStrategy extends PassportStrategy {
   authenticated(options?: AuthenticatedOptions): RequestHandler;
   authenticated(options: AuthenticatedOptions, handler: LogtoHandler): RequestHandler[];
   authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
-    const guard = authenticatedGuard((req) => this.client(req), options);
+    const guard = authenticatedGuard((req) => this.client(req), options, (req, returnTo) =>
+      appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') }),
+    );
     return handler === undefined ? guard : [guard, withLogto(handler)];
   }
 
@@ -247,7 +254,11 @@ export class LogtoStrategy extends PassportStrategy {
     parameters.set('code_challenge', await oidc.calculatePKCECodeChallenge(codeVerifier));
     parameters.set('code_challenge_method', 'S256');
     const url = await this.provider.authorizationUrl(parameters);
-    const returnTo = safeReturnTo(options.returnTo ?? session.returnTo);
+    const remembered = requestCookie(req, this.returnToCookie);
+    if (remembered !== undefined) {
+      appendCookie(req, this.returnToCookie, '', { maxAge: 0, path: '/', secure: this.config.callbackURL.startsWith('https:') });
+    }
+    const returnTo = safeReturnTo(options.returnTo ?? remembered ?? session.returnTo);
     await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }), ...(silent ? { silent } : {}) });
     return url;
   }

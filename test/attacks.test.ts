@@ -402,8 +402,8 @@ describe('session fixation', () => {
         new TestBrowser().request(`${running.url}${path}`, { headers: { cookie: `${cookieName}=${value}` } });
 
       const browser = new TestBrowser();
-      // The guard keeps the return path in the session, which gives the browser a session id.
-      await browser.get(`${running.url}/protected`);
+      // The app's own code writes to the session, which gives the browser a session id.
+      await browser.get(`${running.url}/set-return-to?to=%2F`);
       const planted = sid(browser);
       assert.notEqual(planted, '', 'a session exists before sign-in');
       await signIn(browser, provider, running);

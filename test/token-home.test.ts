@@ -132,6 +132,90 @@ describe('one home per sign-in, with MemoryStore', () => {
     }
   });
 
+  test('a gateway that answers 504 after Logto rotated the token: the old refresh token is never sent after the grace', async () => {
+    // A proxy in front of Logto: the refresh goes through, the answer is lost behind a 504.
+    let gatewayDown = false;
+    const gateway = async (url: string, init: RequestInit): Promise<globalThis.Response> => {
+      const response = await fetch(url, init);
+      if (gatewayDown && url.endsWith('/oidc/token')) return new globalThis.Response('<h1>504 Gateway Timeout</h1>', { status: 504, headers: { 'content-type': 'text/html' } });
+      return response;
+    };
+    const running = await startApp(provider, { strategy: { scopes, resources: [API_RESOURCE], accessTokenExpiryMargin: 0, fetch: gateway }, routes: tokenRoutes });
+    try {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, running);
+      await expire();
+      const grants = provider.revokedGrants();
+      provider.resetRequests();
+      gatewayDown = true;
+      const lost = await getJson<{ error?: string }>(browser, `${running.url}/token?resource=${resource}`);
+      gatewayDown = false;
+      assert.equal(lost.body.error, 'provider_error');
+      await sleep(3200);
+      const later = await getJson<{ error?: string }>(browser, `${running.url}/token?resource=${resource}`);
+      assert.equal(later.body.error, 'not_authenticated', 'signing in again is the way back');
+      assertNoLateReuse(grants);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a request in flight when the user signs out does not sign them back in', async () => {
+    const running = await startApp(provider, {
+      strategy: { scopes, resources: [API_RESOURCE], accessTokenExpiryMargin: 0 },
+      routes: (express, logto) => {
+        express.get('/dashboard', logto.authenticated({ redirect: '/sign-in', accessToken: API_RESOURCE }), (_req, res) => res.json({ ok: true }));
+      },
+    });
+    try {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, running);
+      const cookieName = `sid-${new URL(running.url).port}`;
+      const oldSession = `${cookieName}=${browser.cookie('127.0.0.1', cookieName) ?? ''}`;
+      await expire();
+      provider.setTokenResponseTamper(async (body, params) => {
+        if (params.grant_type === 'refresh_token') await sleep(800);
+        return body;
+      });
+      try {
+        const inFlight = browser.get(`${running.url}/dashboard`);
+        await sleep(200);
+        assert.equal((await browser.get(`${running.url}/sign-out`)).status, 302);
+        await inFlight;
+      } finally {
+        provider.setTokenResponseTamper(undefined);
+      }
+      assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.user, null, 'the browser stays signed out');
+      const old = JSON.parse((await new TestBrowser().request(`${running.url}/`, { headers: { cookie: oldSession } })).text) as HomeBody;
+      assert.equal(old.user, null, 'the old session id stays signed out');
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a callback that failed on a JWKS outage finishes on a reload, with one code exchange', async () => {
+    const running = await startApp(provider, { strategy: { jwksCooldown: 0 } });
+    try {
+      const browser = new TestBrowser();
+      const started = await browser.get(`${running.url}/sign-in`);
+      const callback = await signInAtProvider(browser, started.location ?? '', provider.users.demo, running.callbackURL);
+      await provider.rotateSigningKey();
+      provider.resetRequests();
+      provider.setFault('/oidc/jwks', { status: 503, body: '{"error":"unavailable"}' });
+      try {
+        assert.equal((await browser.get(callback)).status, 500);
+      } finally {
+        provider.setFault('/oidc/jwks', undefined);
+      }
+      const reloaded = await browser.get(callback);
+      assert.equal(reloaded.location, `${running.url}/`, reloaded.text);
+      assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.authenticated, true);
+      assert.equal(provider.countRequests('/oidc/token', (r) => r.params.grant_type === 'authorization_code'), 1);
+    } finally {
+      await running.close();
+    }
+  });
+
   test('a session written by 0.1.0 (tokens inside it) keeps working, and is moved to a record once', async () => {
     const store = new session.MemoryStore();
     const running = await startApp(provider, { store, strategy: { scopes, resources: [API_RESOURCE] }, routes: tokenRoutes });
