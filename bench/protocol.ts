@@ -23,6 +23,14 @@ export interface VariantConfig {
   accessTokenExpiryMargin?: number;
   /** express-openid-connect and @logto/express sign ID tokens' alg check against this. */
   idTokenAlg: string;
+  /** Bare Passport: the user that /login logs in (the same as passport-logto's, for a like-for-like session). */
+  user?: Record<string, unknown>;
+  /** passport-logto behind a load balancer: a callback URL shared by every instance. */
+  callbackURL?: string;
+  /** passport-logto: sessions in connect-redis on this Redis instead of MemoryStore. */
+  redisUrl?: string;
+  /** passport-logto: `tokenStore: new RedisTokenStore(client)`; without it, the default (the session store). */
+  redisTokenStore?: boolean;
 }
 
 export interface MemoryReport {
@@ -34,8 +42,11 @@ export interface MemoryReport {
 export type Command =
   | { type: 'configure'; config: VariantConfig }
   | { type: 'memory' }
-  | { type: 'session-json'; sessionId: string }
-  | { type: 'clone-session'; sessionId: string; total: number }
+  | { type: 'clone-store'; total: number }
+  | { type: 'store-entries' }
+  | { type: 'refreshes' }
+  | { type: 'profile-start'; intervalMicros: number }
+  | { type: 'profile-stop' }
   | { type: 'store-size' }
   | { type: 'cpu' };
 

@@ -1,23 +1,32 @@
 /**
  * passport-logto against bare Passport sessions, @logto/express and express-openid-connect, on
- * loopback against the bundled provider: authenticated requests with a cached token, sign-ins,
- * a refresh storm and memory per session. Prints a Markdown report and writes bench/RESULTS.md.
+ * loopback against the bundled provider: authenticated requests with a cached token and on a
+ * route that reads only `req.user`, sign-ins, refresh storms (in one process, and over three
+ * processes sharing a real Redis), the session loaded per request and memory per sign-in.
+ * Prints a Markdown report and writes bench/RESULTS.md.
  *
  *   npm run bench            (node --expose-gc --import tsx bench/run.ts)
  *
- * BENCH_RUNS and BENCH_SECONDS change the load runs (default 10 runs of 2 s per app); BENCH_QUICK=1
+ * BENCH_RUNS and BENCH_SECONDS change the load runs (default 14 rounds of 2 s per route); BENCH_QUICK=1
  * shortens everything, for checking the script itself. Not a test: .ci/run does not run it.
  */
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { API_RESOURCE, startProvider } from '../test/support/provider.js';
+import { startRedis } from '../test/support/redis.js';
 import type { VariantName } from './protocol.js';
 import { render, type RunResults } from './report.js';
 import {
+  measureInstanceStorm,
+  measureProfiles,
+  measureSessionWork,
   measureMemory,
   measureSignIns,
   measureStorm,
   measureThroughput,
+  passportUserOf,
+  type InstanceStormResult,
   type MemoryResult,
   type Settings,
   type SignInResult,
@@ -29,7 +38,7 @@ const quick = process.env.BENCH_QUICK === '1';
 const settings: Settings = {
   // This machine's speed drifts by ±15% from one run to the next, every app alike: many short
   // runs, taking turns, compare apps measured seconds apart (see the paired ratios in report.ts).
-  runs: Number(process.env.BENCH_RUNS ?? (quick ? 2 : 10)),
+  runs: Number(process.env.BENCH_RUNS ?? (quick ? 2 : 14)),
   seconds: Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 2)),
   warmupSeconds: quick ? 1 : 2,
   connections: 10,
@@ -41,6 +50,8 @@ const settings: Settings = {
   stormSize: 50,
   stormRuns: quick ? 1 : 3,
   stormTokenTtl: 2,
+  stormInstances: 3,
+  profileSeconds: quick ? 1 : 4,
   sessions: quick ? 1_000 : 10_000,
 };
 
@@ -51,25 +62,55 @@ const log = (message: string): void => {
 };
 
 const startedAt = new Date();
+// Other jobs share this machine: the load they put on it is part of the result.
+const loadBefore = os.loadavg();
 const started = performance.now();
 
 const provider = await startProvider();
 const signInResults: SignInResult[] = [];
 const stormResults: StormResult[] = [];
+const instanceStormResults: InstanceStormResult[] = [];
 const memoryResults: MemoryResult[] = [];
 let throughput: RunResults['throughput'];
+let profiles: RunResults['profiles'] = [];
 
 try {
-  // Sign-ins first, so that each app's first sign-in is also the first time its process talks to
-  // the provider (discovery and JWKS); the same processes then serve the load runs.
-  log('starting the apps');
+  // The session first: passport-logto's user object is then given to bare Passport, so that the
+  // two sessions (and the two apps' work on them) differ only by what passport-logto adds.
+  log('5. session per request, memory per sign-in');
+  const ours = await measureMemory(provider, 'passport-logto', targetOptions, settings);
+  const user = passportUserOf(ours);
+  if (!user) throw new Error('passport-logto\'s session holds no user');
+  const bareOptions: TargetOptions = { ...targetOptions, user };
+  memoryResults.push(await measureMemory(provider, 'bare', bareOptions, settings), ours);
+  for (const variant of ['logto-express', 'express-openid-connect'] as VariantName[]) memoryResults.push(await measureMemory(provider, variant, targetOptions, settings));
+
+  // express-session's JSON work on the two sessions, in a loop (the sessions taking turns).
+  const work = measureSessionWork(Object.fromEntries(memoryResults.flatMap((result) => (result.sessionJson ? [[result.variant, result.sessionJson]] : []))));
+  for (const result of memoryResults) if (work[result.variant] !== undefined) result.sessionWork = work[result.variant];
+
+  // Sign-ins in fresh processes, so that each app's first sign-in is also the first time its
+  // process talks to the provider (discovery and JWKS).
+  log('3. sign-in');
+  const signInTargets: Target[] = [];
+  try {
+    for (const variant of libraries) signInTargets.push(await startTarget(provider, variant, targetOptions));
+    signInResults.push(...(await measureSignIns(signInTargets, provider, settings)));
+  } finally {
+    await Promise.all(signInTargets.map((target) => target.app.close()));
+  }
+
+  // The load runs in fresh processes too, each holding one signed-in session: bare Passport's
+  // process would otherwise hold far fewer sessions (and a smaller heap) than the others.
+  log('1-2. authenticated requests');
   const targets = new Map<VariantName, Target>();
   try {
-    for (const variant of ['bare', ...libraries] as VariantName[]) targets.set(variant, await startTarget(provider, variant, targetOptions));
-    log('3. sign-in');
-    signInResults.push(...(await measureSignIns(libraries.map((variant) => targets.get(variant) as Target), provider, settings)));
-    log('1-2. authenticated requests');
+    for (const variant of ['bare', ...libraries] as VariantName[]) {
+      targets.set(variant, await startTarget(provider, variant, variant === 'bare' ? bareOptions : targetOptions));
+    }
     throughput = await measureThroughput(targets, provider, settings);
+    log('6. where the CPU goes');
+    profiles = await measureProfiles(targets, provider, settings);
   } finally {
     await Promise.all([...targets.values()].map((target) => target.app.close()));
   }
@@ -78,12 +119,18 @@ try {
   const shortLived = await startProvider({ accessTokenTtl: settings.stormTokenTtl });
   try {
     for (const variant of libraries) stormResults.push(await measureStorm(shortLived, variant, targetOptions, settings));
+    // A real redis-server, for connect-redis sessions and RedisTokenStore.
+    const redis = await startRedis();
+    try {
+      for (const tokenStore of ['redis-token-store', 'session-store'] as const) {
+        instanceStormResults.push(await measureInstanceStorm(shortLived, redis.url, tokenStore, targetOptions, settings));
+      }
+    } finally {
+      await redis.stop();
+    }
   } finally {
     await shortLived.close();
   }
-
-  log('5. memory');
-  for (const variant of ['bare', ...libraries] as VariantName[]) memoryResults.push(await measureMemory(provider, variant, targetOptions, settings));
 } finally {
   await provider.close();
 }
@@ -92,9 +139,13 @@ const results: RunResults = {
   settings,
   startedAt,
   durationSeconds: (performance.now() - started) / 1000,
+  loadBefore,
+  loadAfter: os.loadavg(),
   signIn: signInResults,
   throughput,
   storm: stormResults,
+  instanceStorm: instanceStormResults,
+  profiles,
   memory: memoryResults,
 };
 const markdown = render(results);

@@ -1,7 +1,9 @@
 /** The five measurements. Each returns raw per-run numbers; the report takes medians. */
+import { createHash } from 'node:crypto';
 import { TestBrowser } from '../test/support/http-client.js';
 import type { TestProvider } from '../test/support/provider.js';
-import { load, pool, sleep, type LoadResult } from './load.js';
+import { load, median, pool, sleep, type LoadResult } from './load.js';
+import { analyse, type Analysis, type Profile } from './profile.js';
 import type { AppProcess, MemoryReport, VariantName } from './protocol.js';
 import {
   backChannel,
@@ -12,6 +14,7 @@ import {
   sessionCookie,
   sessionIdOf,
   signIn,
+  startInstances,
   startTarget,
   type RequestKind,
   type Target,
@@ -33,6 +36,10 @@ export interface Settings {
   stormRuns: number;
   /** Seconds an access token lives at the storm's provider. */
   stormTokenTtl: number;
+  /** App processes of the multi-instance storm. */
+  stormInstances: number;
+  /** Seconds of profiled load per route. */
+  profileSeconds: number;
   sessions: number;
 }
 
@@ -165,7 +172,7 @@ export async function measureSignIns(targets: Target[], provider: TestProvider, 
 // (1) and (2) Authenticated requests with a cached access token
 // ---------------------------------------------------------------------------------------------
 
-export type LoadKey = 'bare' | 'passport-logto-session' | 'passport-logto' | 'logto-express' | 'express-openid-connect';
+export type LoadKey = 'bare' | 'bare-me' | 'passport-logto' | 'passport-logto-me' | 'logto-express' | 'express-openid-connect';
 
 /** A load run, with the CPU time the app's process spent per answered request. */
 export interface MeasuredLoad extends LoadResult {
@@ -194,8 +201,9 @@ export interface ThroughputSection {
 export async function measureThroughput(targets: Map<VariantName, Target>, provider: TestProvider, settings: Settings): Promise<ThroughputSection> {
   const plan: { key: LoadKey; variant: VariantName; path: string; tokenExpected: boolean }[] = [
     { key: 'bare', variant: 'bare', path: '/api/token', tokenExpected: false },
-    { key: 'passport-logto-session', variant: 'passport-logto', path: '/api/session-only', tokenExpected: false },
     { key: 'passport-logto', variant: 'passport-logto', path: '/api/token', tokenExpected: true },
+    { key: 'bare-me', variant: 'bare', path: '/api/me', tokenExpected: false },
+    { key: 'passport-logto-me', variant: 'passport-logto', path: '/api/me', tokenExpected: false },
     { key: 'logto-express', variant: 'logto-express', path: '/api/token', tokenExpected: true },
     { key: 'express-openid-connect', variant: 'express-openid-connect', path: '/api/token', tokenExpected: true },
   ];
@@ -211,7 +219,9 @@ export async function measureThroughput(targets: Map<VariantName, Target>, provi
     }
     const url = `${target.url}${entry.path}`;
     // The first request fetches (and caches) the resource's token where the sign-in did not.
-    const tokenLength = await getOk(browser, url);
+    const response = await browser.get(url);
+    if (response.status !== 200) throw new Error(`${url}: ${response.status} ${response.text.slice(0, 300)}`);
+    const tokenLength = (JSON.parse(response.text) as { tokenLength?: number }).tokenLength ?? 0;
     if (entry.tokenExpected && tokenLength === 0) throw new Error(`${entry.key}: no access token`);
     loads.push({ key: entry.key, url, cookie: sessionCookie(browser, target), app: target.app });
   }
@@ -222,17 +232,64 @@ export async function measureThroughput(targets: Map<VariantName, Target>, provi
     await load({ url: entry.url, cookie: entry.cookie, seconds: settings.warmupSeconds, connections: settings.connections });
   }
   const results = loads.map((entry): ThroughputResult => ({ key: entry.key, runs: [] }));
+  // A route and its baseline run back to back, seconds apart, so that their ratio sees the same
+  // machine; which of the two goes first alternates, and each round starts with another group.
+  // (The other libraries, secondary, are compared with the token route's baseline of the same round.)
+  const groups = [[0, 1], [2, 3], [4], [5]];
   for (let run = 0; run < settings.runs; run += 1) {
-    // Each round starts with another app, so that drift over the section does not favour one.
-    for (let step = 0; step < loads.length; step += 1) {
-      const index = (run + step) % loads.length;
-      const entry = loads[index] as (typeof loads)[number];
-      progress(`  load run ${run + 1}/${settings.runs} ${entry.key}`);
-      const measured = await measuredLoad(entry.app, entry.url, entry.cookie, settings.seconds, settings.connections);
-      (results[index] as ThroughputResult).runs.push(measured);
+    for (let step = 0; step < groups.length; step += 1) {
+      const group = groups[(run + step) % groups.length] as number[];
+      for (const index of run % 2 === 0 ? group : [...group].reverse()) {
+        const entry = loads[index] as (typeof loads)[number];
+        progress(`  load run ${run + 1}/${settings.runs} ${entry.key}`);
+        const measured = await measuredLoad(entry.app, entry.url, entry.cookie, settings.seconds, settings.connections);
+        (results[index] as ThroughputResult).runs.push(measured);
+      }
     }
   }
   return { results, providerRequestsDuringLoad: backChannel(provider.requests).length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (6) Where the CPU goes: V8's profiler in the app process, bare Passport and passport-logto
+// ---------------------------------------------------------------------------------------------
+
+export interface ProfileResult {
+  key: LoadKey;
+  requests: number;
+  rps: number;
+  analysis: Analysis;
+}
+
+export async function measureProfiles(targets: Map<VariantName, Target>, provider: TestProvider, settings: Settings): Promise<ProfileResult[]> {
+  const plan: { key: LoadKey; variant: VariantName; path: string }[] = [
+    { key: 'bare', variant: 'bare', path: '/api/token' },
+    { key: 'passport-logto', variant: 'passport-logto', path: '/api/token' },
+    { key: 'bare-me', variant: 'bare', path: '/api/me' },
+    { key: 'passport-logto-me', variant: 'passport-logto', path: '/api/me' },
+  ];
+  const cookies = new Map<VariantName, string>();
+  const results: ProfileResult[] = [];
+  for (const entry of plan) {
+    const target = targets.get(entry.variant);
+    if (!target) throw new Error(`no ${entry.variant} app`);
+    let cookie = cookies.get(entry.variant);
+    if (cookie === undefined) {
+      const browser = await signIn(target, provider);
+      await getOk(browser, `${target.url}/api/token`);
+      cookie = sessionCookie(browser, target);
+      cookies.set(entry.variant, cookie);
+    }
+    progress(`  profile ${entry.key}`);
+    const url = `${target.url}${entry.path}`;
+    await load({ url, cookie, seconds: 1, connections: settings.connections });
+    // Sampling every 100 µs: fine enough for functions of a few µs, at some cost to throughput.
+    await target.app.send({ type: 'profile-start', intervalMicros: 100 });
+    const measured = await load({ url, cookie, seconds: settings.profileSeconds, connections: settings.connections });
+    const profile = await target.app.send<Profile>({ type: 'profile-stop' });
+    results.push({ key: entry.key, requests: measured.requests, rps: measured.rps, analysis: analyse(profile, measured.requests) });
+  }
+  return results;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,36 +363,215 @@ export async function measureStorm(provider: TestProvider, variant: VariantName,
 }
 
 // ---------------------------------------------------------------------------------------------
-// (5) Memory
+// (4b) Refresh storm over several instances sharing Redis
+// ---------------------------------------------------------------------------------------------
+
+export interface InstanceStormRun {
+  elapsed: number;
+  ok: number;
+  statuses: Record<string, number>;
+  /** Refresh requests that reached the provider. */
+  refreshes: number;
+  /** Refresh requests each instance sent, as counted in its own process. */
+  perInstance: number[];
+}
+
+export interface InstanceStormResult {
+  /** `RedisTokenStore`, or the default: the connect-redis session store. */
+  tokenStore: 'redis-token-store' | 'session-store';
+  instances: number;
+  runs: InstanceStormRun[];
+  /** The longest time between a refresh token's first use and a later one (ms), over every refresh of the section. */
+  latestReuse: number;
+  /** Refresh tokens that reached the provider again more than the grace after their first use. */
+  lateReuses: number;
+  /** Grants the provider revoked during the section. */
+  revokedGrants: number;
+  aliveAfter: boolean;
+  aliveStatus: number;
+  error?: string;
+}
+
+/** Refresh requests to the provider, with the refresh token each carried and when it arrived. */
+function refreshesAt(provider: TestProvider): { refreshToken: string; at: number }[] {
+  return provider.requests
+    .filter((request) => request.path === '/oidc/token' && request.params.grant_type === 'refresh_token')
+    .map((request) => ({ refreshToken: request.params.refresh_token ?? '', at: request.at }));
+}
+
+/**
+ * 50 requests of one session, spread round-robin over `instances` processes, for a resource
+ * token that has just expired; repeated, each time after the previous storm's token expired.
+ */
+export async function measureInstanceStorm(
+  provider: TestProvider,
+  redisUrl: string,
+  tokenStore: InstanceStormResult['tokenStore'],
+  options: TargetOptions,
+  settings: Settings,
+): Promise<InstanceStormResult> {
+  const result: InstanceStormResult = {
+    tokenStore,
+    instances: settings.stormInstances,
+    runs: [],
+    latestReuse: 0,
+    lateReuses: 0,
+    revokedGrants: 0,
+    aliveAfter: false,
+    aliveStatus: 0,
+  };
+  const targets = await startInstances(provider, settings.stormInstances, {
+    ...options,
+    accessTokenExpiryMargin: 0,
+    redisUrl,
+    redisTokenStore: tokenStore === 'redis-token-store',
+  });
+  const grantsBefore = provider.revokedGrants();
+  // Every refresh of the section, storms and the check after them, for the grace check.
+  const refreshes: { refreshToken: string; at: number }[] = [];
+  try {
+    const browser = await signIn(targets[0] as Target, provider);
+    const urls = targets.map((target) => `${target.url}/api/token`);
+    provider.resetRequests();
+    await getOk(browser, urls[1] as string);
+    refreshes.push(...refreshesAt(provider));
+    let tokenAt = performance.now();
+    const expiry = settings.stormTokenTtl * 1000 + 1500;
+    for (let run = 1; run <= settings.stormRuns; run += 1) {
+      progress(`  storm over ${settings.stormInstances} instances, ${tokenStore}: run ${run}/${settings.stormRuns}`);
+      await sleep(expiry - (performance.now() - tokenAt));
+      // Connections to every instance first, as in the single-process storm.
+      await Promise.all(Array.from({ length: settings.stormSize }, (_, index) => browser.get(`${targets[index % targets.length]?.url}/`)));
+      const sentBefore = await Promise.all(targets.map((target) => target.app.send<number>({ type: 'refreshes' })));
+      provider.resetRequests();
+      const started = performance.now();
+      const statuses = await Promise.all(
+        Array.from({ length: settings.stormSize }, async (_, index) => (await browser.get(urls[index % urls.length] as string)).status),
+      );
+      const elapsed = performance.now() - started;
+      tokenAt = performance.now();
+      const sentAfter = await Promise.all(targets.map((target) => target.app.send<number>({ type: 'refreshes' })));
+      const seen = refreshesAt(provider);
+      refreshes.push(...seen);
+      const counted: Record<string, number> = {};
+      for (const status of statuses) counted[status] = (counted[status] ?? 0) + 1;
+      result.runs.push({
+        elapsed,
+        ok: statuses.filter((status) => status === 200).length,
+        statuses: counted,
+        refreshes: seen.length,
+        perInstance: sentAfter.map((after, index) => after - (sentBefore[index] ?? 0)),
+      });
+    }
+    // Once more after the last storm's token expired, on another instance: the grant must live.
+    await sleep(expiry - (performance.now() - tokenAt));
+    provider.resetRequests();
+    const after = await browser.get(urls[2 % urls.length] as string);
+    refreshes.push(...refreshesAt(provider));
+    result.aliveStatus = after.status;
+    result.aliveAfter = after.status === 200;
+  } catch (error) {
+    result.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    await Promise.all(targets.map((target) => target.app.close()));
+  }
+  const firstUse = new Map<string, number>();
+  for (const { refreshToken, at } of refreshes) {
+    const first = firstUse.get(refreshToken) ?? at;
+    firstUse.set(refreshToken, first);
+    result.latestReuse = Math.max(result.latestReuse, at - first);
+    if (at - first >= graceMs) result.lateReuses += 1;
+  }
+  result.revokedGrants = provider.revokedGrants() - grantsBefore;
+  return result;
+}
+
+/** Logto accepts a used refresh token again for 3 s, and revokes the grant after. */
+const graceMs = 3000;
+
+// ---------------------------------------------------------------------------------------------
+// (5) The session express-session loads per request, and memory per sign-in
 // ---------------------------------------------------------------------------------------------
 
 export interface MemoryResult {
+  /** µs of express-session's JSON work per request on this session (see measureSessionWork); set by run.ts. */
+  sessionWork?: number;
   variant: VariantName;
-  /** The session as the store keeps it (JSON), or undefined for a cookie-only session. */
+  /** The session as the store keeps it (JSON): what express-session loads on every request. */
   sessionJson: string | undefined;
+  /** Every other entry in the store for the same sign-in (passport-logto's record and marks), by key. */
+  otherEntries: Record<string, string>;
   /** Bytes of session the browser sends with every request (express-openid-connect). */
   cookieBytes: number;
   before: MemoryReport | undefined;
   after: MemoryReport | undefined;
 }
 
+/** passport-logto's default user for the seeded user, as its session keeps it. */
+export function passportUserOf(result: MemoryResult): Record<string, unknown> | undefined {
+  if (!result.sessionJson) return undefined;
+  return (JSON.parse(result.sessionJson) as { passport?: { user?: Record<string, unknown> } }).passport?.user;
+}
+
 export async function measureMemory(provider: TestProvider, variant: VariantName, options: TargetOptions, settings: Settings): Promise<MemoryResult> {
-  progress(`  memory ${variant}`);
+  progress(`  session and memory ${variant}`);
   const target = await startTarget(provider, variant, options);
   try {
     const browser = await signIn(target, provider);
-    // The steady state: the API resource's token is in the session too.
+    // The steady state: the API resource's token is stored too.
     await getOk(browser, `${target.url}/api/token`);
     if (variant === 'express-openid-connect') {
-      return { variant, sessionJson: undefined, cookieBytes: cookieBytes(browser), before: undefined, after: undefined };
+      return { variant, sessionJson: undefined, otherEntries: {}, cookieBytes: cookieBytes(browser), before: undefined, after: undefined };
     }
     const sessionId = sessionIdOf(browser);
-    const sessionJson = await target.app.send<string>({ type: 'session-json', sessionId });
+    const entries = await target.app.send<Record<string, string>>({ type: 'store-entries' });
+    const sessionJson = entries[sessionId];
+    if (sessionJson === undefined) throw new Error(`${variant}: the session is not in the store`);
+    const { [sessionId]: _session, ...otherEntries } = entries;
     const before = await target.app.send<MemoryReport>({ type: 'memory' });
-    await target.app.send<number>({ type: 'clone-session', sessionId, total: settings.sessions });
+    await target.app.send<number>({ type: 'clone-store', total: settings.sessions });
     const after = await target.app.send<MemoryReport>({ type: 'memory' });
-    return { variant, sessionJson, cookieBytes: 0, before, after };
+    return { variant, sessionJson, otherEntries, cookieBytes: 0, before, after };
   } finally {
     await target.app.close();
   }
+}
+
+/**
+ * The JSON work express-session 1.19 and its MemoryStore do per request on a session of this JSON,
+ * as their source does it: MemoryStore.get parses it, express-session hashes it (SHA-1 of its JSON
+ * without the cookie) when it is loaded and again at the end to see whether it changed, and
+ * MemoryStore.touch parses it and serializes it again.
+ */
+function sessionWork(json: string): number {
+  const withoutCookie = (session: Record<string, unknown>): string =>
+    JSON.stringify(session, function (this: unknown, key: string, value: unknown) {
+      return this === session && key === 'cookie' ? undefined : value;
+    });
+  const hash = (session: Record<string, unknown>): string => createHash('sha1').update(withoutCookie(session), 'utf8').digest('hex');
+  const loaded = JSON.parse(json) as Record<string, unknown>;
+  const first = hash(loaded);
+  const changed = hash(loaded) !== first;
+  const touched = JSON.parse(json) as Record<string, unknown>;
+  touched.cookie = loaded.cookie;
+  return JSON.stringify(touched).length + (changed ? 1 : 0);
+}
+
+/**
+ * Microseconds of CPU that work costs per request for each session, measured in a loop, the
+ * sessions taking turns: a cost too small for the load runs to resolve on a busy machine.
+ */
+export function measureSessionWork(sessions: Record<string, string>, rounds = 7, iterations = 40_000): Record<string, number> {
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(sessions).map((name) => [name, []]));
+  let sink = 0;
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [name, json] of Object.entries(sessions)) {
+      const before = process.cpuUsage();
+      for (let index = 0; index < iterations; index += 1) sink += sessionWork(json);
+      const used = process.cpuUsage(before);
+      samples[name]?.push((used.user + used.system) / iterations);
+    }
+  }
+  if (sink === 0) throw new Error('unreachable: keeps the loop from being optimized away');
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]));
 }

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { Session as InspectorSession } from 'node:inspector';
 import type session from 'express-session';
 import type { Command, Listening, MemoryReport, Reply } from './protocol.js';
 import { buildVariant, type BuiltVariant } from './variants.js';
@@ -41,14 +42,40 @@ function storeOf(): session.MemoryStore {
   return built.store;
 }
 
-function getSession(store: session.MemoryStore, id: string): Promise<session.SessionData> {
+/** Every entry of the MemoryStore as the JSON it keeps: sessions, and passport-logto's records beside them. */
+function storeEntries(store: session.MemoryStore): Promise<Record<string, string>> {
   return new Promise((resolve, reject) => {
-    store.get(id, (error, data) => (error ? reject(error) : data ? resolve(data) : reject(new Error(`no session ${id}`))));
+    store.all((error, all) => {
+      if (error) return reject(error);
+      const entries: Record<string, string> = {};
+      for (const [id, data] of Object.entries(all ?? {})) entries[id] = JSON.stringify(data);
+      resolve(entries);
+    });
   });
 }
 
 function storeSize(store: session.MemoryStore): Promise<number> {
   return new Promise((resolve, reject) => store.length((error, length) => (error ? reject(error) : resolve(length ?? 0))));
+}
+
+/**
+ * Refresh requests this process sent to the token endpoint. openid-client calls the global fetch
+ * at request time, so wrapping it counts them per instance, which the provider cannot tell apart.
+ */
+let refreshesSent = 0;
+const originalFetch = globalThis.fetch;
+globalThis.fetch = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+  const body = init?.body;
+  if ((body instanceof URLSearchParams || typeof body === 'string') && String(body).includes('grant_type=refresh_token')) refreshesSent += 1;
+  return originalFetch(input, init);
+};
+
+let inspector: InspectorSession | undefined;
+
+function post(session: InspectorSession, method: string, params?: object): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    session.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result)));
+  });
 }
 
 async function handle(command: Command): Promise<unknown> {
@@ -62,9 +89,9 @@ async function handle(command: Command): Promise<unknown> {
       const report: MemoryReport = { heapUsed, rss, sessions: built?.store ? await storeSize(built.store) : 0 };
       return report;
     }
-    case 'session-json':
-      // MemoryStore keeps each session as this very JSON string.
-      return JSON.stringify(await getSession(storeOf(), command.sessionId));
+    case 'store-entries':
+      // MemoryStore keeps each entry as this very JSON string.
+      return storeEntries(storeOf());
     case 'cpu': {
       // Microseconds of CPU this process has used, user and system, GC threads included.
       const { user, system } = process.cpuUsage();
@@ -72,17 +99,36 @@ async function handle(command: Command): Promise<unknown> {
     }
     case 'store-size':
       return storeSize(storeOf());
-    case 'clone-session': {
+    case 'refreshes':
+      return refreshesSent;
+    case 'profile-start': {
+      // The V8 sampling profiler of this very process (bench/profile.ts): where the app's CPU goes.
+      inspector ??= new InspectorSession();
+      inspector.connect();
+      await post(inspector, 'Profiler.enable');
+      await post(inspector, 'Profiler.setSamplingInterval', { interval: command.intervalMicros });
+      await post(inspector, 'Profiler.start');
+      return null;
+    }
+    case 'profile-stop': {
+      if (!inspector) throw new Error('no profile started');
+      const { profile } = (await post(inspector, 'Profiler.stop')) as { profile: unknown };
+      inspector.disconnect();
+      return profile;
+    }
+    case 'clone-store': {
+      // The store holds one sign-in (its session, and for passport-logto its token record and
+      // marks): copy that whole group under new ids until there are `total` of them. store.set
+      // serializes afresh, so every copy is its own string, as real entries are.
       const store = storeOf();
-      const data = await getSession(store, command.sessionId);
-      let size = await storeSize(store);
-      // store.set serializes afresh, so every copy is its own string, as real sessions are.
-      while (size < command.total) {
-        const id = randomBytes(24).toString('base64url');
-        await new Promise<void>((resolve, reject) => store.set(id, data, (error) => (error ? reject(error) : resolve())));
-        size += 1;
+      const group = Object.values(await storeEntries(store)).map((json) => JSON.parse(json) as session.SessionData);
+      for (let copies = 1; copies < command.total; copies += 1) {
+        for (const data of group) {
+          const id = randomBytes(24).toString('base64url');
+          await new Promise<void>((resolve, reject) => store.set(id, data, (error) => (error ? reject(error) : resolve())));
+        }
       }
-      return size;
+      return command.total;
     }
   }
 }

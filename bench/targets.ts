@@ -12,6 +12,8 @@ export interface TargetOptions {
   resource: string;
   scopes: string[];
   accessTokenExpiryMargin?: number;
+  /** Bare Passport: the user /login logs in. */
+  user?: Record<string, unknown>;
 }
 
 export interface Target {
@@ -49,9 +51,50 @@ export async function startTarget(provider: TestProvider, variant: VariantName, 
     scopes: options.scopes,
     idTokenAlg: 'ES384',
     ...(options.accessTokenExpiryMargin === undefined ? {} : { accessTokenExpiryMargin: options.accessTokenExpiryMargin }),
+    ...(options.user === undefined ? {} : { user: options.user }),
   };
   await app.send({ type: 'configure', config });
   return { variant, url: app.url, app, signInPath: signIn, callbackPath: callback };
+}
+
+/**
+ * `count` passport-logto processes of one Logto application behind an imaginary load balancer:
+ * one callback URL (the first instance's), sessions in connect-redis on one Redis, so that any
+ * request of a browser may go to any instance (the browser's cookies ignore the port).
+ */
+export async function startInstances(
+  provider: TestProvider,
+  count: number,
+  options: TargetOptions & { redisUrl: string; redisTokenStore: boolean },
+): Promise<Target[]> {
+  const apps = await Promise.all(Array.from({ length: count }, () => AppProcess.start()));
+  try {
+    for (const app of apps) assertLoopback(app.url);
+    const callbackURL = `${apps[0]?.url}/callback`;
+    const registered = await provider.registerApp({ redirectUris: [callbackURL], postLogoutRedirectUris: [`${apps[0]?.url}/`] });
+    for (const app of apps) {
+      const config: VariantConfig = {
+        variant: 'passport-logto',
+        url: app.url,
+        endpoint: provider.endpoint,
+        issuer: provider.issuer,
+        appId: registered.appId,
+        appSecret: registered.appSecret,
+        resource: options.resource,
+        scopes: options.scopes,
+        idTokenAlg: 'ES384',
+        callbackURL,
+        redisUrl: options.redisUrl,
+        redisTokenStore: options.redisTokenStore,
+        ...(options.accessTokenExpiryMargin === undefined ? {} : { accessTokenExpiryMargin: options.accessTokenExpiryMargin }),
+      };
+      await app.send({ type: 'configure', config });
+    }
+  } catch (error) {
+    await Promise.all(apps.map((app) => app.close()));
+    throw error;
+  }
+  return apps.map((app) => ({ variant: 'passport-logto', url: app.url, app, signInPath: '/sign-in', callbackPath: '/callback' }));
 }
 
 function expectRedirect(response: { status: number; text: string; url: string; location: string | undefined }, what: string): string {

@@ -8,7 +8,9 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import session from 'express-session';
 import passport from 'passport';
 import eoc from 'express-openid-connect';
-import { LogtoStrategy } from '../lib/index.js';
+import { RedisStore } from 'connect-redis';
+import { createClient } from 'redis';
+import { LogtoStrategy, RedisTokenStore } from '../lib/index.js';
 import type { VariantConfig } from './protocol.js';
 
 export interface BuiltVariant {
@@ -62,7 +64,7 @@ function errorHandler(error: unknown, _req: Request, res: Response, _next: NextF
   res.status(500).json({ error: error instanceof Error ? error.message : String(error) });
 }
 
-function sessionMiddleware(store: session.MemoryStore): express.RequestHandler {
+function sessionMiddleware(store: session.Store): express.RequestHandler {
   return session({ name: sessionCookieName, secret: 'bench-session-secret', resave: false, saveUninitialized: false, store });
 }
 
@@ -71,7 +73,7 @@ function notSignedIn(res: Response): void {
 }
 
 /** The baseline: Passport sessions with a trivially serialized user and no identity provider. */
-function bare(): BuiltVariant {
+function bare(config: VariantConfig): BuiltVariant {
   const app = express();
   const store = new session.MemoryStore();
   app.use(sessionMiddleware(store));
@@ -79,8 +81,11 @@ function bare(): BuiltVariant {
   app.use(passport.session());
   passport.serializeUser((user, done) => done(null, user));
   passport.deserializeUser((user: Express.User, done) => done(null, user));
+  // The same user object as passport-logto's, so that the sessions differ only by what
+  // passport-logto adds to them.
+  const user = (config.user ?? { id: 'demo00user01', name: 'Demo User' }) as Express.User;
   app.get('/login', (req, res, next) => {
-    req.login({ id: 'demo00user01', name: 'Demo User' }, (error) => (error ? next(error) : res.redirect('/')));
+    req.login(user, (error) => (error ? next(error) : res.redirect('/')));
   });
   app.get('/', (_req, res) => {
     res.json({ page: 'home' });
@@ -89,27 +94,47 @@ function bare(): BuiltVariant {
     if (!req.isAuthenticated()) return notSignedIn(res);
     res.json({ tokenLength: 0 });
   });
+  app.get('/api/me', readUser);
   app.use(errorHandler);
   return { app, store };
 }
 
-/** passport-logto as its README builds it, with the API resource declared. */
-function passportLogto(config: VariantConfig): BuiltVariant {
+/** A route that reads only `req.user`: the same handler in both apps. */
+function readUser(req: Request, res: Response): void {
+  if (!req.isAuthenticated()) return notSignedIn(res);
+  res.json({ id: (req.user as { id?: string }).id });
+}
+
+/**
+ * passport-logto as its README builds it, with the API resource declared: MemoryStore and the
+ * default token home (the session store), or, for the instances of a deployment, connect-redis
+ * with or without `tokenStore: new RedisTokenStore(client)`.
+ */
+async function passportLogto(config: VariantConfig): Promise<BuiltVariant> {
   const app = express();
-  const store = new session.MemoryStore();
+  const memoryStore = config.redisUrl === undefined ? new session.MemoryStore() : undefined;
+  let sessionStore: session.Store | undefined = memoryStore;
+  let tokenStore: RedisTokenStore | undefined;
+  if (config.redisUrl !== undefined) {
+    const client = await createClient({ url: config.redisUrl }).connect();
+    sessionStore = new RedisStore({ client });
+    // Its own connection, as an app would give it; the default instead reuses connect-redis's client.
+    if (config.redisTokenStore) tokenStore = new RedisTokenStore(await createClient({ url: config.redisUrl }).connect());
+  }
   const logto = new LogtoStrategy({
     endpoint: config.endpoint,
     appId: config.appId,
     appSecret: config.appSecret,
-    callbackURL: `${config.url}/callback`,
+    callbackURL: config.callbackURL ?? `${config.url}/callback`,
     scopes: config.scopes,
     resources: [config.resource],
     ...(config.accessTokenExpiryMargin === undefined ? {} : { accessTokenExpiryMargin: config.accessTokenExpiryMargin }),
+    ...(tokenStore ? { tokenStore } : {}),
   });
   passport.use(logto);
   passport.serializeUser((user, done) => done(null, user));
   passport.deserializeUser((user: Express.User, done) => done(null, user));
-  app.use(sessionMiddleware(store));
+  app.use(sessionMiddleware(sessionStore as session.Store));
   app.use(passport.initialize());
   app.use(passport.session());
   app.get('/sign-in', passport.authenticate(logto.name));
@@ -123,14 +148,10 @@ function passportLogto(config: VariantConfig): BuiltVariant {
   app.get('/api/token', logto.authenticated(), (req, res, next) => {
     req.logto?.getAccessToken(config.resource).then((token) => res.json({ tokenLength: token.length }), next);
   });
-  // The same session, read by Passport alone: separates the cost of the helper from the cost of
-  // a session that holds tokens.
-  app.get('/api/session-only', (req, res) => {
-    if (!req.isAuthenticated()) return notSignedIn(res);
-    res.json({ tokenLength: 0 });
-  });
+  // A route that never touches a token: what passport-logto costs there is its session alone.
+  app.get('/api/me', readUser);
   app.use(errorHandler);
-  return { app, store };
+  return { app, store: memoryStore };
 }
 
 /**
@@ -211,7 +232,7 @@ function expressOpenidConnect(config: VariantConfig): BuiltVariant {
 export async function buildVariant(config: VariantConfig): Promise<BuiltVariant> {
   switch (config.variant) {
     case 'bare':
-      return bare();
+      return bare(config);
     case 'passport-logto':
       return passportLogto(config);
     case 'logto-express':
