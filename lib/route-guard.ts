@@ -50,6 +50,7 @@ export function withLogto(handler: LogtoHandler): RequestHandler {
 
 /** Everything the guard was asked to have ready, fetched in parallel (refreshes take turns). */
 async function preload(client: LogtoClient, options: AuthenticatedOptions): Promise<void> {
+  if (!options.fetchUserInfo && options.accessToken === undefined && !options.organizationTokens) return;
   const work: Array<Promise<void>> = [];
   if (options.fetchUserInfo) {
     work.push(client.fetchUserInfo().then((userInfo) => void (client.userInfo = userInfo)));

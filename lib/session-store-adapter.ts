@@ -48,3 +48,45 @@ export class SessionStoreTokenStore implements TokenStore {
     await call((done) => this.store.destroy(this.prefix + key, done));
   }
 }
+
+/**
+ * The same over a store that lives in this process (express-session's MemoryStore): no other
+ * process can write to it, so taking turns in memory makes set-if-absent atomic, and no pause is
+ * needed to let racing writers land.
+ */
+export class InProcessSessionStoreTokenStore extends SessionStoreTokenStore {
+  private readonly turns = new Map<string, Promise<unknown>>();
+
+  setIfAbsent(key: string, value: string, ttl: number): Promise<boolean> {
+    return this.inTurn(key, async () => {
+      if ((await this.get(key)) !== undefined) return false;
+      await this.set(key, value, ttl);
+      return true;
+    });
+  }
+
+  deleteIfEquals(key: string, value: string): Promise<void> {
+    return this.inTurn(key, async () => {
+      if ((await this.get(key)) === value) await this.delete(key);
+    });
+  }
+
+  private inTurn<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.turns.get(key) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.turns.set(key, settled);
+    void settled.then(() => {
+      if (this.turns.get(key) === settled) this.turns.delete(key);
+    });
+    return run;
+  }
+}
+
+/** Whether a session store keeps its data in this process (express-session's MemoryStore). */
+export function isInProcessStore(store: object): boolean {
+  return store.constructor?.name === 'MemoryStore';
+}

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { LogtoError } from './errors.js';
-import { SessionStoreTokenStore, type SessionStoreLike } from './session-store-adapter.js';
+import { InProcessSessionStoreTokenStore, isInProcessStore, SessionStoreTokenStore, type SessionStoreLike } from './session-store-adapter.js';
 import { RedisTokenStore, redisClientOfSessionStore } from './redis-token-store.js';
 import type { TokenStore } from './token-store.js';
 
@@ -85,7 +85,11 @@ export class SignInRecords {
     let store = this.sessionStores.get(sessionStore);
     if (!store) {
       const redis = redisClientOfSessionStore(sessionStore);
-      store = redis ? new RedisTokenStore(redis) : new SessionStoreTokenStore(sessionStore);
+      store = redis
+        ? new RedisTokenStore(redis)
+        : isInProcessStore(sessionStore)
+          ? new InProcessSessionStoreTokenStore(sessionStore)
+          : new SessionStoreTokenStore(sessionStore);
       this.sessionStores.set(sessionStore, store);
       this.fromSessionStores.add(store);
     }

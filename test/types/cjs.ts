@@ -19,8 +19,8 @@ type ClassTypes = [
   passportLogto.LogtoClient,
   passportLogto.LogtoError,
   passportLogto.LogtoBearerError,
-  passportLogto.MemoryRefreshCoordinator,
-  passportLogto.SharedRefreshCoordinator,
+  passportLogto.MemoryTokenStore,
+  passportLogto.RedisTokenStore,
   passportLogto.UserScope,
   passportLogto.ReservedResource,
 ];
