@@ -3,10 +3,10 @@ import { organizationDetailsOf, organizationsOf, type AccessTokenClaims, type Id
 import type { ResolvedConfig } from './configuration.js';
 import { LogtoError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
-import { cachedToken, type Refresher } from './refresh.js';
+import { cachedToken, type Refresher } from './store/refresh.js';
 import { UserScope } from './scopes.js';
-import type { SessionReference } from './session-store.js';
-import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
+import type { SessionReference } from './store/session-reference.js';
+import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from './store/sign-in-records.js';
 
 /** What a {@link LogtoClient} works with; one per strategy, shared by every request. */
 export interface LogtoClientContext {

@@ -1,5 +1,5 @@
 import { LogtoError } from './errors.js';
-import type { TokenStore } from './token-store.js';
+import type { TokenStore } from './store/token-store.js';
 import { signInResources, signInScopes } from './scopes.js';
 
 /**

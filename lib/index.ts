@@ -11,10 +11,10 @@ export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-g
 export type { SignOutOptions } from './sign-out.js';
 export type { SilentSignInOptions } from './silent-sign-in.js';
 export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
-export { MemoryTokenStore } from './token-store.js';
-export type { MemoryTokenStoreOptions, TokenStore } from './token-store.js';
-export { RedisTokenStore } from './redis-token-store.js';
-export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './redis-token-store.js';
+export { MemoryTokenStore } from './store/token-store.js';
+export type { MemoryTokenStoreOptions, TokenStore } from './store/token-store.js';
+export { RedisTokenStore } from './store/redis-token-store.js';
+export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './store/redis-token-store.js';
 export { LogtoError, isLogtoError } from './errors.js';
 export type { LogtoErrorCode, LogtoErrorOptions } from './errors.js';
 export {
@@ -37,7 +37,7 @@ export type {
   UserOrganization,
   UserOrganizationDetails,
 } from './claims.js';
-export type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
+export type { StoredAccessToken, TokenRecord } from './store/sign-in-records.js';
 export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
 export { LogtoBearerError } from './bearer-errors.js';
 export type { BearerErrorCode } from './bearer-errors.js';

@@ -6,9 +6,9 @@ import type { SessionIndex } from './back-channel-logout.js';
 import { keepThroughLogIn } from './log-in.js';
 import type { PendingSignIn, PendingSignIns } from './pending-sign-ins.js';
 import type { LogtoProvider, TokenEndpointResponse } from './provider.js';
-import type { SessionReference } from './session-store.js';
-import { digest, newSignInId, type SignInRecords, type TokenRecord } from './sign-in-records.js';
-import type { TokenStore } from './token-store.js';
+import type { SessionReference } from './store/session-reference.js';
+import { digest, newSignInId, type SignInRecords, type TokenRecord } from './store/sign-in-records.js';
+import type { TokenStore } from './store/token-store.js';
 import type { Verified } from './verify-callback.js';
 
 /** What the callback ends in, for the strategy to hand to Passport. */

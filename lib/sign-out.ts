@@ -3,8 +3,8 @@ import type { ResolvedConfig } from './configuration.js';
 import { LogtoError, sessionStoreError } from './errors.js';
 import type { LogtoProvider } from './provider.js';
 import { safePostLogoutRedirect } from './redirects.js';
-import type { SessionReference } from './session-store.js';
-import type { SignInRecords, TokenRecord } from './sign-in-records.js';
+import type { SessionReference } from './store/session-reference.js';
+import type { SignInRecords, TokenRecord } from './store/sign-in-records.js';
 
 export interface SignOutOptions {
   /**

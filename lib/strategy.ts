@@ -8,15 +8,15 @@ import { isCausedByRequest, LogtoError } from './errors.js';
 import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { LogtoClient, type LogtoClientContext } from './client.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
-import { Refresher } from './refresh.js';
+import { Refresher } from './store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
 import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoProvider, type LogtoOidcConfig } from './provider.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, SessionReference } from './session-store.js';
+import { sessionOf, SessionReference } from './store/session-reference.js';
 import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
-import { SignInRecords, type TokenRecord } from './sign-in-records.js';
+import { SignInRecords, type TokenRecord } from './store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
 
