@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { invalidOption, type LogtoConnectionOptions, type LogtoFetch, nonNegativeNumber, requireString, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from './configuration.js';
 import { LogtoError } from './errors.js';
-import { organizationAudience } from './scopes.js';
+import { organizationAudience } from './logto/scopes.js';
 import { quotable } from './bearer-errors.js';
 
 /**

@@ -4,7 +4,7 @@ export { FirstScreen, Prompt } from './sign-in-options.js';
 export type { LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
 export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
 export type { LogtoConnectionOptions, LogtoFetch, LogtoStrategyOptions } from './configuration.js';
-export type { LogtoOidcConfig } from './provider.js';
+export type { LogtoOidcConfig } from './logto/connection.js';
 export { LogtoClient } from './client.js';
 export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './client.js';
 export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-guard.js';
@@ -25,7 +25,7 @@ export {
   getOrganizationIdFromUrn,
   organizationAudience,
   organizationUrnPrefix,
-} from './scopes.js';
+} from './logto/scopes.js';
 export type {
   AccessTokenClaims,
   AddressClaim,
@@ -36,7 +36,7 @@ export type {
   UserInfoResponse,
   UserOrganization,
   UserOrganizationDetails,
-} from './claims.js';
+} from './logto/claims.js';
 export type { StoredAccessToken, TokenRecord } from './store/sign-in-records.js';
 export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
 export { LogtoBearerError } from './bearer-errors.js';

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { SessionIndex } from './back-channel-logout.js';
-import type { IdTokenClaims } from './claims.js';
+import type { IdTokenClaims } from './logto/claims.js';
 import { LogtoError, sessionStoreError } from './errors.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, type SessionReference } from './store/session-reference.js';

@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import type { JWTPayload } from 'jose';
-import type { LogtoFetch, ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
+import type { LogtoFetch, ResolvedConfig } from '../configuration.js';
+import { LogtoError } from '../errors.js';
 import { toLogtoError } from './provider-errors.js';
 import { TokenVerifier, type JwtExpectations } from './token-verifier.js';
 
