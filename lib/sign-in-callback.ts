@@ -5,7 +5,7 @@ import { isCausedByRequest, LogtoError } from './errors.js';
 import type { SessionIndex } from './back-channel-logout.js';
 import { keepThroughLogIn } from './log-in.js';
 import type { PendingSignIn, PendingSignIns } from './pending-sign-ins.js';
-import type { LogtoProvider, TokenEndpointResponse } from './logto/connection.js';
+import type { LogtoConnection, TokenEndpointResponse } from './logto/connection.js';
 import type { SessionReference } from './store/session-reference.js';
 import { digest, newSignInId, type SignInRecords, type TokenRecord } from './store/sign-in-records.js';
 import type { TokenStore } from './store/token-store.js';
@@ -23,7 +23,7 @@ type CallbackMark = { s: 'pending' } | { s: 'failed' } | { s: 'exchanged'; id: s
 
 export interface SignInCallbackContext {
   config: ResolvedConfig;
-  provider: LogtoProvider;
+  provider: LogtoConnection;
   records: SignInRecords;
   session: SessionReference;
   pendingSignIns: PendingSignIns;

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ResolvedConfig } from './configuration.js';
 import { LogtoError, sessionStoreError } from './errors.js';
-import type { LogtoProvider } from './logto/connection.js';
+import type { LogtoConnection } from './logto/connection.js';
 import { safePostLogoutRedirect } from './redirects.js';
 import type { SessionReference } from './store/session-reference.js';
 import type { SignInRecords, TokenRecord } from './store/sign-in-records.js';
@@ -16,7 +16,7 @@ export interface SignOutOptions {
 
 export interface SignOutContext {
   config: ResolvedConfig;
-  provider: LogtoProvider;
+  provider: LogtoConnection;
   records: SignInRecords;
   session: SessionReference;
 }

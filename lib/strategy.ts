@@ -12,7 +12,7 @@ import { Refresher } from './store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
 import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
-import { LogtoProvider, type LogtoOidcConfig } from './logto/connection.js';
+import { LogtoConnection, type LogtoOidcConfig } from './logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from './store/session-reference.js';
 import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
@@ -60,7 +60,7 @@ export type VerifyFunctionWithRequest = (
 export class LogtoStrategy extends PassportStrategy {
   name: string;
   readonly config: ResolvedConfig;
-  protected readonly provider: LogtoProvider;
+  protected readonly provider: LogtoConnection;
   protected readonly pendingSignIns: PendingSignIns;
   private readonly records: SignInRecords;
   private readonly session: SessionReference;
@@ -89,7 +89,7 @@ export class LogtoStrategy extends PassportStrategy {
     }
     this.name = this.config.name;
     this.verify = verify;
-    this.provider = new LogtoProvider(this.config);
+    this.provider = new LogtoConnection(this.config);
     this.records = new SignInRecords({ tokenStore: this.config.tokenStore, recordTtl: this.config.recordTtl * 1000 });
     this.session = new SessionReference(this.config.sessionKey);
     this.refresher = new Refresher(this.config, this.provider, this.records);

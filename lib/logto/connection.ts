@@ -52,7 +52,7 @@ export interface RefreshParameters {
  * and shared by every request; a failed discovery is tried again on the next use, so that the app
  * starts while Logto is down.
  */
-export class LogtoProvider {
+export class LogtoConnection {
   private discovered: Promise<oidc.Configuration> | undefined;
   private refreshing: Promise<oidc.Configuration> | undefined;
   private readonly verifier: TokenVerifier;
