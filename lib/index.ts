@@ -38,17 +38,17 @@ export type {
   UserOrganizationDetails,
 } from './logto/claims.js';
 export type { StoredAccessToken, TokenRecord } from './store/sign-in-records.js';
-export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
-export { LogtoBearerError } from './bearer-errors.js';
-export type { BearerErrorCode } from './bearer-errors.js';
-export type { BearerTokenLocation, LogtoBearerOptions } from './bearer-configuration.js';
+export { LogtoBearerStrategy, logtoBearer } from './bearer/strategy.js';
+export { LogtoBearerError } from './bearer/errors.js';
+export type { BearerErrorCode } from './bearer/errors.js';
+export type { BearerTokenLocation, LogtoBearerOptions } from './bearer/configuration.js';
 export type {
   BearerVerifyFunction,
   BearerVerifyFunctionWithRequest,
   LogtoBearerAuthInfo,
   LogtoBearerRouteOptions,
   VerifyAccessTokenOptions,
-} from './bearer-strategy.js';
+} from './bearer/strategy.js';
 export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './tenants.js';
 export type {
   LogtoBearerTenantOptions,

@@ -1,13 +1,13 @@
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { BackchannelLogoutOptions } from './back-channel-logout.js';
-import type { LogtoBearerOptions } from './bearer-configuration.js';
+import type { LogtoBearerOptions } from './bearer/configuration.js';
 import {
   LogtoBearerStrategy,
   type BearerVerifyFunction,
   type BearerVerifyFunctionWithRequest,
   type LogtoBearerRouteOptions,
-} from './bearer-strategy.js';
+} from './bearer/strategy.js';
 import type { LogtoClient } from './client.js';
 import type { LogtoStrategyOptions } from './configuration.js';
 import { LogtoError } from './errors.js';

@@ -1,5 +1,5 @@
 import { errors as joseErrors } from 'jose';
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 
 /** The error codes of RFC 6750 §3.1. */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
