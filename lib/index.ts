@@ -1,16 +1,16 @@
-export { LogtoStrategy } from './strategy.js';
-export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './strategy.js';
-export { FirstScreen, Prompt } from './sign-in-options.js';
-export type { LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
-export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
+export { LogtoStrategy } from './web/strategy.js';
+export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/strategy.js';
+export { FirstScreen, Prompt } from './web/sign-in-options.js';
+export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
+export type { Verified, VerifyDone, VerifyResult } from './web/verify-callback.js';
 export type { LogtoConnectionOptions, LogtoFetch, LogtoStrategyOptions } from './configuration.js';
 export type { LogtoOidcConfig } from './logto/connection.js';
-export { LogtoClient } from './client.js';
-export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './client.js';
-export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-guard.js';
-export type { SignOutOptions } from './sign-out.js';
-export type { SilentSignInOptions } from './silent-sign-in.js';
-export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
+export { LogtoClient } from './web/client.js';
+export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './web/client.js';
+export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './web/route-guard.js';
+export type { SignOutOptions } from './web/sign-out.js';
+export type { SilentSignInOptions } from './web/silent-sign-in.js';
+export type { BackchannelLogoutOptions, SessionStoreLike } from './web/back-channel-logout.js';
 export { MemoryTokenStore } from './store/token-store.js';
 export type { MemoryTokenStoreOptions, TokenStore } from './store/token-store.js';
 export { RedisTokenStore } from './store/redis-token-store.js';
@@ -49,11 +49,11 @@ export type {
   LogtoBearerRouteOptions,
   VerifyAccessTokenOptions,
 } from './bearer/strategy.js';
-export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './tenants.js';
+export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './web/tenants.js';
 export type {
   LogtoBearerTenantOptions,
   LogtoBearerTenantsOptions,
   LogtoTenantOptions,
   LogtoTenantsOptions,
   TenantSelector,
-} from './tenants.js';
+} from './web/tenants.js';

@@ -1,10 +1,10 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ResolvedConfig } from './configuration.js';
-import { LogtoError, sessionStoreError } from './errors.js';
-import type { LogtoConnection } from './logto/connection.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { LogtoError, sessionStoreError } from '../errors.js';
+import type { LogtoConnection } from '../logto/connection.js';
 import { safePostLogoutRedirect } from './redirects.js';
-import type { SessionReference } from './store/session-reference.js';
-import type { SignInRecords, TokenRecord } from './store/sign-in-records.js';
+import type { SessionReference } from '../store/session-reference.js';
+import type { SignInRecords, TokenRecord } from '../store/sign-in-records.js';
 
 export interface SignOutOptions {
   /**
