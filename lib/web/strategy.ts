@@ -177,7 +177,7 @@ export class LogtoStrategy extends PassportStrategy {
     }
   }
 
-  /** Routes a failure to `fail` when the request caused it, and to `error` otherwise. */
+  /** Routes a failure to `fail` with its code's status when the request caused it, and to `error` otherwise. */
   protected report(error: unknown): void {
     if (!(error instanceof LogtoError)) {
       // The app's own error (a throwing verify function, say) goes to its error handler unchanged.
@@ -185,7 +185,7 @@ export class LogtoStrategy extends PassportStrategy {
       return;
     }
     if (isCausedByRequest(error)) {
-      this.fail(error, error.code === 'invalid_callback' || error.code === 'invalid_state' ? 400 : 401);
+      this.fail(error, error.httpStatus);
     } else {
       this.error(error);
     }
