@@ -1,6 +1,6 @@
 import { LogtoError } from './errors.js';
-import type { TokenStore } from './token-store.js';
-import { signInResources, signInScopes } from './scopes.js';
+import type { TokenStore } from './store/token-store.js';
+import { signInResources, signInScopes } from './logto/scopes.js';
 
 /**
  * The `fetch` that passport-logto uses for every request to Logto: discovery, the token endpoint,

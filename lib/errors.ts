@@ -52,6 +52,48 @@ export type LogtoErrorCode =
   /** A token getter was called before the sign-in's tokens were loaded: use the route guard or `await client.load()`. */
   | 'not_loaded';
 
+/** Who caused a failure: the user or the request, or the infrastructure (Logto, a store, the app's setup). */
+type LogtoErrorCausedBy = 'request' | 'infrastructure';
+
+/**
+ * Every code, frozen, with who caused it and the HTTP status an app answers with. What the request
+ * caused goes to Passport's `fail` (so `failureRedirect` and `failureMessage` apply); everything else
+ * is an infrastructure fault for `error`. 503 marks what may work again in a moment (Logto or a
+ * store being down); 500 a setup or programming mistake.
+ */
+export const logtoErrorCodes = Object.freeze({
+  invalid_config: { causedBy: 'infrastructure', httpStatus: 500 },
+  session_required: { causedBy: 'infrastructure', httpStatus: 500 },
+  invalid_callback: { causedBy: 'request', httpStatus: 400 },
+  invalid_state: { causedBy: 'request', httpStatus: 400 },
+  issuer_mismatch: { causedBy: 'request', httpStatus: 401 },
+  authorization_failed: { causedBy: 'request', httpStatus: 401 },
+  sign_in_required: { causedBy: 'request', httpStatus: 401 },
+  invalid_id_token: { causedBy: 'request', httpStatus: 401 },
+  // A LogtoBearerError answers 400, 401 or 403 as RFC 6750 says; see its httpStatus.
+  invalid_access_token: { causedBy: 'request', httpStatus: 401 },
+  token_request_failed: { causedBy: 'request', httpStatus: 401 },
+  not_authenticated: { causedBy: 'request', httpStatus: 401 },
+  missing_scope_organizations: { causedBy: 'infrastructure', httpStatus: 500 },
+  invalid_resource: { causedBy: 'infrastructure', httpStatus: 500 },
+  userinfo_mismatch: { causedBy: 'request', httpStatus: 401 },
+  // OpenID Connect Back-Channel Logout 1.0, 2.8: a refused logout request gets 400.
+  invalid_logout_token: { causedBy: 'request', httpStatus: 400 },
+  provider_unreachable: { causedBy: 'infrastructure', httpStatus: 503 },
+  provider_timeout: { causedBy: 'infrastructure', httpStatus: 503 },
+  provider_error: { causedBy: 'infrastructure', httpStatus: 503 },
+  invalid_provider_response: { causedBy: 'infrastructure', httpStatus: 503 },
+  session_store_failed: { causedBy: 'infrastructure', httpStatus: 503 },
+  token_store_failed: { causedBy: 'infrastructure', httpStatus: 503 },
+  not_organization_member: { causedBy: 'request', httpStatus: 403 },
+  not_loaded: { causedBy: 'infrastructure', httpStatus: 500 },
+} as const satisfies Record<LogtoErrorCode, { causedBy: LogtoErrorCausedBy; httpStatus: number }>);
+
+/** A code outside the table (from a caller without types) counts as an infrastructure fault. */
+function entryOf(code: LogtoErrorCode): { causedBy: LogtoErrorCausedBy; httpStatus: number } {
+  return Object.hasOwn(logtoErrorCodes, code) ? logtoErrorCodes[code] : { causedBy: 'infrastructure', httpStatus: 500 };
+}
+
 export interface LogtoErrorOptions {
   /** The OAuth error code that Logto sent, when there was one (`access_denied`, `invalid_grant`, ...). */
   oauthError?: string;
@@ -79,34 +121,28 @@ export class LogtoError extends Error {
     this.oauthError = options.oauthError;
     this.status = options.status;
   }
+
+  /** Who caused this failure, from the code's entry in the table of codes. */
+  get causedBy(): LogtoErrorCausedBy {
+    return entryOf(this.code).causedBy;
+  }
+
+  /**
+   * The HTTP status to answer the browser or API client with: 400, 401 or 403 for what the request
+   * caused, 500 or 503 for the rest. Not Logto's status, which `status` holds.
+   */
+  get httpStatus(): number {
+    return entryOf(this.code).httpStatus;
+  }
 }
 
 export function isLogtoError(value: unknown, code?: LogtoErrorCode): value is LogtoError {
   return value instanceof LogtoError && (code === undefined || value.code === code);
 }
 
-/**
- * Codes caused by what the user or the request did. Passport's `fail` reports these, so that
- * `failureRedirect` and `failureMessage` apply; everything else is an infrastructure fault for
- * `error`.
- */
-const requestCausedCodes: ReadonlySet<LogtoErrorCode> = new Set<LogtoErrorCode>([
-  'invalid_callback',
-  'invalid_state',
-  'issuer_mismatch',
-  'authorization_failed',
-  'sign_in_required',
-  'invalid_id_token',
-  'invalid_access_token',
-  'token_request_failed',
-  'not_authenticated',
-  'not_organization_member',
-  'userinfo_mismatch',
-  'invalid_logout_token',
-]);
-
+/** Whether the user or the request caused the failure, so that it goes to Passport's `fail`. */
 export function isCausedByRequest(error: LogtoError): boolean {
-  return requestCausedCodes.has(error.code);
+  return error.causedBy === 'request';
 }
 
 /**

@@ -1,20 +1,20 @@
-export { LogtoStrategy } from './strategy.js';
-export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './strategy.js';
-export { FirstScreen, Prompt } from './sign-in-options.js';
-export type { LogtoSignInOptions, SignInIdentifier } from './sign-in-options.js';
-export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
+export { LogtoStrategy } from './web/strategy.js';
+export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/strategy.js';
+export { FirstScreen, Prompt } from './web/sign-in-options.js';
+export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
+export type { Verified, VerifyDone, VerifyResult } from './web/verify-callback.js';
 export type { LogtoConnectionOptions, LogtoFetch, LogtoStrategyOptions } from './configuration.js';
-export type { LogtoOidcConfig } from './provider.js';
-export { LogtoClient } from './client.js';
-export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './client.js';
-export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './route-guard.js';
-export type { SignOutOptions } from './sign-out.js';
-export type { SilentSignInOptions } from './silent-sign-in.js';
-export type { BackchannelLogoutOptions, SessionStoreLike } from './back-channel-logout.js';
-export { MemoryTokenStore } from './token-store.js';
-export type { MemoryTokenStoreOptions, TokenStore } from './token-store.js';
-export { RedisTokenStore } from './redis-token-store.js';
-export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './redis-token-store.js';
+export type { LogtoOidcConfig } from './logto/connection.js';
+export { LogtoClient } from './web/client.js';
+export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './web/client.js';
+export type { AuthenticatedOptions, LogtoHandler, LogtoRequest } from './web/route-guard.js';
+export type { SignOutOptions } from './web/sign-out.js';
+export type { SilentSignInOptions } from './web/silent-sign-in.js';
+export type { BackchannelLogoutOptions, SessionStoreLike } from './web/back-channel-logout.js';
+export { MemoryTokenStore } from './store/token-store.js';
+export type { MemoryTokenStoreOptions, TokenStore } from './store/token-store.js';
+export { RedisTokenStore } from './store/redis-token-store.js';
+export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './store/redis-token-store.js';
 export { LogtoError, isLogtoError } from './errors.js';
 export type { LogtoErrorCode, LogtoErrorOptions } from './errors.js';
 export {
@@ -25,7 +25,7 @@ export {
   getOrganizationIdFromUrn,
   organizationAudience,
   organizationUrnPrefix,
-} from './scopes.js';
+} from './logto/scopes.js';
 export type {
   AccessTokenClaims,
   AddressClaim,
@@ -36,24 +36,24 @@ export type {
   UserInfoResponse,
   UserOrganization,
   UserOrganizationDetails,
-} from './claims.js';
-export type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
-export { LogtoBearerStrategy, logtoBearer } from './bearer-strategy.js';
-export { LogtoBearerError } from './bearer-errors.js';
-export type { BearerErrorCode } from './bearer-errors.js';
-export type { BearerTokenLocation, LogtoBearerOptions } from './bearer-configuration.js';
+} from './logto/claims.js';
+export type { StoredAccessToken, TokenRecord } from './store/sign-in-records.js';
+export { LogtoBearerStrategy, logtoBearer } from './bearer/strategy.js';
+export { LogtoBearerError } from './bearer/errors.js';
+export type { BearerErrorCode } from './bearer/errors.js';
+export type { BearerTokenLocation, LogtoBearerOptions } from './bearer/configuration.js';
 export type {
   BearerVerifyFunction,
   BearerVerifyFunctionWithRequest,
   LogtoBearerAuthInfo,
   LogtoBearerRouteOptions,
   VerifyAccessTokenOptions,
-} from './bearer-strategy.js';
-export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './tenants.js';
+} from './bearer/strategy.js';
+export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './web/tenants.js';
 export type {
   LogtoBearerTenantOptions,
   LogtoBearerTenantsOptions,
   LogtoTenantOptions,
   LogtoTenantsOptions,
   TenantSelector,
-} from './tenants.js';
+} from './web/tenants.js';

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Express } from 'express';
 import { decodeJwt } from 'jose';
 import { isLogtoError, LogtoError, UserScope, type LogtoStrategy } from '../lib/index.js';
-import { toLogtoError } from '../lib/provider-errors.js';
+import { toLogtoError } from '../lib/logto/provider-errors.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { watchForCrashes } from './support/crash-watch.js';
 import { getJson, signIn, type SessionBody } from './support/flows.js';

@@ -25,7 +25,7 @@ import {
   organizationAudience,
   type LogtoFetch,
 } from '../lib/index.js';
-import { organizationsOf } from '../lib/claims.js';
+import { organizationsOf } from '../lib/logto/claims.js';
 import { startExample, type RunningExample } from '../example/start.js';
 import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
 import { getJson, signIn, startSignIn } from './support/flows.js';

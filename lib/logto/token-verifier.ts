@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { LogtoFetch } from './configuration.js';
-import { LogtoError } from './errors.js';
+import type { LogtoFetch } from '../configuration.js';
+import { LogtoError } from '../errors.js';
 import { toLogtoError, type JwtKind } from './provider-errors.js';
 
 export interface TokenVerifierOptions {

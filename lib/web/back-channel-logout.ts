@@ -1,10 +1,10 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ResolvedConfig } from './configuration.js';
-import { isCausedByRequest, LogtoError, sessionStoreError } from './errors.js';
-import type { LogtoProvider } from './provider.js';
-import type { SessionStoreLike } from './session-store-adapter.js';
-import { digest, type SignInRecords } from './sign-in-records.js';
-import type { TokenStore } from './token-store.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { isCausedByRequest, LogtoError, sessionStoreError } from '../errors.js';
+import type { LogtoConnection } from '../logto/connection.js';
+import type { SessionStoreLike } from '../store/session-store-adapter.js';
+import { digest, type SignInRecords } from '../store/sign-in-records.js';
+import type { TokenStore } from '../store/token-store.js';
 
 export type { SessionStoreLike };
 
@@ -93,7 +93,7 @@ function destroySession(store: SessionStoreLike, sessionId: string): Promise<voi
 
 export interface BackchannelLogoutContext {
   config: ResolvedConfig;
-  provider: LogtoProvider;
+  provider: LogtoConnection;
   records: SignInRecords;
   index: SessionIndex;
 }

@@ -1,10 +1,10 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ResolvedConfig } from './configuration.js';
-import { LogtoError, sessionStoreError } from './errors.js';
-import type { LogtoProvider } from './provider.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { LogtoError, sessionStoreError } from '../errors.js';
+import type { LogtoConnection } from '../logto/connection.js';
 import { safePostLogoutRedirect } from './redirects.js';
-import type { SessionReference } from './session-store.js';
-import type { SignInRecords, TokenRecord } from './sign-in-records.js';
+import type { SessionReference } from '../store/session-reference.js';
+import type { SignInRecords, TokenRecord } from '../store/sign-in-records.js';
 
 export interface SignOutOptions {
   /**
@@ -16,7 +16,7 @@ export interface SignOutOptions {
 
 export interface SignOutContext {
   config: ResolvedConfig;
-  provider: LogtoProvider;
+  provider: LogtoConnection;
   records: SignInRecords;
   session: SessionReference;
 }

@@ -1,5 +1,5 @@
 import { errors as joseErrors } from 'jose';
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 
 /** The error codes of RFC 6750 §3.1. */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
@@ -10,8 +10,6 @@ export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficien
  */
 export class LogtoBearerError extends LogtoError {
   readonly bearerError: BearerErrorCode | undefined;
-  /** The status to answer the client with: 400, 401 or 403. */
-  readonly httpStatus: 400 | 401 | 403;
   /** For `insufficient_scope`: every scope the route needs, for the challenge's `scope` attribute. */
   readonly requiredScopes: readonly string[] | undefined;
 
@@ -22,8 +20,12 @@ export class LogtoBearerError extends LogtoError {
   ) {
     super(bearerError === undefined ? 'not_authenticated' : 'invalid_access_token', description, { cause: options.cause });
     this.bearerError = bearerError;
-    this.httpStatus = bearerError === 'invalid_request' ? 400 : bearerError === 'insufficient_scope' ? 403 : 401;
     this.requiredScopes = options.requiredScopes;
+  }
+
+  /** The status to answer the client with, as RFC 6750 says: 400, 401 or 403 (the table of codes says 401). */
+  override get httpStatus(): 400 | 401 | 403 {
+    return this.bearerError === 'invalid_request' ? 400 : this.bearerError === 'insufficient_scope' ? 403 : 401;
   }
 
   /** The `WWW-Authenticate` header value for this failure. */

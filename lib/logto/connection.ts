@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import type { JWTPayload } from 'jose';
-import type { LogtoFetch, ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
+import type { LogtoFetch, ResolvedConfig } from '../configuration.js';
+import { LogtoError } from '../errors.js';
 import { toLogtoError } from './provider-errors.js';
 import { TokenVerifier, type JwtExpectations } from './token-verifier.js';
 
@@ -52,7 +52,7 @@ export interface RefreshParameters {
  * and shared by every request; a failed discovery is tried again on the next use, so that the app
  * starts while Logto is down.
  */
-export class LogtoProvider {
+export class LogtoConnection {
   private discovered: Promise<oidc.Configuration> | undefined;
   private refreshing: Promise<oidc.Configuration> | undefined;
   private readonly verifier: TokenVerifier;

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Request } from 'express';
-import type { BearerTokenLocation } from './bearer-configuration.js';
-import { LogtoBearerError } from './bearer-errors.js';
+import type { BearerTokenLocation } from './configuration.js';
+import { LogtoBearerError } from './errors.js';
 
 /** RFC 6750 §2.1: the scheme, then a b64token. */
 const bearerHeaderPattern = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;

@@ -1,4 +1,4 @@
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 import type { TokenStore } from './token-store.js';
 
 /** A node-redis client (v4, v5 or later), connected. */

@@ -1,14 +1,14 @@
 import type { Request } from 'express';
-import type { IdTokenClaims } from './claims.js';
-import type { ResolvedConfig } from './configuration.js';
-import { isCausedByRequest, LogtoError } from './errors.js';
+import type { IdTokenClaims } from '../logto/claims.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { isCausedByRequest, LogtoError } from '../errors.js';
 import type { SessionIndex } from './back-channel-logout.js';
-import { keepThroughLogIn } from './log-in.js';
+import { keepThroughLogIn } from './keep-through-log-in.js';
 import type { PendingSignIn, PendingSignIns } from './pending-sign-ins.js';
-import type { LogtoProvider, TokenEndpointResponse } from './provider.js';
-import type { SessionReference } from './session-store.js';
-import { digest, newSignInId, type SignInRecords, type TokenRecord } from './sign-in-records.js';
-import type { TokenStore } from './token-store.js';
+import type { LogtoConnection, TokenEndpointResponse } from '../logto/connection.js';
+import type { SessionReference } from '../store/session-reference.js';
+import { digest, newSignInId, type SignInRecords, type TokenRecord } from '../store/sign-in-records.js';
+import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from './verify-callback.js';
 
 /** What the callback ends in, for the strategy to hand to Passport. */
@@ -23,7 +23,7 @@ type CallbackMark = { s: 'pending' } | { s: 'failed' } | { s: 'exchanged'; id: s
 
 export interface SignInCallbackContext {
   config: ResolvedConfig;
-  provider: LogtoProvider;
+  provider: LogtoConnection;
   records: SignInRecords;
   session: SessionReference;
   pendingSignIns: PendingSignIns;

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { LogtoClient } from './client.js';
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 import { safeReturnTo } from './redirects.js';
 
 declare global {

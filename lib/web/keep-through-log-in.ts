@@ -1,10 +1,10 @@
 import type { Request } from 'express';
 import type { SessionIndex } from './back-channel-logout.js';
-import type { IdTokenClaims } from './claims.js';
-import { LogtoError, sessionStoreError } from './errors.js';
+import type { IdTokenClaims } from '../logto/claims.js';
+import { LogtoError, sessionStoreError } from '../errors.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, type SessionReference } from './session-store.js';
-import type { TokenStore } from './token-store.js';
+import { sessionOf, type SessionReference } from '../store/session-reference.js';
+import type { TokenStore } from '../store/token-store.js';
 
 type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
 interface LogInCapable {

@@ -2,14 +2,14 @@ import { STATUS_CODES } from 'node:http';
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Request, RequestHandler } from 'express';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
-import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './bearer-configuration.js';
-import { describeRejection, LogtoBearerError } from './bearer-errors.js';
-import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './bearer-request.js';
-import type { AccessTokenClaims } from './claims.js';
-import { isLogtoError, LogtoError } from './errors.js';
-import { organizationAudience } from './scopes.js';
-import { TokenVerifier } from './token-verifier.js';
-import { runVerify, type VerifyDone, type VerifyResult } from './verify-callback.js';
+import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './configuration.js';
+import { describeRejection, LogtoBearerError } from './errors.js';
+import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.js';
+import type { AccessTokenClaims } from '../logto/claims.js';
+import { isLogtoError, LogtoError } from '../errors.js';
+import { organizationAudience } from '../logto/scopes.js';
+import { TokenVerifier } from '../logto/token-verifier.js';
+import { runVerify, type VerifyDone, type VerifyResult } from '../web/verify-callback.js';
 
 /** Per-route options: `passport.authenticate('logto-bearer', { requiredScopes })` or `strategy.middleware({ requiredScopes })`. */
 export interface LogtoBearerRouteOptions {

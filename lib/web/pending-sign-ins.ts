@@ -2,7 +2,7 @@ import { hkdfSync } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { EncryptJWT, jwtDecrypt, errors as joseErrors } from 'jose';
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 
 /** A sign-in that was started and waits for its callback. */
 export interface PendingSignIn {

@@ -1,5 +1,5 @@
-import type { ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { LogtoError } from '../errors.js';
 
 /** Screens that Logto can open first (`first_screen`). */
 export const FirstScreen = {

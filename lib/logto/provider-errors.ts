@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { errors as joseErrors } from 'jose';
-import { LogtoError, type LogtoErrorCode } from './errors.js';
+import { LogtoError, type LogtoErrorCode } from '../errors.js';
 
 /** Which kind of JWT a verification failure concerns, so that it gets the right error code. */
 export type JwtKind = 'invalid_id_token' | 'invalid_access_token' | 'invalid_logout_token';

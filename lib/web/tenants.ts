@@ -1,16 +1,16 @@
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { BackchannelLogoutOptions } from './back-channel-logout.js';
-import type { LogtoBearerOptions } from './bearer-configuration.js';
+import type { LogtoBearerOptions } from '../bearer/configuration.js';
 import {
   LogtoBearerStrategy,
   type BearerVerifyFunction,
   type BearerVerifyFunctionWithRequest,
   type LogtoBearerRouteOptions,
-} from './bearer-strategy.js';
+} from '../bearer/strategy.js';
 import type { LogtoClient } from './client.js';
-import type { LogtoStrategyOptions } from './configuration.js';
-import { LogtoError } from './errors.js';
+import type { LogtoStrategyOptions } from '../configuration.js';
+import { LogtoError } from '../errors.js';
 import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import type { LogtoSignInOptions } from './sign-in-options.js';
 import type { SignOutOptions } from './sign-out.js';

@@ -1,22 +1,22 @@
 import * as oidc from 'openid-client';
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Request, RequestHandler } from 'express';
-import type { IdTokenClaims, UserInfoResponse } from './claims.js';
-import { profileClaims } from './claims.js';
-import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from './configuration.js';
-import { isCausedByRequest, LogtoError } from './errors.js';
+import type { IdTokenClaims, UserInfoResponse } from '../logto/claims.js';
+import { profileClaims } from '../logto/claims.js';
+import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '../configuration.js';
+import { isCausedByRequest, LogtoError } from '../errors.js';
 import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { LogtoClient, type LogtoClientContext } from './client.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
-import { Refresher } from './refresh.js';
+import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { signOutHandler, type SignOutOptions } from './sign-out.js';
 import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
-import { LogtoProvider, type LogtoOidcConfig } from './provider.js';
+import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, SessionReference } from './session-store.js';
+import { sessionOf, SessionReference } from '../store/session-reference.js';
 import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
-import { SignInRecords, type TokenRecord } from './sign-in-records.js';
+import { SignInRecords, type TokenRecord } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
 
@@ -60,7 +60,7 @@ export type VerifyFunctionWithRequest = (
 export class LogtoStrategy extends PassportStrategy {
   name: string;
   readonly config: ResolvedConfig;
-  protected readonly provider: LogtoProvider;
+  protected readonly provider: LogtoConnection;
   protected readonly pendingSignIns: PendingSignIns;
   private readonly records: SignInRecords;
   private readonly session: SessionReference;
@@ -89,7 +89,7 @@ export class LogtoStrategy extends PassportStrategy {
     }
     this.name = this.config.name;
     this.verify = verify;
-    this.provider = new LogtoProvider(this.config);
+    this.provider = new LogtoConnection(this.config);
     this.records = new SignInRecords({ tokenStore: this.config.tokenStore, recordTtl: this.config.recordTtl * 1000 });
     this.session = new SessionReference(this.config.sessionKey);
     this.refresher = new Refresher(this.config, this.provider, this.records);
@@ -177,7 +177,7 @@ export class LogtoStrategy extends PassportStrategy {
     }
   }
 
-  /** Routes a failure to `fail` when the request caused it, and to `error` otherwise. */
+  /** Routes a failure to `fail` with its code's status when the request caused it, and to `error` otherwise. */
   protected report(error: unknown): void {
     if (!(error instanceof LogtoError)) {
       // The app's own error (a throwing verify function, say) goes to its error handler unchanged.
@@ -185,7 +185,7 @@ export class LogtoStrategy extends PassportStrategy {
       return;
     }
     if (isCausedByRequest(error)) {
-      this.fail(error, error.code === 'invalid_callback' || error.code === 'invalid_state' ? 400 : 401);
+      this.fail(error, error.httpStatus);
     } else {
       this.error(error);
     }

@@ -1,17 +1,17 @@
 import { decodeJwt } from 'jose';
-import { organizationDetailsOf, organizationsOf, type AccessTokenClaims, type IdTokenClaims, type UserInfoResponse, type UserOrganization, type UserOrganizationDetails } from './claims.js';
-import type { ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
-import type { LogtoProvider } from './provider.js';
-import { cachedToken, type Refresher } from './refresh.js';
-import { UserScope } from './scopes.js';
-import type { SessionReference } from './session-store.js';
-import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
+import { organizationDetailsOf, organizationsOf, type AccessTokenClaims, type IdTokenClaims, type UserInfoResponse, type UserOrganization, type UserOrganizationDetails } from '../logto/claims.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { LogtoError } from '../errors.js';
+import type { LogtoConnection } from '../logto/connection.js';
+import { cachedToken, type Refresher } from '../store/refresh.js';
+import { UserScope } from '../logto/scopes.js';
+import type { SessionReference } from '../store/session-reference.js';
+import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from '../store/sign-in-records.js';
 
 /** What a {@link LogtoClient} works with; one per strategy, shared by every request. */
 export interface LogtoClientContext {
   config: ResolvedConfig;
-  provider: LogtoProvider;
+  provider: LogtoConnection;
   records: SignInRecords;
   refresher: Refresher;
   session: SessionReference;

@@ -1,8 +1,8 @@
 import { decodeJwt } from 'jose';
-import type { IdTokenClaims } from './claims.js';
-import type { ResolvedConfig } from './configuration.js';
-import { LogtoError } from './errors.js';
-import type { LogtoProvider, RefreshParameters, TokenEndpointResponse } from './provider.js';
+import type { IdTokenClaims } from '../logto/claims.js';
+import type { ResolvedConfig } from '../configuration.js';
+import { LogtoError } from '../errors.js';
+import type { LogtoConnection, RefreshParameters, TokenEndpointResponse } from '../logto/connection.js';
 import { accessTokenKey, digest, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
 import type { TokenStore } from './token-store.js';
 
@@ -46,7 +46,7 @@ export class Refresher {
 
   constructor(
     private readonly config: ResolvedConfig,
-    private readonly provider: LogtoProvider,
+    private readonly provider: LogtoConnection,
     private readonly records: SignInRecords,
   ) {}
 

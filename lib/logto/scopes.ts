@@ -1,4 +1,4 @@
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 
 /**
  * The scopes that Logto knows, with the names that Logto's official SDKs give them. Logto's own

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 import { InProcessSessionStoreTokenStore, isInProcessStore, SessionStoreTokenStore, type SessionStoreLike } from './session-store-adapter.js';
 import { RedisTokenStore, redisClientOfSessionStore } from './redis-token-store.js';
 import type { TokenStore } from './token-store.js';

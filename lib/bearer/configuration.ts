@@ -1,8 +1,8 @@
 import type { Request } from 'express';
-import { invalidOption, type LogtoConnectionOptions, type LogtoFetch, nonNegativeNumber, requireString, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from './configuration.js';
-import { LogtoError } from './errors.js';
-import { organizationAudience } from './scopes.js';
-import { quotable } from './bearer-errors.js';
+import { invalidOption, type LogtoConnectionOptions, type LogtoFetch, nonNegativeNumber, requireString, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
+import { LogtoError } from '../errors.js';
+import { organizationAudience } from '../logto/scopes.js';
+import { quotable } from './errors.js';
 
 /**
  * Where a client may put its access token (RFC 6750 §2): the `Authorization: Bearer` header, an

@@ -1,4 +1,4 @@
-import { LogtoError } from './errors.js';
+import { LogtoError } from '../errors.js';
 import type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
 
 /** The parts of a session (express-session or cookie-session) that passport-logto touches. */

@@ -1,0 +1,53 @@
+/** The table of error codes in lib/errors.ts, and what LogtoError reads from it. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isCausedByRequest, logtoErrorCodes } from '../lib/errors.js';
+import { LogtoBearerError, LogtoError, type LogtoErrorCode } from '../lib/index.js';
+
+/** The codes that went to Passport's `fail` before the table existed. */
+const requestCausedBefore = [
+  'invalid_callback', 'invalid_state', 'issuer_mismatch', 'authorization_failed', 'sign_in_required', 'invalid_id_token',
+  'invalid_access_token', 'token_request_failed', 'not_authenticated', 'not_organization_member', 'userinfo_mismatch',
+  'invalid_logout_token',
+];
+
+describe('the table of error codes', () => {
+  test('is frozen; what the request caused is a 4xx, the rest a 5xx', () => {
+    assert.ok(Object.isFrozen(logtoErrorCodes));
+    for (const [code, { causedBy, httpStatus }] of Object.entries(logtoErrorCodes)) {
+      if (causedBy === 'request') assert.ok(httpStatus >= 400 && httpStatus < 500, code);
+      else assert.ok(httpStatus === 500 || httpStatus === 503, code);
+    }
+  });
+
+  test('sorts the codes as the set it replaced did', () => {
+    const requestCaused = Object.keys(logtoErrorCodes).filter((code) => isCausedByRequest(new LogtoError(code as LogtoErrorCode, 'x')));
+    assert.deepEqual(requestCaused.sort(), [...requestCausedBefore].sort());
+  });
+
+  test('gives each error its causedBy and httpStatus, and leaves status to Logto', () => {
+    const fromLogto = new LogtoError('provider_error', 'Logto answered HTTP 502.', { status: 502 });
+    assert.equal(fromLogto.status, 502);
+    assert.equal(fromLogto.httpStatus, 503);
+    assert.equal(fromLogto.causedBy, 'infrastructure');
+    const callback = new LogtoError('invalid_state', 'Unknown state.');
+    assert.equal(callback.status, undefined);
+    assert.deepEqual([callback.httpStatus, callback.causedBy], [400, 'request']);
+    assert.equal(new LogtoError('not_organization_member', 'x').httpStatus, 403);
+    assert.equal(new LogtoError('invalid_config', 'x').httpStatus, 500);
+  });
+
+  test('a code outside the table counts as an infrastructure fault', () => {
+    const unknown = new LogtoError('no_such_code' as LogtoErrorCode, 'x');
+    assert.deepEqual([unknown.causedBy, unknown.httpStatus], ['infrastructure', 500]);
+    assert.equal(new LogtoError('toString' as LogtoErrorCode, 'x').httpStatus, 500);
+  });
+
+  test('a LogtoBearerError keeps the status of RFC 6750', () => {
+    assert.equal(new LogtoBearerError('invalid_request', 'x').httpStatus, 400);
+    assert.equal(new LogtoBearerError('invalid_token', 'x').httpStatus, 401);
+    assert.equal(new LogtoBearerError('insufficient_scope', 'x').httpStatus, 403);
+    assert.equal(new LogtoBearerError(undefined, 'x').httpStatus, 401);
+    assert.equal(new LogtoBearerError('insufficient_scope', 'x').causedBy, 'request');
+  });
+});
