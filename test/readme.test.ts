@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { signInAtProvider, TestBrowser } from './support/http-client.js';
+import { freePort } from './support/redis.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -26,15 +26,6 @@ async function snippet(heading: string, language: string): Promise<string> {
   const close = readme.indexOf('\n```', open + 1);
   assert.ok(open >= 0 && close > open, `"${heading}" has a ${language} block`);
   return readme.slice(open + language.length + 4, close + 1);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
 }
 
 /** Starts a process and resolves once its output matches `ready`, with everything it printed. */

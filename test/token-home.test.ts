@@ -14,7 +14,7 @@ import cookieSession from 'cookie-session';
 import { createHmac } from 'node:crypto';
 import { LogtoError, LogtoStrategy, MemoryTokenStore, UserScope } from '../lib/index.js';
 import { startApp, type PassportFlavor, type RunningApp } from './support/app.js';
-import { getJson, signIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
+import { assertNoLateReuse, getJson, refreshRequests, signIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
 import { endSessionAtProvider, signInAtProvider, TestBrowser } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
 
@@ -40,22 +40,6 @@ function tokenRoutes(app: Express, logto: LogtoStrategy): void {
 }
 
 const scopes = [UserScope.Organizations, 'read:items', 'read:members'];
-
-function refreshRequests(): Array<{ refreshToken: string; at: number }> {
-  return provider.requests
-    .filter((r) => r.path === '/oidc/token' && r.params.grant_type === 'refresh_token')
-    .map((r) => ({ refreshToken: r.params.refresh_token ?? '', at: r.at }));
-}
-
-function assertNoLateReuse(grantsBefore: number): void {
-  const firstSeen = new Map<string, number>();
-  for (const { refreshToken, at } of refreshRequests()) {
-    const first = firstSeen.get(refreshToken) ?? at;
-    firstSeen.set(refreshToken, first);
-    assert.ok(at - first < 3000, `a refresh token was sent again ${at - first} ms after its first use`);
-  }
-  assert.equal(provider.revokedGrants(), grantsBefore, 'Logto revoked no grant');
-}
 
 describe('one home per sign-in, with MemoryStore', () => {
   test('the session holds only a short reference; the tokens are read from their record', async () => {
@@ -91,7 +75,7 @@ describe('one home per sign-in, with MemoryStore', () => {
       ]);
       assert.equal(api.status, 200, JSON.stringify(api.body));
       assert.equal(org.status, 200, JSON.stringify(org.body));
-      assert.equal(refreshRequests().length, 2);
+      assert.equal(refreshRequests(provider).length, 2);
 
       // A new process on the same session store: nothing of the old one's memory survives.
       const registered = running.registered;
@@ -100,7 +84,7 @@ describe('one home per sign-in, with MemoryStore', () => {
       await expire();
       const later = await getJson<{ token?: string }>(browser, `${running.url}/token?resource=${resource}&org=org-acme`);
       assert.equal(later.status, 200, JSON.stringify(later.body));
-      assertNoLateReuse(grants);
+      assertNoLateReuse(provider, grants);
     } finally {
       await running.close();
     }
@@ -126,7 +110,7 @@ describe('one home per sign-in, with MemoryStore', () => {
       await sleep(3200);
       const later = await getJson<{ token?: string }>(browser, `${running.url}/token?org=org-acme`);
       assert.equal(later.status, 200, JSON.stringify(later.body));
-      assertNoLateReuse(grants);
+      assertNoLateReuse(provider, grants);
     } finally {
       await running.close();
     }
@@ -154,7 +138,7 @@ describe('one home per sign-in, with MemoryStore', () => {
       await sleep(3200);
       const later = await getJson<{ error?: string }>(browser, `${running.url}/token?resource=${resource}`);
       assert.equal(later.body.error, 'not_authenticated', 'signing in again is the way back');
-      assertNoLateReuse(grants);
+      assertNoLateReuse(provider, grants);
     } finally {
       await running.close();
     }

@@ -64,3 +64,21 @@ export interface TokensBody {
 export async function tokensOf(browser: TestBrowser, app: RunningApp): Promise<TokensBody> {
   return (await getJson<TokensBody>(browser, `${app.url}/tokens`)).body;
 }
+
+/** The refresh-token grants Logto received, with each one's refresh token and arrival time. */
+export function refreshRequests(provider: TestProvider): Array<{ refreshToken: string; at: number }> {
+  return provider.requests
+    .filter((r) => r.path === '/oidc/token' && r.params.grant_type === 'refresh_token')
+    .map((r) => ({ refreshToken: r.params.refresh_token ?? '', at: r.at }));
+}
+
+/** Logto never saw a refresh token again after its 3-second grace, so it revoked no grant. */
+export function assertNoLateReuse(provider: TestProvider, grantsBefore: number): void {
+  const firstSeen = new Map<string, number>();
+  for (const { refreshToken, at } of refreshRequests(provider)) {
+    const first = firstSeen.get(refreshToken) ?? at;
+    firstSeen.set(refreshToken, first);
+    assert.ok(at - first < 3000, `a refresh token was sent again ${at - first} ms after its first use`);
+  }
+  assert.equal(provider.revokedGrants(), grantsBefore, 'Logto revoked no grant');
+}

@@ -1,19 +1,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { InstanceConfig, TokenStoreKind } from './instance-server.js';
 import type { TestApp, TestProvider } from './provider.js';
+import { freePort } from './redis.js';
 
 const serverScript = fileURLToPath(new URL('./instance-server.ts', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
 
 /** One app process; stop and start it again to play a restart or a deploy. */
 export class Instance {
