@@ -99,8 +99,8 @@ export class SignInRecords {
   /** The record, from the store (or, unless `fresh`, from this process's copy of the last few seconds). */
   async read(store: TokenStore, signInId: string, fresh = true): Promise<TokenRecord | undefined> {
     if (!fresh) {
-      const cached = this.cache.get(signInId);
-      if (cached && Date.now() - cached.at < cacheFreshness) return cached.record;
+      const recent = this.recent(signInId);
+      if (recent !== undefined) return recent ?? undefined;
     }
     const kept = this.unsaved.get(signInId);
     if (kept) {
@@ -119,6 +119,17 @@ export class SignInRecords {
     const record = stored && !('ended' in stored) ? stored : undefined;
     this.remember(signInId, record);
     return record;
+  }
+
+  /**
+   * This process's copy of a record if it is at most a few seconds old, without a store read (so
+   * without a promise: the cached-token route stays synchronous). Null when the copy says there is
+   * no record; undefined when there is no copy that recent.
+   */
+  recent(signInId: string): TokenRecord | null | undefined {
+    const cached = this.cache.get(signInId);
+    if (!cached || Date.now() - cached.at >= cacheFreshness) return undefined;
+    return cached.record ?? null;
   }
 
   /**

@@ -66,8 +66,26 @@ export class LogtoClient {
 
   /** Reads this sign-in's tokens from the token store; the getters need it. Resolves to the helper. */
   async load(): Promise<this> {
-    await this.current();
+    if (!this.isLoaded()) await this.current();
     return this;
+  }
+
+  /**
+   * Whether the getters can answer now, without `await load()`: after a load, or when this
+   * process read the record within the last 2 seconds (its copy is then taken as loaded).
+   */
+  isLoaded(): boolean {
+    if (this.loaded !== undefined) return true;
+    const reference = this.context.session.read(this.req);
+    if (!reference) {
+      this.loaded = null;
+      return true;
+    }
+    if (reference.legacy) return false;
+    const recent = this.context.records.recent(reference.signInId);
+    if (recent === undefined) return false;
+    this.loaded = recent ? { signInId: reference.signInId, record: recent } : null;
+    return true;
   }
 
   /**
@@ -116,8 +134,19 @@ export class LogtoClient {
    * token), or without either the token for userinfo. The cached one while it stays valid for
    * longer than the safety margin; otherwise a new one from the refresh token.
    */
-  async getAccessToken(resource?: string, organizationId?: string, options: GetAccessTokenOptions = {}): Promise<string> {
-    return (await this.tokenFor(resource, organizationId, options.forceRefresh === true)).token;
+  getAccessToken(resource?: string, organizationId?: string, options: GetAccessTokenOptions = {}): Promise<string> {
+    try {
+      // A loaded, still valid token needs no async step: the common case, kept cheap.
+      const force = options.forceRefresh === true;
+      if (!force && this.loaded) {
+        this.checkRequest(resource, organizationId);
+        const cached = cachedToken(this.loaded.record, accessTokenKey(resource, organizationId));
+        if (this.context.refresher.isFresh(cached)) return Promise.resolve(cached.token);
+      }
+      return this.tokenFor(resource, organizationId, force).then((token) => token.token);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async getAccessTokenClaims(resource?: string, organizationId?: string, options: GetAccessTokenOptions = {}): Promise<AccessTokenClaims> {

@@ -50,7 +50,6 @@ export function withLogto(handler: LogtoHandler): RequestHandler {
 
 /** Everything the guard was asked to have ready, fetched in parallel (refreshes take turns). */
 async function preload(client: LogtoClient, options: AuthenticatedOptions): Promise<void> {
-  if (!options.fetchUserInfo && options.accessToken === undefined && !options.organizationTokens) return;
   const work: Array<Promise<void>> = [];
   if (options.fetchUserInfo) {
     work.push(client.fetchUserInfo().then((userInfo) => void (client.userInfo = userInfo)));
@@ -93,26 +92,43 @@ export function authenticatedGuard(
     res.redirect(options.redirect);
   };
 
-  const admit = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    const client = await clientFor(req).load();
+  const preloads = options.fetchUserInfo === true || options.accessToken !== undefined || options.organizationTokens === true;
+
+  const admit = (client: LogtoClient, req: Request, res: Response, next: NextFunction): void => {
     if (!client.isAuthenticated()) {
       turnAway(req, res);
       return;
     }
     req.logto = client;
-    try {
-      await preload(client, options);
-    } catch (error) {
-      if (error instanceof LogtoError && error.code === 'not_authenticated') {
-        turnAway(req, res);
-        return;
-      }
-      throw error;
+    if (!preloads) {
+      next();
+      return;
     }
-    next();
+    preload(client, options).then(
+      () => next(),
+      (error: unknown) => {
+        if (error instanceof LogtoError && error.code === 'not_authenticated') turnAway(req, res);
+        else next(error);
+      },
+    );
   };
 
   return (req: Request, res: Response, next: NextFunction): void => {
-    admit(req, res, next).catch(next);
+    let client: LogtoClient;
+    try {
+      client = clientFor(req);
+      // A record this process read moments ago admits the request without waiting on a promise.
+      if (client.isLoaded()) {
+        admit(client, req, res, next);
+        return;
+      }
+    } catch (error) {
+      next(error);
+      return;
+    }
+    client.load().then(
+      (loaded) => admit(loaded, req, res, next),
+      (error: unknown) => next(error),
+    );
   };
 }
