@@ -52,6 +52,18 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
     idToken: client.getIdToken() ?? null,
     refreshToken: client.getRefreshToken() ?? null,
   })));
+  // The helper as a handler sees it before and after load(), without the guard.
+  express.get('/helper/before-load', (req, res, next) => {
+    const client = logto.client(req);
+    const loadedAtOnce = client.isLoaded();
+    let before: string;
+    try {
+      before = client.getIdToken() === undefined ? 'no ID token' : 'ID token';
+    } catch (error) {
+      before = error instanceof LogtoError ? error.code : 'other error';
+    }
+    client.load().then((loaded) => res.json({ loadedAtOnce, before, loadedAfter: loaded.isLoaded(), after: loaded.getIdToken() === undefined ? 'no ID token' : 'ID token' }), next);
+  });
   express.get('/guarded-userinfo', logto.authenticated({ fetchUserInfo: true }), (req, res) => {
     res.json(req.logto?.userInfo);
   });
@@ -207,6 +219,26 @@ describe('the helper with long-lived tokens', () => {
     const after = (await getJson<{ idToken: string; refreshToken: string }>(browser, `${running.url}/helper/state`)).body;
     assert.equal(after.refreshToken, refreshed.refreshToken, 'the rotated refresh token is in the session');
     assert.notEqual(after.idToken, before.idToken);
+  });
+
+  test('another instance has no copy of the record: isLoaded() is false and getters throw not_loaded until load()', async () => {
+    const first = await appOn(provider, { cookieName: 'shared.sid' });
+    const second = await appOn(provider, { instanceOf: first.registered, store: first.store, cookieName: 'shared.sid' });
+    try {
+      const user = new TestBrowser();
+      await signIn(user, provider, first);
+      const there = await getJson<Record<string, unknown>>(user, `${second.url}/helper/before-load`);
+      assert.deepEqual(there.body, { loadedAtOnce: false, before: 'not_loaded', loadedAfter: true, after: 'ID token' });
+      // The instance that signed the user in holds its own copy: its getters answer before load().
+      const here = await getJson<Record<string, unknown>>(user, `${first.url}/helper/before-load`);
+      assert.equal(here.body.before, 'ID token');
+      assert.equal(here.body.after, 'ID token');
+      const stranger = await getJson<Record<string, unknown>>(new TestBrowser(), `${second.url}/helper/before-load`);
+      assert.deepEqual(stranger.body, { loadedAtOnce: true, before: 'no ID token', loadedAfter: true, after: 'no ID token' });
+    } finally {
+      await second.close();
+      await first.close();
+    }
   });
 
   test('without the organizations scope: missing_scope_organizations and no network call', async () => {
