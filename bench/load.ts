@@ -1,4 +1,5 @@
 /** The load generator (autocannon), kept to loopback, and the statistics the report uses. */
+import { execFileSync } from 'node:child_process';
 import autocannon from 'autocannon';
 
 /** Load is only ever sent to this machine's own loopback servers. */
@@ -82,3 +83,18 @@ export async function pool(count: number, concurrency: number, work: (index: num
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/**
+ * Pins a process (all its threads, GC helpers included) to one CPU with taskset, so that two apps
+ * measured side by side share exactly one core and the load generator has the other. False when
+ * taskset is missing or refuses. `cpus` is one CPU or a taskset list such as `0-1`.
+ */
+export function pinToCpu(pid: number | undefined, cpus: number | string): boolean {
+  if (pid === undefined) return false;
+  try {
+    execFileSync('taskset', ['-apc', String(cpus), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

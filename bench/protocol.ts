@@ -92,6 +92,11 @@ export class AppProcess {
     return new AppProcess(child, url);
   }
 
+  /** The app's process id (to pin it to a CPU). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   send<T>(command: Command): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {

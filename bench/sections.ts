@@ -1,8 +1,9 @@
 /** The five measurements. Each returns raw per-run numbers; the report takes medians. */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { TestBrowser } from '../test/support/http-client.js';
 import type { TestProvider } from '../test/support/provider.js';
-import { load, median, pool, sleep, type LoadResult } from './load.js';
+import { load, median, pinToCpu, pool, sleep, type LoadResult } from './load.js';
 import { analyse, type Analysis, type Profile } from './profile.js';
 import type { AppProcess, MemoryReport, VariantName } from './protocol.js';
 import {
@@ -192,8 +193,18 @@ async function measuredLoad(app: AppProcess, url: string, cookie: string, second
   return { ...measured, cpuPerRequest: (after - before) / measured.requests };
 }
 
+/** Rounds in which a route and its baseline were loaded at the same moment, on one shared core. */
+export interface SideBySideResult {
+  key: LoadKey;
+  reference: LoadKey;
+  rounds: { ours: MeasuredLoad; theirs: MeasuredLoad }[];
+}
+
 export interface ThroughputSection {
   results: ThroughputResult[];
+  sideBySide: SideBySideResult[];
+  /** How the processes were placed on the CPUs, or why they were not. */
+  placement: string;
   /** Requests that reached the provider while the load ran (a cached token needs none). */
   providerRequestsDuringLoad: number;
 }
@@ -226,6 +237,15 @@ export async function measureThroughput(targets: Map<VariantName, Target>, provi
     loads.push({ key: entry.key, url, cookie: sessionCookie(browser, target), app: target.app });
   }
 
+  // The apps on the last CPU, the load generator and the provider (this process) on the first:
+  // an app under load then has a core of its own, and never competes with autocannon for it.
+  const cpus = os.availableParallelism();
+  const appCpu = cpus - 1;
+  const pinned = cpus >= 2 && [...targets.values()].every((target) => pinToCpu(target.app.pid, appCpu)) && pinToCpu(process.pid, 0);
+  const placement = pinned
+    ? `the apps pinned to CPU ${appCpu}, autocannon and the provider to CPU 0 (taskset)`
+    : `not pinned (${cpus < 2 ? 'one CPU' : 'taskset unavailable'}): the apps, autocannon and the provider share the CPUs`;
+
   provider.resetRequests();
   for (const entry of loads) {
     progress(`  warm-up ${entry.key}`);
@@ -247,7 +267,29 @@ export async function measureThroughput(targets: Map<VariantName, Target>, provi
       }
     }
   }
-  return { results, providerRequestsDuringLoad: backChannel(provider.requests).length };
+
+  // Side by side: a route and its baseline loaded at the same moment, their two processes sharing
+  // one core (with pinning), so that whatever the machine does to one it does to the other; the
+  // scheduler gives each half of the core, and each app's req/s is what its cost per request allows.
+  const sideBySide: SideBySideResult[] = [];
+  for (const [key, reference] of [['passport-logto', 'bare'], ['passport-logto-me', 'bare-me']] as const) {
+    const ours = loads.find((entry) => entry.key === key);
+    const theirs = loads.find((entry) => entry.key === reference);
+    if (!ours || !theirs) continue;
+    const result: SideBySideResult = { key, reference, rounds: [] };
+    for (let run = 0; run < settings.runs; run += 1) {
+      progress(`  side by side ${run + 1}/${settings.runs} ${key} and ${reference}`);
+      const [oursRun, theirsRun] = await Promise.all([
+        measuredLoad(ours.app, ours.url, ours.cookie, settings.seconds, settings.connections),
+        measuredLoad(theirs.app, theirs.url, theirs.cookie, settings.seconds, settings.connections),
+      ]);
+      result.rounds.push({ ours: oursRun, theirs: theirsRun });
+    }
+    sideBySide.push(result);
+  }
+  // Processes started later (the storms' instances) inherit this process's CPUs: give it all back.
+  if (pinned) pinToCpu(process.pid, `0-${cpus - 1}`);
+  return { results, sideBySide, placement, providerRequestsDuringLoad: backChannel(provider.requests).length };
 }
 
 // ---------------------------------------------------------------------------------------------
