@@ -70,6 +70,37 @@ export class Refresher {
     return started;
   }
 
+  /**
+   * Drops cached access tokens from the record (which ones: see `LogtoClient.clearAccessTokens`),
+   * keeping the ID and refresh tokens. Under the refresh lock: a refresh that lands between this
+   * read and this write would otherwise lose its rotated refresh token. Resolves to the record as
+   * written, or undefined when the sign-in has ended.
+   */
+  clearAccessTokens(store: TokenStore, signInId: string, which: { resource?: string; organizationId?: string }): Promise<TokenRecord | undefined> {
+    const { resource, organizationId } = which;
+    const drops = (key: string): boolean => {
+      const split = key.lastIndexOf('#');
+      return (resource === undefined || key.slice(0, split) === resource) && (organizationId === undefined || key.slice(split + 1) === organizationId);
+    };
+    // The userinfo token has neither a resource nor an organization: only clearing everything drops it.
+    const keepUserinfoToken = resource !== undefined || organizationId !== undefined;
+    return this.records.exclusive(
+      store,
+      signInId,
+      () =>
+        this.records.update(store, signInId, (record) => {
+          const { accessToken, resourceTokens, ...rest } = record;
+          const kept = Object.fromEntries(Object.entries(resourceTokens ?? {}).filter(([key]) => !drops(key)));
+          return {
+            ...rest,
+            ...(keepUserinfoToken && accessToken !== undefined ? { accessToken } : {}),
+            ...(Object.keys(kept).length > 0 ? { resourceTokens: kept } : {}),
+          };
+        }),
+      { lockTtl: lockTtl(this.config), wait: lockTtl(this.config) },
+    );
+  }
+
   private async refreshAlone(store: TokenStore, signInId: string, request: RefreshRequest): Promise<RefreshOutcome> {
     const key = accessTokenKey(request.resource, request.organizationId);
     const record = await this.records.read(store, signInId);

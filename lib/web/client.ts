@@ -4,6 +4,7 @@ import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { LogtoConnection } from '../logto/connection.js';
 import { cachedToken, type Refresher } from '../store/refresh.js';
+import { checkClearRequest, checkTokenRequest } from './token-requests.js';
 import { UserScope } from '../logto/scopes.js';
 import type { SessionReference } from '../store/session-reference.js';
 import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from '../store/sign-in-records.js';
@@ -139,7 +140,7 @@ export class LogtoClient {
       // A loaded, still valid token needs no async step: the common case, kept cheap.
       const force = options.forceRefresh === true;
       if (!force && this.loaded) {
-        this.checkRequest(resource, organizationId);
+        checkTokenRequest(this.context.config, resource, organizationId);
         const cached = cachedToken(this.loaded.record, accessTokenKey(resource, organizationId));
         if (this.context.refresher.isFresh(cached)) return Promise.resolve(cached.token);
       }
@@ -173,44 +174,11 @@ export class LogtoClient {
    */
   async clearAccessTokens(options: ClearAccessTokensOptions = {}): Promise<void> {
     const { resource, organizationId } = options;
-    for (const [name, value] of [['resource', resource], ['organizationId', organizationId]] as const) {
-      if (value !== undefined && (typeof value !== 'string' || value === '')) {
-        throw new LogtoError('invalid_resource', `clearAccessTokens: \`${name}\` must be a non-empty string; leave it out to clear every access token.`);
-      }
-    }
-    const { config, records } = this.context;
-    if (resource !== undefined && !config.resources.includes(resource)) {
-      // No token for it can be cached, so the name is most likely a typo.
-      throw new LogtoError('invalid_resource', `clearAccessTokens: the resource "${resource}" is not in the \`resources\` option, so no token of it can be cached.`);
-    }
+    checkClearRequest(this.context.config, resource, organizationId);
     const loaded = await this.current();
     if (!loaded) return;
-    const store = records.storeFor(this.req);
-    const drops = (key: string): boolean => {
-      const split = key.lastIndexOf('#');
-      const keyResource = key.slice(0, split);
-      const keyOrganization = key.slice(split + 1);
-      return (resource === undefined || keyResource === resource) && (organizationId === undefined || keyOrganization === organizationId);
-    };
-    // Under the refresh lock: a refresh that lands between this read and this write would
-    // otherwise lose its rotated refresh token, and Logto revokes a sign-in whose old one comes back.
-    const lockTtl = (config.refreshRetryWindow + config.refreshTimeout + config.timeout) * 1000 + 5000;
-    const updated = await records.exclusive(
-      store,
-      loaded.signInId,
-      () =>
-        records.update(store, loaded.signInId, (record) => {
-          const { accessToken, resourceTokens, ...rest } = record;
-          const kept = Object.fromEntries(Object.entries(resourceTokens ?? {}).filter(([key]) => !drops(key)));
-          const keepUserinfoToken = resource !== undefined || organizationId !== undefined;
-          return {
-            ...rest,
-            ...(keepUserinfoToken && accessToken !== undefined ? { accessToken } : {}),
-            ...(Object.keys(kept).length > 0 ? { resourceTokens: kept } : {}),
-          };
-        }),
-      { lockTtl, wait: lockTtl },
-    );
+    const store = this.context.records.storeFor(this.req);
+    const updated = await this.context.refresher.clearAccessTokens(store, loaded.signInId, { resource, organizationId });
     this.loaded = updated ? { signInId: loaded.signInId, record: updated } : null;
   }
 
@@ -291,7 +259,7 @@ export class LogtoClient {
   }
 
   private async tokenFor(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {
-    this.checkRequest(resource, organizationId);
+    checkTokenRequest(this.context.config, resource, organizationId);
     const loaded = await this.current();
     if (!loaded) throw notSignedIn();
     const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
@@ -313,27 +281,6 @@ export class LogtoClient {
         this.loaded = null;
       }
       throw error;
-    }
-  }
-
-  /** Refuses, without a network call, what Logto would refuse anyway. */
-  private checkRequest(resource: string | undefined, organizationId: string | undefined): void {
-    if (resource !== undefined && !this.context.config.resources.includes(resource)) {
-      throw new LogtoError(
-        'invalid_resource',
-        `The resource "${resource}" was not declared in the \`resources\` option at sign-in, so Logto will not grant it. Add it and sign in again.`,
-      );
-    }
-    if (organizationId !== undefined) {
-      if (typeof organizationId !== 'string' || organizationId === '') {
-        throw new LogtoError('invalid_resource', 'The organization ID must be a non-empty string.');
-      }
-      if (!this.context.config.scopes.includes(UserScope.Organizations)) {
-        throw new LogtoError(
-          'missing_scope_organizations',
-          `Organization tokens need the scope ${UserScope.Organizations}: add UserScope.Organizations to \`scopes\` and sign in again.`,
-        );
-      }
     }
   }
 }
