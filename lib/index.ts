@@ -1,5 +1,5 @@
 export { LogtoStrategy } from './web/strategy.js';
-export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/strategy.js';
+export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/verify-context.js';
 export { FirstScreen, Prompt } from './web/sign-in-options.js';
 export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
 export type { Verified, VerifyDone, VerifyResult } from './web/verify-callback.js';

@@ -14,7 +14,8 @@ import { LogtoError } from '../errors.js';
 import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import type { LogtoSignInOptions } from './sign-in-options.js';
 import type { SignOutOptions } from './sign-out.js';
-import { LogtoStrategy, type VerifyFunction, type VerifyFunctionWithRequest } from './strategy.js';
+import { LogtoStrategy } from './strategy.js';
+import type { VerifyFunction, VerifyFunctionWithRequest } from './verify-context.js';
 
 /** Picks the tenant (a key of `tenants`) that serves a request; undefined when none does. */
 export type TenantSelector = (req: Request) => string | undefined;
