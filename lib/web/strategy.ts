@@ -56,11 +56,11 @@ export class LogtoStrategy extends PassportStrategy {
     const records = new SignInRecords({ tokenStore: config.tokenStore, recordTtl: config.recordTtl * 1000 });
     const sessionIndex = new SessionIndex(records, `${config.issuer} ${config.appId}`);
     this.pendingSignIns = new PendingSignIns({
-      appSecret: this.config.appSecret,
-      callbackURL: this.config.callbackURL,
-      timeout: this.config.signInTimeout,
-      cookiePrefix: `${this.config.name}.signin`,
-      maxPending: this.config.maxPendingSignIns,
+      appSecret: config.appSecret,
+      callbackURL: config.callbackURL,
+      timeout: config.signInTimeout,
+      cookiePrefix: `${config.name}.signin`,
+      maxPending: config.maxPendingSignIns,
     });
     this.context = {
       config,
