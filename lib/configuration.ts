@@ -94,6 +94,12 @@ export interface LogtoStrategyOptions extends LogtoConnectionOptions {
    * token again could make Logto revoke the whole sign-in, so it is dropped instead.
    */
   refreshRetryWindow?: number;
+  /**
+   * Index each sign-in by its Logto session and user from the first one, so that back-channel
+   * logout, wherever it is mounted, can end it. False forbids `backchannelLogout()`; unset
+   * (deprecated), indexing starts only when this instance mounts it.
+   */
+  backchannelLogout?: boolean;
 }
 
 /** The options after validation, with every default applied. */
@@ -129,6 +135,8 @@ export interface ResolvedConfig {
   readonly refreshTimeout: number;
   /** Seconds. */
   readonly refreshRetryWindow: number;
+  /** The `backchannelLogout` option; undefined when the app left it unset. */
+  readonly backchannelLogout: boolean | undefined;
 }
 
 const defaultSigningAlgorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'ES512'];
@@ -276,6 +284,7 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
   if (refreshTimeout <= 0) throw invalidOption('refreshTimeout', 'must be a positive number of seconds.');
   const recordTtl = nonNegativeNumber(options, 'tokenTtl', 14 * 24 * 60 * 60);
   if (recordTtl <= 0) throw invalidOption('tokenTtl', 'must be a positive number of seconds.');
+  if (options.backchannelLogout !== undefined && typeof options.backchannelLogout !== 'boolean') throw invalidOption('backchannelLogout', 'must be a boolean.');
   return {
     endpoint,
     issuer: `${endpoint}/oidc`,
@@ -302,5 +311,6 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     recordTtl,
     refreshTimeout,
     refreshRetryWindow,
+    backchannelLogout: options.backchannelLogout as boolean | undefined,
   };
 }

@@ -1,5 +1,5 @@
 export { LogtoStrategy } from './web/strategy.js';
-export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/strategy.js';
+export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/verify-context.js';
 export { FirstScreen, Prompt } from './web/sign-in-options.js';
 export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
 export type { Verified, VerifyDone, VerifyResult } from './web/verify-callback.js';
@@ -49,11 +49,9 @@ export type {
   LogtoBearerRouteOptions,
   VerifyAccessTokenOptions,
 } from './bearer/strategy.js';
-export { LogtoTenants, LogtoBearerTenants, byHost, byPath } from './web/tenants.js';
-export type {
-  LogtoBearerTenantOptions,
-  LogtoBearerTenantsOptions,
-  LogtoTenantOptions,
-  LogtoTenantsOptions,
-  TenantSelector,
-} from './web/tenants.js';
+export { LogtoTenants } from './web/tenants.js';
+export type { LogtoTenantOptions, LogtoTenantsOptions } from './web/tenants.js';
+export { LogtoBearerTenants } from './web/bearer-tenants.js';
+export type { LogtoBearerTenantOptions, LogtoBearerTenantsOptions } from './web/bearer-tenants.js';
+export { byHost, byPath } from './web/tenant-selection.js';
+export type { TenantSelector } from './web/tenant-selection.js';

@@ -31,8 +31,8 @@ const accepted = new Set([
   // The verify-function runner is shared by both strategies.
   'bearer/strategy.ts -> web/verify-callback.ts',
   // LogtoBearerTenants lives beside LogtoTenants.
-  'web/tenants.ts -> bearer/configuration.ts',
-  'web/tenants.ts -> bearer/strategy.ts',
+  'web/bearer-tenants.ts -> bearer/configuration.ts',
+  'web/bearer-tenants.ts -> bearer/strategy.ts',
 ]);
 
 describe('the layers of lib/', () => {

@@ -1,10 +1,9 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError, sessionStoreError } from '../errors.js';
-import type { LogtoConnection } from '../logto/connection.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import { digest, type SignInRecords } from '../store/sign-in-records.js';
 import type { TokenStore } from '../store/token-store.js';
+import type { LogtoContext } from './context.js';
 
 export type { SessionStoreLike };
 
@@ -91,13 +90,6 @@ function destroySession(store: SessionStoreLike, sessionId: string): Promise<voi
   });
 }
 
-export interface BackchannelLogoutContext {
-  config: ResolvedConfig;
-  provider: LogtoConnection;
-  records: SignInRecords;
-  index: SessionIndex;
-}
-
 interface LogoutTokenClaims {
   sub?: string;
   sid?: string;
@@ -152,7 +144,7 @@ function checkLogoutClaims(claims: LogoutTokenClaims, maxAge: number, clockToler
  * sign-ins (their token records, and their sessions in the session store), so those users' next
  * request is signed out on every instance.
  */
-export function backchannelLogoutHandler(context: BackchannelLogoutContext, options: BackchannelLogoutOptions = {}): RequestHandler {
+export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex'>, options: BackchannelLogoutOptions = {}): RequestHandler {
   const maxAge = options.maxTokenAge ?? 600;
 
   const handle = async (req: Request, res: Response): Promise<void> => {
@@ -168,7 +160,7 @@ export function backchannelLogoutHandler(context: BackchannelLogoutContext, opti
     const seenKey = `logout-jti:${digest(`${context.config.issuer} ${jti}`)}`;
     if (await context.records.getMark(tokenStore, seenKey)) throw invalidToken('This logout token was already used.');
 
-    await context.index.endSignIns(tokenStore, sessionStore, claims);
+    await context.sessionIndex.endSignIns(tokenStore, sessionStore, claims);
     // Recorded only now: had ending the sessions failed, Logto's retry must still be accepted.
     const remaining = Math.max(1, (claims.exp as number) - Date.now() / 1000 + context.config.clockTolerance) * 1000;
     await context.records.setMark(tokenStore, seenKey, 1, remaining);

@@ -1,22 +1,11 @@
 import { decodeJwt } from 'jose';
 import { organizationDetailsOf, organizationsOf, type AccessTokenClaims, type IdTokenClaims, type UserInfoResponse, type UserOrganization, type UserOrganizationDetails } from '../logto/claims.js';
-import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
-import type { LogtoConnection } from '../logto/connection.js';
-import { cachedToken, type Refresher } from '../store/refresh.js';
+import { cachedToken } from '../store/refresh.js';
 import { checkClearRequest, checkTokenRequest } from './token-requests.js';
 import { UserScope } from '../logto/scopes.js';
-import type { SessionReference } from '../store/session-reference.js';
-import { accessTokenKey, type SignInRecords, type StoredAccessToken, type TokenRecord } from '../store/sign-in-records.js';
-
-/** What a {@link LogtoClient} works with; one per strategy, shared by every request. */
-export interface LogtoClientContext {
-  config: ResolvedConfig;
-  provider: LogtoConnection;
-  records: SignInRecords;
-  refresher: Refresher;
-  session: SessionReference;
-}
+import { accessTokenKey, type StoredAccessToken, type TokenRecord } from '../store/sign-in-records.js';
+import type { LogtoContext } from './context.js';
 
 /** Options of the token getters. */
 export interface GetAccessTokenOptions {
@@ -62,7 +51,7 @@ export class LogtoClient {
 
   constructor(
     private readonly req: object,
-    private readonly context: LogtoClientContext,
+    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session'>,
   ) {}
 
   /** Reads this sign-in's tokens from the token store; the getters need it. Resolves to the helper. */

@@ -1,13 +1,11 @@
 import type { Request } from 'express';
 import type { IdTokenClaims } from '../logto/claims.js';
-import type { ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
-import type { SessionIndex } from './back-channel-logout.js';
+import type { LogtoContext } from './context.js';
 import { keepThroughLogIn } from './keep-through-log-in.js';
-import type { PendingSignIn, PendingSignIns } from './pending-sign-ins.js';
-import type { LogtoConnection, TokenEndpointResponse } from '../logto/connection.js';
-import type { SessionReference } from '../store/session-reference.js';
-import { digest, newSignInId, type SignInRecords, type TokenRecord } from '../store/sign-in-records.js';
+import type { PendingSignIn } from './pending-sign-ins.js';
+import type { TokenEndpointResponse } from '../logto/connection.js';
+import { digest, newSignInId, type TokenRecord } from '../store/sign-in-records.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from './verify-callback.js';
 
@@ -20,18 +18,6 @@ export type CallbackOutcome =
 
 /** What the store says about a callback's `state`, so that its code is exchanged once. */
 type CallbackMark = { s: 'pending' } | { s: 'failed' } | { s: 'exchanged'; id: string; n: string; rt?: string };
-
-export interface SignInCallbackContext {
-  config: ResolvedConfig;
-  provider: LogtoConnection;
-  records: SignInRecords;
-  session: SessionReference;
-  pendingSignIns: PendingSignIns;
-  /** The back-channel logout index, when sign-ins are indexed. */
-  index(): SessionIndex | undefined;
-  /** Runs the app's verify function (or builds the default user) for a verified sign-in. */
-  userFor(req: Request, claims: IdTokenClaims, record: TokenRecord): Promise<Verified>;
-}
 
 /** Response parameters that must appear at most once in a callback. */
 export const callbackParameters = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'];
@@ -58,7 +44,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class SignInCallback {
   private readonly exchanges = new Map<string, Promise<string>>();
 
-  constructor(private readonly context: SignInCallbackContext) {}
+  constructor(private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>) {}
 
   async handle(req: Request, parameters: URLSearchParams): Promise<CallbackOutcome> {
     const progress = { used: false };

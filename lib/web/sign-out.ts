@@ -1,10 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError, sessionStoreError } from '../errors.js';
-import type { LogtoConnection } from '../logto/connection.js';
+import type { TokenRecord } from '../store/sign-in-records.js';
+import type { LogtoContext } from './context.js';
 import { safePostLogoutRedirect } from './redirects.js';
-import type { SessionReference } from '../store/session-reference.js';
-import type { SignInRecords, TokenRecord } from '../store/sign-in-records.js';
 
 export interface SignOutOptions {
   /**
@@ -12,13 +10,6 @@ export interface SignOutOptions {
    * Logto) or a path. Default: the strategy's `postLogoutRedirectUri`.
    */
   postLogoutRedirectUri?: string;
-}
-
-export interface SignOutContext {
-  config: ResolvedConfig;
-  provider: LogtoConnection;
-  records: SignInRecords;
-  session: SessionReference;
 }
 
 type LogOut = (options: object, done: (error?: unknown) => void) => void;
@@ -51,7 +42,7 @@ function isCrossSite(req: Request, allowedOrigins: ReadonlySet<string>): boolean
  * the user out of Passport (which gives the session a new id), and sends the browser to Logto's
  * end-session endpoint so that the Logto session ends too.
  */
-export function signOutHandler(context: SignOutContext, options: SignOutOptions = {}): RequestHandler {
+export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session'>, options: SignOutOptions = {}): RequestHandler {
   const { config, provider, records, session } = context;
   const allowedUrls = [config.postLogoutRedirectUri, config.callbackURL].filter((url): url is string => url !== undefined);
   const allowedOrigins = new Set(allowedUrls.map((url) => new URL(url).origin));

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ResolvedConfig } from '../configuration.js';
 import { invalidOption } from '../configuration.js';
+import type { LogtoContext } from './context.js';
 import { appendCookie, requestCookie } from './pending-sign-ins.js';
 import { safeReturnTo } from './redirects.js';
 
@@ -9,12 +9,6 @@ export interface SilentSignInOptions {
   retryAfter?: number;
   /** Requests never to try on, beside the callback route (which is always left alone). */
   skip?: (req: Request) => boolean;
-}
-
-export interface SilentSignInContext {
-  config: ResolvedConfig;
-  /** Starts a `prompt=none` sign-in that comes back to `returnTo`; gives the URL to send the browser to. */
-  start(req: Request, returnTo: string | undefined): Promise<URL>;
 }
 
 /**
@@ -32,7 +26,7 @@ function isPageNavigation(req: Request): boolean {
 }
 
 /** The silent sign-in middleware; see `LogtoStrategy.silentSignIn`. */
-export function silentSignInHandler(context: SilentSignInContext, options: SilentSignInOptions = {}): RequestHandler {
+export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'startSignIn'>, options: SilentSignInOptions = {}): RequestHandler {
   const retryAfter = options.retryAfter ?? 3600;
   if (typeof retryAfter !== 'number' || !Number.isFinite(retryAfter) || retryAfter <= 0) {
     throw invalidOption('retryAfter', 'of silentSignIn() must be a positive number of seconds.');
@@ -55,6 +49,6 @@ export function silentSignInHandler(context: SilentSignInContext, options: Silen
     }
     // Marked before leaving, so that whatever Logto answers, the visitor is not sent again for a while.
     appendCookie(req, attemptCookie, '1', { maxAge: retryAfter, path: '/', secure });
-    context.start(req, safeReturnTo(req.originalUrl)).then((url) => res.redirect(url.href), next);
+    context.startSignIn(req, { prompt: 'none', returnTo: safeReturnTo(req.originalUrl) }, true).then((url) => res.redirect(url.href), next);
   };
 }

@@ -1,12 +1,11 @@
 import * as oidc from 'openid-client';
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Request, RequestHandler } from 'express';
-import type { IdTokenClaims, UserInfoResponse } from '../logto/claims.js';
-import { profileClaims } from '../logto/claims.js';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
 import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
-import { LogtoClient, type LogtoClientContext } from './client.js';
+import { LogtoClient } from './client.js';
+import type { LogtoContext } from './context.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
@@ -16,65 +15,27 @@ import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from '../store/session-reference.js';
 import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
-import { SignInRecords, type TokenRecord } from '../store/sign-in-records.js';
+import { SignInRecords } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
-import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
+import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
 
-/** The tokens of a sign-in, handed to the verify function only. */
-export interface LogtoTokenResponse {
-  idToken: string;
-  accessToken: string;
-  refreshToken: string | undefined;
-  /** Seconds. */
-  expiresIn: number | undefined;
-  scope: string | undefined;
-  tokenType: string;
-}
-
-/** The user that `req.user` holds when no verify function is given. */
-export interface LogtoUser {
-  /** The ID token's `sub`: the Logto user ID. */
-  id: string;
-  [claim: string]: unknown;
-}
-
-/** What the verify function receives about a completed sign-in. */
-export interface LogtoVerifyContext {
-  /** The verified ID token claims. */
-  claims: IdTokenClaims;
-  /** The sign-in's tokens. Keep them out of the user object: passport-logto stores them in their own record. */
-  tokens: LogtoTokenResponse;
-  /** The user that passport-logto would log in without a verify function. */
-  profile: LogtoUser;
-  /** Asks Logto's userinfo endpoint, for claims that only it returns (custom_data, identities, ...). */
-  fetchUserInfo(): Promise<UserInfoResponse>;
-}
-
-export type VerifyFunction = (context: LogtoVerifyContext, done: VerifyDone) => void | Promise<VerifyResult>;
-export type VerifyFunctionWithRequest = (
-  req: Request,
-  context: LogtoVerifyContext,
-  done: VerifyDone,
-) => void | Promise<VerifyResult>;
+/** Emitted once per process: the warning is about the app's setup, not about each strategy. */
+let warnedImplicitIndexing = false;
 
 export class LogtoStrategy extends PassportStrategy {
   name: string;
   readonly config: ResolvedConfig;
   protected readonly provider: LogtoConnection;
   protected readonly pendingSignIns: PendingSignIns;
-  private readonly records: SignInRecords;
-  private readonly session: SessionReference;
-  private readonly refresher: Refresher;
-  private readonly context: LogtoClientContext;
+  /** What the handlers work with, built once here. */
+  private readonly context: LogtoContext;
   private readonly callback: SignInCallback;
-  private readonly sessionIndex: SessionIndex;
   /** Where the route guard keeps the page to come back to after the next sign-in. */
   private get returnToCookie(): string {
     return `${this.config.name}.return`;
   }
-  /** Set once the app mounts back-channel logout: only then are sign-ins indexed. */
-  private indexSessions = false;
-  private readonly verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
+  /** Whether sign-ins are indexed for back-channel logout: the option, or (deprecated) mounting its handler. */
+  private indexSessions: boolean;
 
   constructor(options: LogtoStrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest);
   constructor(options: LogtoStrategyOptions, verify?: VerifyFunction);
@@ -88,29 +49,32 @@ export class LogtoStrategy extends PassportStrategy {
       throw new LogtoError('invalid_config', 'passport-logto: option `passReqToCallback` needs a verify function.');
     }
     this.name = this.config.name;
-    this.verify = verify;
-    this.provider = new LogtoConnection(this.config);
-    this.records = new SignInRecords({ tokenStore: this.config.tokenStore, recordTtl: this.config.recordTtl * 1000 });
-    this.session = new SessionReference(this.config.sessionKey);
-    this.refresher = new Refresher(this.config, this.provider, this.records);
+    this.indexSessions = this.config.backchannelLogout === true;
+    const config = this.config;
+    this.provider = new LogtoConnection(config);
+    const provider = this.provider;
+    const records = new SignInRecords({ tokenStore: config.tokenStore, recordTtl: config.recordTtl * 1000 });
+    const sessionIndex = new SessionIndex(records, `${config.issuer} ${config.appId}`);
     this.pendingSignIns = new PendingSignIns({
-      appSecret: this.config.appSecret,
-      callbackURL: this.config.callbackURL,
-      timeout: this.config.signInTimeout,
-      cookiePrefix: `${this.config.name}.signin`,
-      maxPending: this.config.maxPendingSignIns,
+      appSecret: config.appSecret,
+      callbackURL: config.callbackURL,
+      timeout: config.signInTimeout,
+      cookiePrefix: `${config.name}.signin`,
+      maxPending: config.maxPendingSignIns,
     });
-    this.context = { config: this.config, provider: this.provider, records: this.records, refresher: this.refresher, session: this.session };
-    this.sessionIndex = new SessionIndex(this.records, `${this.config.issuer} ${this.config.appId}`);
-    this.callback = new SignInCallback({
-      config: this.config,
-      provider: this.provider,
-      records: this.records,
-      session: this.session,
+    this.context = {
+      config,
+      provider,
+      records,
+      refresher: new Refresher(config, provider, records),
+      session: new SessionReference(config.sessionKey),
       pendingSignIns: this.pendingSignIns,
-      index: () => (this.indexSessions ? this.sessionIndex : undefined),
-      userFor: (req, claims, record) => this.userFor(req, claims, record),
-    });
+      sessionIndex,
+      index: () => (this.indexSessions ? sessionIndex : undefined),
+      userFor: (req, claims, record) => verifiedUser({ verify, passReqToCallback: config.passReqToCallback, provider }, req, claims, record),
+      startSignIn: (req, options, silent) => this.prepareSignIn(req, options, silent),
+    };
+    this.callback = new SignInCallback(this.context);
   }
 
   /**
@@ -151,19 +115,28 @@ export class LogtoStrategy extends PassportStrategy {
 
   /**
    * The handler for Logto's back-channel logout POST (register its URL in the Logto Console).
-   * From then on, each sign-in is indexed in the token store so that a logout token can end it.
+   * Set the option `backchannelLogout: true` so that every sign-in is indexed for it; left unset,
+   * mounting the handler still turns indexing on for this instance, with a deprecation warning.
    */
   backchannelLogout(options?: BackchannelLogoutOptions): RequestHandler {
-    this.indexSessions = true;
-    return backchannelLogoutHandler(
-      {
-        config: this.config,
-        provider: this.provider,
-        records: this.records,
-        index: this.sessionIndex,
-      },
-      options,
-    );
+    if (this.config.backchannelLogout === false) {
+      throw new LogtoError(
+        'invalid_config',
+        'passport-logto: backchannelLogout() needs sign-ins indexed, but the option `backchannelLogout` is false: set `backchannelLogout: true`.',
+      );
+    }
+    if (this.config.backchannelLogout === undefined) {
+      if (!warnedImplicitIndexing) {
+        warnedImplicitIndexing = true;
+        process.emitWarning(
+          'passport-logto: backchannelLogout() was mounted without the option `backchannelLogout`, so sign-ins are indexed for it '
+            + 'only on this instance, from now on. Set `backchannelLogout: true` in the LogtoStrategy options of every instance.',
+          { type: 'DeprecationWarning', code: 'PASSPORT_LOGTO_BACKCHANNEL_INDEXING' },
+        );
+      }
+      this.indexSessions = true;
+    }
+    return backchannelLogoutHandler(this.context, options);
   }
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
@@ -270,42 +243,12 @@ export class LogtoStrategy extends PassportStrategy {
    * after the sign-in, callback and sign-out routes.
    */
   silentSignIn(options?: SilentSignInOptions): RequestHandler {
-    return silentSignInHandler(
-      { config: this.config, start: (req, returnTo) => this.prepareSignIn(req, { prompt: 'none', returnTo }, true) },
-      options,
-    );
+    return silentSignInHandler(this.context, options);
   }
 
   /** Authorization parameters for this sign-in, before state, nonce and PKCE are added; a hook to override. */
   protected authorizationParameters(options: LogtoSignInOptions): URLSearchParams {
     return authorizationParameters(this.config, options);
-  }
-
-  /** Runs the verify function, accepting a callback or a returned promise, or builds the default user. */
-  private userFor(req: Request, claims: IdTokenClaims, record: TokenRecord): Promise<Verified> {
-    const profile: LogtoUser = { ...profileClaims(claims), id: claims.sub };
-    const verify = this.verify;
-    if (!verify) return Promise.resolve({ user: profile, info: undefined });
-    const accessToken = record.accessToken;
-    const context: LogtoVerifyContext = {
-      claims,
-      profile,
-      tokens: {
-        idToken: record.idToken,
-        accessToken: accessToken?.token ?? '',
-        refreshToken: record.refreshToken,
-        expiresIn: accessToken ? Math.max(0, accessToken.expiresAt - Math.floor(Date.now() / 1000)) : undefined,
-        scope: accessToken?.scope,
-        tokenType: 'Bearer',
-      },
-      fetchUserInfo: async () => (await this.provider.fetchUserInfo(accessToken?.token ?? '', claims.sub)) as UserInfoResponse,
-    };
-    if (this.config.passReqToCallback) {
-      const withRequest = verify as VerifyFunctionWithRequest;
-      return runVerify((done) => withRequest(req, context, done), withRequest.length >= 3);
-    }
-    const plain = verify as VerifyFunction;
-    return runVerify((done) => plain(context, done), plain.length >= 2);
   }
 }
 

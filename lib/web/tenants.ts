@@ -1,23 +1,14 @@
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { BackchannelLogoutOptions } from './back-channel-logout.js';
-import type { LogtoBearerOptions } from '../bearer/configuration.js';
-import {
-  LogtoBearerStrategy,
-  type BearerVerifyFunction,
-  type BearerVerifyFunctionWithRequest,
-  type LogtoBearerRouteOptions,
-} from '../bearer/strategy.js';
 import type { LogtoClient } from './client.js';
 import type { LogtoStrategyOptions } from '../configuration.js';
-import { LogtoError } from '../errors.js';
 import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import type { LogtoSignInOptions } from './sign-in-options.js';
 import type { SignOutOptions } from './sign-out.js';
-import { LogtoStrategy, type VerifyFunction, type VerifyFunctionWithRequest } from './strategy.js';
-
-/** Picks the tenant (a key of `tenants`) that serves a request; undefined when none does. */
-export type TenantSelector = (req: Request) => string | undefined;
+import { LogtoStrategy } from './strategy.js';
+import { actingFor, checkCommon, TenantTable, tenantEntries, type PassportActions, type TenantSelector } from './tenant-selection.js';
+import type { VerifyFunction, VerifyFunctionWithRequest } from './verify-context.js';
 
 /** A tenant's options: those of {@link LogtoStrategy}, less what {@link LogtoTenants} sets for every tenant. */
 export type LogtoTenantOptions = Omit<LogtoStrategyOptions, 'name' | 'sessionKey' | 'passReqToCallback'>;
@@ -41,189 +32,6 @@ export interface LogtoTenantsOptions {
    * to learn the tenant (the verified claims' `iss` names it too).
    */
   passReqToCallback?: boolean;
-}
-
-/** A bearer tenant's options: those of {@link LogtoBearerStrategy}, less what {@link LogtoBearerTenants} sets. */
-export type LogtoBearerTenantOptions = Omit<LogtoBearerOptions, 'name' | 'passReqToCallback'>;
-
-export interface LogtoBearerTenantsOptions {
-  /** The Passport strategy name. Default `logto-bearer`. */
-  name?: string;
-  /**
-   * The Logto tenants, by a name of your choice: the options of a {@link LogtoBearerStrategy} for
-   * each (its own issuer, audience and JWKS cache). A token is checked only against the tenant
-   * that the request selects, so a token of one tenant never passes on another's routes.
-   */
-  tenants: Readonly<Record<string, LogtoBearerTenantOptions>>;
-  /** Picks the tenant for each request: {@link byHost}, {@link byPath}, or a function of your own. */
-  select: TenantSelector;
-  /** Pass `req` to the verify function as its first argument. */
-  passReqToCallback?: boolean;
-}
-
-const tenantNamePattern = /^[A-Za-z0-9_.-]+$/;
-
-function invalidConfig(message: string): LogtoError {
-  return new LogtoError('invalid_config', `passport-logto: ${message}`);
-}
-
-function pathOf(req: Request): string {
-  const url = req.originalUrl || req.url || '/';
-  const end = url.search(/[?#]/);
-  return end === -1 ? url : url.slice(0, end);
-}
-
-/** The request's host name without the port; Express's `req.hostname` (which honours `trust proxy`) when there is one. */
-function hostnameOf(req: Request): string | undefined {
-  const fromExpress = (req as { hostname?: unknown }).hostname;
-  if (typeof fromExpress === 'string' && fromExpress !== '') return fromExpress.toLowerCase();
-  const header = req.headers.host;
-  if (typeof header !== 'string' || header === '') return undefined;
-  return URL.canParse(`http://${header}`) ? new URL(`http://${header}`).hostname.toLowerCase() : undefined;
-}
-
-/**
- * Selects the tenant by the request's host name (without port; `req.hostname`, so set Express's
- * `trust proxy` behind a proxy that sets `X-Forwarded-Host`): `byHost({ 'acme.example.com': 'acme' })`.
- */
-export function byHost(hosts: Readonly<Record<string, string>>): TenantSelector {
-  if (typeof hosts !== 'object' || hosts === null) throw invalidConfig('byHost() needs an object of host names to tenant names.');
-  const table = new Map<string, string>();
-  for (const [host, tenant] of Object.entries(hosts)) {
-    if (host === '' || /[\s/]/.test(host) || (/:/.test(host) && !host.startsWith('['))) {
-      throw invalidConfig(`byHost(): "${host}" is not a host name (give it without scheme, port or path).`);
-    }
-    table.set(host.toLowerCase(), tenant);
-  }
-  return (req) => {
-    const host = hostnameOf(req);
-    return host === undefined ? undefined : table.get(host);
-  };
-}
-
-/**
- * Selects the tenant by the start of the path: `byPath({ '/acme': 'acme', '/globex': 'globex' })`.
- * A prefix matches whole segments (`/acme` matches `/acme` and `/acme/x`, not `/acmex`); the
- * longest one wins. It reads `req.originalUrl`, so it works inside routers mounted on a prefix.
- */
-export function byPath(prefixes: Readonly<Record<string, string>>): TenantSelector {
-  if (typeof prefixes !== 'object' || prefixes === null) throw invalidConfig('byPath() needs an object of path prefixes to tenant names.');
-  const table = Object.entries(prefixes).map(([prefix, tenant]) => {
-    if (!prefix.startsWith('/') || /[\s?#]/.test(prefix)) throw invalidConfig(`byPath(): "${prefix}" must be a path starting with "/".`);
-    return { prefix: prefix.replace(/\/+$/, ''), tenant };
-  });
-  table.sort((a, b) => b.prefix.length - a.prefix.length);
-  return (req) => {
-    const path = pathOf(req);
-    return table.find(({ prefix }) => prefix === '' || path === prefix || path.startsWith(`${prefix}/`))?.tenant;
-  };
-}
-
-/** The tenants of one strategy, and the choice among them for a request. */
-class TenantTable<S> {
-  readonly names: readonly string[];
-
-  constructor(
-    private readonly owner: string,
-    private readonly strategies: ReadonlyMap<string, S>,
-    private readonly select: TenantSelector,
-  ) {
-    this.names = [...strategies.keys()];
-  }
-
-  get(tenant: string): S {
-    const strategy = this.strategies.get(tenant);
-    if (strategy === undefined) {
-      throw invalidConfig(`${this.owner} has no tenant "${tenant}"; its tenants are ${this.names.join(', ')}.`);
-    }
-    return strategy;
-  }
-
-  /**
-   * The tenant for this request. A request that no tenant serves is the app's routing mistake (a
-   * route of the strategy reached on a host or path that `select` does not know), so it is an
-   * `invalid_config` error for the error handler, never a guess among the tenants.
-   */
-  nameFor(req: Request): string {
-    const tenant = this.select(req);
-    if (tenant === undefined) {
-      throw invalidConfig(
-        `${this.owner} has no tenant for ${req.method} ${hostnameOf(req) ?? '(no host)'}${pathOf(req)}: select() gave none. `
-          + 'Mount its routes only where select() names a tenant.',
-      );
-    }
-    if (typeof tenant !== 'string' || !this.strategies.has(tenant)) {
-      throw invalidConfig(`${this.owner}: select() gave "${String(tenant)}", which is not one of its tenants (${this.names.join(', ')}).`);
-    }
-    return tenant;
-  }
-}
-
-function tenantEntries<T extends object>(owner: string, tenants: unknown, forbidden: readonly string[]): Array<[string, T]> {
-  if (typeof tenants !== 'object' || tenants === null) throw invalidConfig(`${owner} needs \`tenants\`: an object of tenant names to options.`);
-  const entries = Object.entries(tenants) as Array<[string, T]>;
-  if (entries.length === 0) throw invalidConfig(`${owner} needs at least one tenant.`);
-  for (const [tenant, options] of entries) {
-    if (!tenantNamePattern.test(tenant)) throw invalidConfig(`${owner}: tenant name "${tenant}" may hold only letters, digits, "_", "-" and ".".`);
-    if (typeof options !== 'object' || options === null) throw invalidConfig(`${owner}: tenant "${tenant}" needs an options object.`);
-    for (const option of forbidden) {
-      // Set per tenant by the owner, so that tenants can never share a session key or a cookie.
-      if (option in options) throw invalidConfig(`${owner}: tenant "${tenant}" must not set \`${option}\`; it is derived from the strategy name.`);
-    }
-  }
-  return entries;
-}
-
-function checkCommon(owner: string, options: unknown): { name: string | undefined; select: TenantSelector; passReqToCallback: boolean } {
-  if (typeof options !== 'object' || options === null) throw invalidConfig(`new ${owner}(options) needs an options object.`);
-  const { name, select, passReqToCallback } = options as Record<string, unknown>;
-  if (name !== undefined && (typeof name !== 'string' || name === '')) throw invalidConfig(`${owner}: option \`name\` must be a non-empty string.`);
-  if (typeof select !== 'function') throw invalidConfig(`${owner} needs option \`select\`: a function of the request, byHost() or byPath().`);
-  if (passReqToCallback !== undefined && typeof passReqToCallback !== 'boolean') throw invalidConfig(`${owner}: option \`passReqToCallback\` must be a boolean.`);
-  return { name, select: select as TenantSelector, passReqToCallback: passReqToCallback === true };
-}
-
-type Fail = (challenge?: unknown, status?: number) => void;
-/** What Passport adds to a strategy for one request. */
-interface PassportActions {
-  success(user: unknown, info?: unknown): void;
-  fail: Fail;
-  redirect(url: string, status?: number): void;
-  pass(): void;
-  error(error: unknown): void;
-}
-
-/**
- * The tenant's strategy, acting for this request: Passport gives each request its own copy of a
- * strategy with `success`, `fail`, ... attached (Object.create), and so does this, passing the
- * tenant's outcome on to the copy Passport made of the outer strategy.
- */
-function actingFor<S extends object>(strategy: S, outer: PassportActions, after: () => void): S {
-  const acting = Object.create(strategy) as S & PassportActions;
-  acting.success = (user, info) => {
-    try {
-      outer.success(user, info);
-    } finally {
-      after();
-    }
-  };
-  acting.fail = (challenge, status) => {
-    after();
-    outer.fail(challenge, status);
-  };
-  acting.redirect = (url, status) => {
-    after();
-    outer.redirect(url, status);
-  };
-  acting.pass = () => {
-    after();
-    outer.pass();
-  };
-  acting.error = (error) => {
-    after();
-    outer.error(error);
-  };
-  return acting;
 }
 
 type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
@@ -347,7 +155,7 @@ export class LogtoTenants extends PassportStrategy {
    * tenant signed in later is no longer the one indexed, and keeps the other tenant's sign-in.
    */
   backchannelLogout(options?: BackchannelLogoutOptions): RequestHandler {
-    // Mounting turns on the index of sign-ins for every tenant at once, before the first sign-in.
+    // Each tenant's own `backchannelLogout` option applies; left unset, this turns on the index for every tenant at once.
     const handlers = this.perTenant((strategy) => strategy.backchannelLogout(options));
     return this.dispatch((req, res, next, tenant) => (handlers.get(tenant) as RequestHandler)(req, res, next));
   }
@@ -430,77 +238,5 @@ export class LogtoTenants extends PassportStrategy {
     target.logIn = wrapped;
     target.login = wrapped;
     return restore;
-  }
-}
-
-/**
- * Several Logto tenants protecting one API: each request's bearer token is verified only
- * against the tenant that `select` picks, with that tenant's issuer, audience and JWKS, so a
- * token of tenant A gets 401 on tenant B's routes.
- */
-export class LogtoBearerTenants extends PassportStrategy {
-  name: string;
-  private readonly table: TenantTable<LogtoBearerStrategy>;
-
-  constructor(options: LogtoBearerTenantsOptions & { passReqToCallback: true }, verify: BearerVerifyFunctionWithRequest);
-  constructor(options: LogtoBearerTenantsOptions, verify?: BearerVerifyFunction);
-  constructor(options: LogtoBearerTenantsOptions, verify?: BearerVerifyFunction | BearerVerifyFunctionWithRequest) {
-    super();
-    const common = checkCommon('LogtoBearerTenants', options);
-    this.name = common.name ?? 'logto-bearer';
-    const strategies = new Map<string, LogtoBearerStrategy>();
-    for (const [tenant, tenantOptions] of tenantEntries<LogtoBearerTenantOptions>('LogtoBearerTenants', options.tenants, ['name', 'passReqToCallback'])) {
-      const strategyOptions: LogtoBearerOptions = { ...tenantOptions, name: `${this.name}:${tenant}` };
-      strategies.set(
-        tenant,
-        common.passReqToCallback
-          ? new LogtoBearerStrategy({ ...strategyOptions, passReqToCallback: true }, verify as BearerVerifyFunctionWithRequest)
-          : new LogtoBearerStrategy(strategyOptions, verify as BearerVerifyFunction | undefined),
-      );
-    }
-    this.table = new TenantTable(`LogtoBearerTenants "${this.name}"`, strategies, common.select);
-  }
-
-  /** The tenant names, in the order of `tenants`. */
-  get tenantNames(): readonly string[] {
-    return this.table.names;
-  }
-
-  /** A tenant's own {@link LogtoBearerStrategy}, e.g. for `verifyAccessToken()` outside a request. */
-  tenant(name: string): LogtoBearerStrategy {
-    return this.table.get(name);
-  }
-
-  /** The tenant serving this request; throws `invalid_config` when `select` names none. */
-  tenantOf(req: Request): string {
-    return this.table.nameFor(req);
-  }
-
-  /** Passport entry point: the request's tenant verifies the token. */
-  override authenticate(req: Request, options?: LogtoBearerRouteOptions): void {
-    const outer = this as unknown as PassportActions;
-    let tenant: string;
-    try {
-      tenant = this.table.nameFor(req);
-    } catch (error) {
-      outer.error(error);
-      return;
-    }
-    actingFor(this.table.get(tenant), outer, () => undefined).authenticate(req, options);
-  }
-
-  /** Plain Express middleware of the request's tenant; see {@link LogtoBearerStrategy.middleware}. */
-  middleware(options: LogtoBearerRouteOptions = {}): RequestHandler {
-    const handlers = new Map(this.table.names.map((tenant) => [tenant, this.table.get(tenant).middleware(options)]));
-    return (req, res, next) => {
-      let tenant: string;
-      try {
-        tenant = this.table.nameFor(req);
-      } catch (error) {
-        next(error);
-        return;
-      }
-      (handlers.get(tenant) as RequestHandler)(req, res, next);
-    };
   }
 }
