@@ -199,13 +199,12 @@ export class SignInCallback {
     returnTo: string | undefined,
     first: boolean,
   ): Promise<CallbackOutcome> {
-    const { records, provider, config, session } = this.context;
+    const { records, provider, session } = this.context;
     const record = await records.read(store, signInId);
     if (!record) throw new LogtoError('invalid_state', 'This sign-in has already ended; start the sign-in again.');
     let claims: IdTokenClaims;
     try {
-      claims = await provider.verifyJwt<IdTokenClaims>(record.idToken, { audience: config.appId, kind: 'invalid_id_token', fromLogto: true });
-      if (claims.nonce !== nonce) throw new LogtoError('invalid_id_token', 'The ID token nonce does not match this sign-in.');
+      claims = await provider.verifyIdToken(record.idToken, { nonce });
     } catch (error) {
       // A token that is wrong stays wrong; one that could not be checked (JWKS down) may be on a reload.
       if (error instanceof LogtoError && error.code === 'invalid_id_token') await records.end(store, signInId);
