@@ -15,7 +15,8 @@ import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from '../store/session-reference.js';
-import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
+import { callbackParametersOf } from './callback-parameters.js';
+import { SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
 import { SignInRecords, type TokenRecord } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
@@ -168,9 +169,8 @@ export class LogtoStrategy extends PassportStrategy {
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
   override authenticate(req: Request, options: LogtoSignInOptions = {}): void {
-    const parameters = new URLSearchParams(queryStringOf(req));
-    const isCallback = [...parameters.keys()].some((name) => callbackParameters.includes(name) || isBracketedCallbackParameter(name));
-    if (isCallback) {
+    const parameters = callbackParametersOf(req);
+    if (parameters) {
       void this.callback.handle(req, parameters).then((outcome) => this.settle(req, () => this.finish(outcome)));
     } else {
       void this.startSignIn(req, options);
@@ -307,10 +307,4 @@ export class LogtoStrategy extends PassportStrategy {
     const plain = verify as VerifyFunction;
     return runVerify((done) => plain(context, done), plain.length >= 2);
   }
-}
-
-function queryStringOf(req: Request): string {
-  const url = req.originalUrl || req.url || '';
-  const index = url.indexOf('?');
-  return index === -1 ? '' : url.slice(index + 1);
 }
