@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Request } from 'express';
+import { formBodyValues, queryParameters, singleValue } from '../request-parameters.js';
 import type { BearerTokenLocation } from './configuration.js';
 import { LogtoBearerError } from './errors.js';
 
@@ -20,14 +21,12 @@ export function bearerTokenOf(req: Request, tokenLocations: ReadonlySet<BearerTo
       found.push(match[1]);
     }
   }
-  if (tokenLocations.has('body') && req.method !== 'GET' && isFormBody(req)) {
-    const value: unknown = (req.body as Record<string, unknown>).access_token;
-    if (value !== undefined) found.push(singleToken(typeof value === 'string' ? [value] : Array.isArray(value) ? value : [value]));
+  if (tokenLocations.has('body') && req.method !== 'GET') {
+    const values = formBodyValues(req, 'access_token');
+    if (values.length > 0) found.push(singleToken(values));
   }
   if (tokenLocations.has('query')) {
-    const url = req.originalUrl || req.url || '';
-    const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
-    const values = new URLSearchParams(query).getAll('access_token');
+    const values = queryParameters(req).getAll('access_token');
     if (values.length > 0) found.push(singleToken(values));
   }
   if (found.length > 1) throw new LogtoBearerError('invalid_request', 'The request carries the token in more than one place.');
@@ -41,18 +40,9 @@ function schemeOf(header: string): string {
   return (/^[^\s,]*/.exec(header.trimStart())?.[0] ?? '').toLowerCase();
 }
 
-function isFormBody(req: Request): boolean {
-  const contentType = req.headers['content-type'];
-  return typeof contentType === 'string'
-    && contentType.split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded'
-    && typeof req.body === 'object' && req.body !== null;
-}
-
 function singleToken(values: readonly unknown[]): string {
-  const [value] = values;
-  if (values.length !== 1 || typeof value !== 'string' || !tokenPattern.test(value)) {
-    throw new LogtoBearerError('invalid_request', 'The access_token parameter must appear once and hold a token.');
-  }
+  const value = singleValue(values, (candidate) => tokenPattern.test(candidate));
+  if (typeof value !== 'string') throw new LogtoBearerError('invalid_request', 'The access_token parameter must appear once and hold a token.');
   return value;
 }
 

@@ -1,7 +1,8 @@
 import * as oidc from 'openid-client';
-import type { JWTPayload } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import type { LogtoFetch, ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
+import type { IdTokenClaims } from './claims.js';
 import { toLogtoError } from './provider-errors.js';
 import { TokenVerifier, type JwtExpectations } from './token-verifier.js';
 
@@ -39,6 +40,12 @@ const logtoEndpoints = {
   endSessionEndpoint: 'end_session_endpoint',
   revocationEndpoint: 'revocation_endpoint',
 } as const;
+
+/**
+ * What an ID token must match besides Logto's signature, issuer, audience and times: at sign-in
+ * the nonce sent with it; at a refresh the user of the ID token it replaces.
+ */
+export type IdTokenExpectation = { nonce: string } | { replacing: string };
 
 /** Parameters of a refresh_token grant that Logto understands. */
 export interface RefreshParameters {
@@ -155,6 +162,20 @@ export class LogtoConnection {
   /** Verifies a JWT that Logto signed; see {@link TokenVerifier}. */
   verifyJwt<Claims extends JWTPayload>(token: string, expect: JwtExpectations): Promise<Claims> {
     return this.verifier.verify<Claims>(token, expect);
+  }
+
+  /**
+   * Verifies an ID token that came from Logto's token endpoint, at sign-in or at a refresh; any
+   * mismatch is invalid_id_token.
+   */
+  async verifyIdToken(idToken: string, expect: IdTokenExpectation): Promise<IdTokenClaims> {
+    const claims = await this.verifyJwt<IdTokenClaims>(idToken, { audience: this.config.appId, kind: 'invalid_id_token', fromLogto: true });
+    if ('nonce' in expect) {
+      if (claims.nonce !== expect.nonce) throw new LogtoError('invalid_id_token', 'The ID token nonce does not match this sign-in.');
+    } else if (claims.sub !== decodeJwt(expect.replacing).sub) {
+      throw new LogtoError('invalid_id_token', 'The refreshed ID token is about another user.');
+    }
+    return claims;
   }
 
   async authorizationUrl(parameters: URLSearchParams): Promise<URL> {

@@ -1,5 +1,3 @@
-import { decodeJwt } from 'jose';
-import type { IdTokenClaims } from '../logto/claims.js';
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { LogtoConnection, RefreshParameters, TokenEndpointResponse } from '../logto/connection.js';
@@ -149,7 +147,9 @@ export class Refresher {
       throw signedOut('The Logto sign-in ended while its tokens were being refreshed; sign in again.');
     }
     if (!response.id_token) return { record: saved, token };
-    const idToken = await this.verifiedIdToken(response.id_token, saved.idToken);
+    // A refreshed ID token replaces the stored one only once verified and about the same user.
+    const idToken = response.id_token;
+    await this.provider.verifyIdToken(idToken, { replacing: saved.idToken });
     const withIdToken = await this.records.update(store, signInId, (current) => ({ ...current, idToken }));
     return { record: withIdToken ?? { ...saved, idToken }, token };
   }
@@ -214,19 +214,6 @@ export class Refresher {
       return rest;
     });
     await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
-  }
-
-  /** A refreshed ID token replaces the stored one only once verified and about the same user. */
-  private async verifiedIdToken(idToken: string, previous: string): Promise<string> {
-    const claims = await this.provider.verifyJwt<IdTokenClaims>(idToken, {
-      audience: this.config.appId,
-      kind: 'invalid_id_token',
-      fromLogto: true,
-    });
-    if (claims.sub !== decodeJwt(previous).sub) {
-      throw new LogtoError('invalid_id_token', 'The refreshed ID token is about another user.');
-    }
-    return idToken;
   }
 }
 

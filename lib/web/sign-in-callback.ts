@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { IdTokenClaims } from '../logto/claims.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
+import { checkIssuer, readCallback } from './callback-parameters.js';
 import type { LogtoContext } from './context.js';
 import { keepThroughLogIn } from './keep-through-log-in.js';
 import type { PendingSignIn } from './pending-sign-ins.js';
@@ -19,18 +20,21 @@ export type CallbackOutcome =
 /** What the store says about a callback's `state`, so that its code is exchanged once. */
 type CallbackMark = { s: 'pending' } | { s: 'failed' } | { s: 'exchanged'; id: string; n: string; rt?: string };
 
-/** Response parameters that must appear at most once in a callback. */
-export const callbackParameters = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri'];
-const maxCallbackParameterLength = 4096;
+/** A sign-in whose code was exchanged: what logging in from its record needs. */
+interface ExchangedSignIn {
+  signInId: string;
+  nonce: string;
+  returnTo: string | undefined;
+}
+
+/** Whether the callback acted on Logto's answer, which ends the started sign-in. */
+interface Progress {
+  used: boolean;
+}
+
 const markPollInterval = 50;
 /** What Logto answers to `prompt=none` when it cannot sign the user in without showing a page. */
 const interactionNeeded = new Set(['login_required', 'interaction_required', 'consent_required', 'account_selection_required']);
-
-/** `code[]` or `state[x]`: an array or object in disguise, which the query parser would build. */
-export function isBracketedCallbackParameter(name: string): boolean {
-  const bracket = name.indexOf('[');
-  return bracket > 0 && callbackParameters.includes(name.slice(0, bracket));
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -47,7 +51,7 @@ export class SignInCallback {
   constructor(private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>) {}
 
   async handle(req: Request, parameters: URLSearchParams): Promise<CallbackOutcome> {
-    const progress = { used: false };
+    const progress: Progress = { used: false };
     let outcome: CallbackOutcome;
     try {
       outcome = await this.complete(req, parameters, progress);
@@ -69,59 +73,34 @@ export class SignInCallback {
     return outcome;
   }
 
-  private async complete(req: Request, parameters: URLSearchParams, progress: { used: boolean }): Promise<CallbackOutcome> {
-    const { config, records } = this.context;
-    checkParameters(parameters);
-    const state = parameters.get('state');
-    if (!state) throw new LogtoError('invalid_state', 'The sign-in callback has no state; start the sign-in again.');
+  /**
+   * The steps of a callback, in an order that matters: the started sign-in is taken before the
+   * issuer is checked, Logto's error answer is read before a code is required, and the `state` is
+   * claimed before its code is sent.
+   */
+  private async complete(req: Request, parameters: URLSearchParams, progress: Progress): Promise<CallbackOutcome> {
+    const state = readCallback(parameters);
     const pending = await this.pendingFor(req, state);
-    // RFC 9207: Logto always sends `iss`; checking it first also refuses a mixed-up error response.
-    if (parameters.get('iss') !== config.issuer) {
-      throw new LogtoError('issuer_mismatch', 'The sign-in response does not come from the configured Logto issuer.');
-    }
+    checkIssuer(parameters, this.context.config.issuer);
     if (pending === 'expired') {
       progress.used = true;
       throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
     }
     if (parameters.get('error')) {
-      if (pending === 'unknown') throw unknownState();
-      progress.used = true;
-      try {
-        // openid-client turns the error response into authorization_failed, after checking state and iss.
-        await this.context.provider.exchangeCode(this.callbackUrl(parameters), { codeVerifier: pending.codeVerifier, state, nonce: pending.nonce });
-      } catch (error) {
-        if (!(error instanceof LogtoError) || error.code !== 'authorization_failed') throw error;
-        // A silent attempt that Logto could not complete without the user: back to the page, signed out.
-        if (pending.silent) return { kind: 'redirect', url: pending.returnTo ?? '/' };
-        if (error.oauthError !== undefined && interactionNeeded.has(error.oauthError)) {
-          throw new LogtoError('sign_in_required', `${error.message} Logto needs the user to sign in; start a sign-in without prompt=none.`, {
-            cause: error,
-            oauthError: error.oauthError,
-          });
-        }
-        throw error;
-      }
+      const answered = await this.answerLogtoError(parameters, pending, progress);
+      if (answered) return answered;
     }
     if (!parameters.get('code')) {
       throw new LogtoError('invalid_callback', 'The sign-in callback has neither a code nor an error; start the sign-in again.');
     }
-
-    const store = records.storeFor(req);
+    const store = this.context.records.storeFor(req);
     const markKey = `callback:${digest(state)}`;
     if (pending !== 'unknown') {
       progress.used = true;
-      let exchange = this.exchanges.get(markKey);
-      if (!exchange && (await records.claimMark(store, markKey, { s: 'pending' } satisfies CallbackMark, config.signInTimeout * 1000))) {
-        exchange = this.exchange(store, markKey, parameters, pending);
-        this.exchanges.set(markKey, exchange);
-        void exchange.then(
-          () => this.exchanges.delete(markKey),
-          () => this.exchanges.delete(markKey),
-        );
-        const signInId = await exchange;
-        return await this.logIn(req, store, signInId, pending.nonce, pending.returnTo, true);
+      const signInId = await this.claimAndExchange(store, markKey, parameters, pending);
+      if (signInId !== undefined) {
+        return await this.logIn(req, store, { signInId, nonce: pending.nonce, returnTo: pending.returnTo }, true);
       }
-      if (exchange) await exchange.catch(() => undefined);
     }
     return this.replay(req, store, markKey, pending !== 'unknown');
   }
@@ -136,25 +115,73 @@ export class SignInCallback {
     return { state, codeVerifier: legacy.codeVerifier, nonce: legacy.nonce, ...(legacy.returnTo === undefined ? {} : { returnTo: legacy.returnTo }) };
   }
 
-  /** Exchanges the code and writes the tokens to their record at once; resolves to the sign-in's id. */
+  /**
+   * Logto answered with an error (the user cancelled, or `prompt=none` could not sign in).
+   * openid-client turns it into authorization_failed, after checking state and iss; should it
+   * not throw, the callback goes on as one with a code.
+   */
+  private async answerLogtoError(
+    parameters: URLSearchParams,
+    pending: PendingSignIn | 'unknown',
+    progress: Progress,
+  ): Promise<CallbackOutcome | undefined> {
+    if (pending === 'unknown') throw unknownState();
+    progress.used = true;
+    try {
+      await this.exchangeCode(parameters, pending);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof LogtoError) || error.code !== 'authorization_failed') throw error;
+      // A silent attempt that Logto could not complete without the user: back to the page, signed out.
+      if (pending.silent) return { kind: 'redirect', url: pending.returnTo ?? '/' };
+      if (error.oauthError !== undefined && interactionNeeded.has(error.oauthError)) {
+        throw new LogtoError('sign_in_required', `${error.message} Logto needs the user to sign in; start a sign-in without prompt=none.`, {
+          cause: error,
+          oauthError: error.oauthError,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Claims the `state` in the token store, then exchanges its code; resolves to the sign-in's id.
+   * Resolves to undefined when another arrival holds the claim, once this process's exchange of
+   * it (if it runs here) has ended.
+   */
+  private async claimAndExchange(store: TokenStore, markKey: string, parameters: URLSearchParams, pending: PendingSignIn): Promise<string | undefined> {
+    let exchange = this.exchanges.get(markKey);
+    if (!exchange && (await this.context.records.claimMark(store, markKey, { s: 'pending' } satisfies CallbackMark, this.markTtl()))) {
+      exchange = this.exchange(store, markKey, parameters, pending);
+      this.exchanges.set(markKey, exchange);
+      void exchange.then(
+        () => this.exchanges.delete(markKey),
+        () => this.exchanges.delete(markKey),
+      );
+      return await exchange;
+    }
+    if (exchange) await exchange.catch(() => undefined);
+    return undefined;
+  }
+
+  /**
+   * Exchanges the code and writes the tokens to their record at once, before anything else is
+   * checked (the code cannot be exchanged again); resolves to the sign-in's id.
+   */
   private async exchange(store: TokenStore, markKey: string, parameters: URLSearchParams, pending: PendingSignIn): Promise<string> {
-    const { provider, records, config } = this.context;
+    const { records } = this.context;
     let response: TokenEndpointResponse;
     try {
-      response = await provider.exchangeCode(this.callbackUrl(parameters), {
-        codeVerifier: pending.codeVerifier,
-        state: pending.state,
-        nonce: pending.nonce,
-      });
+      response = await this.exchangeCode(parameters, pending);
       if (!response.id_token) throw new LogtoError('invalid_id_token', 'Logto returned no ID token.');
     } catch (error) {
-      await records.setMark(store, markKey, { s: 'failed' } satisfies CallbackMark, config.signInTimeout * 1000).catch(() => undefined);
+      await records.setMark(store, markKey, { s: 'failed' } satisfies CallbackMark, this.markTtl()).catch(() => undefined);
       throw error;
     }
     const signInId = newSignInId();
     await records.create(store, signInId, recordOf(response.id_token, response));
     const mark: CallbackMark = { s: 'exchanged', id: signInId, n: pending.nonce, ...(pending.returnTo === undefined ? {} : { rt: pending.returnTo }) };
-    await records.setMark(store, markKey, mark, config.signInTimeout * 1000);
+    await records.setMark(store, markKey, mark, this.markTtl());
     return signInId;
   }
 
@@ -173,34 +200,17 @@ export class SignInCallback {
     if (mark?.s !== 'exchanged') throw unknownState();
     const sameBrowser = holdsCookie || session.read(req)?.signInId === mark.id;
     if (!sameBrowser) throw unknownState();
-    return this.logIn(req, store, mark.id, mark.n, mark.rt, false);
+    return this.logIn(req, store, { signInId: mark.id, nonce: mark.n, returnTo: mark.rt }, false);
   }
 
   /** Verifies the sign-in's ID token from its record, asks the app for its user, and logs in. */
-  private async logIn(
-    req: Request,
-    store: TokenStore,
-    signInId: string,
-    nonce: string,
-    returnTo: string | undefined,
-    first: boolean,
-  ): Promise<CallbackOutcome> {
-    const { records, provider, config, session } = this.context;
+  private async logIn(req: Request, store: TokenStore, signIn: ExchangedSignIn, first: boolean): Promise<CallbackOutcome> {
+    const { records, session } = this.context;
+    const { signInId, returnTo } = signIn;
     const record = await records.read(store, signInId);
     if (!record) throw new LogtoError('invalid_state', 'This sign-in has already ended; start the sign-in again.');
-    let claims: IdTokenClaims;
-    try {
-      claims = await provider.verifyJwt<IdTokenClaims>(record.idToken, { audience: config.appId, kind: 'invalid_id_token', fromLogto: true });
-      if (claims.nonce !== nonce) throw new LogtoError('invalid_id_token', 'The ID token nonce does not match this sign-in.');
-    } catch (error) {
-      // A token that is wrong stays wrong; one that could not be checked (JWKS down) may be on a reload.
-      if (error instanceof LogtoError && error.code === 'invalid_id_token') await records.end(store, signInId);
-      throw error;
-    }
-
-    const alreadyIn = !first && session.read(req)?.signInId === signInId && (req as { isAuthenticated?: () => boolean }).isAuthenticated?.() === true;
-    const verified: Verified =
-      alreadyIn && req.user ? { user: req.user as object, info: undefined } : await this.context.userFor(req, claims, record);
+    const claims = await this.verifiedClaims(store, signIn, record.idToken);
+    const verified = await this.userOf(req, signInId, claims, record, first);
     if (verified.user === false) {
       await records.end(store, signInId);
       return { kind: 'refused', info: verified.info };
@@ -214,22 +224,31 @@ export class SignInCallback {
     return { kind: 'success', user: verified.user, info: verified.info };
   }
 
-  private callbackUrl(parameters: URLSearchParams): URL {
+  /** The ID token's claims. A token that is wrong stays wrong and ends the sign-in; one that could not be checked (JWKS down) may pass on a reload. */
+  private async verifiedClaims(store: TokenStore, signIn: ExchangedSignIn, idToken: string): Promise<IdTokenClaims> {
+    try {
+      return await this.context.provider.verifyIdToken(idToken, { nonce: signIn.nonce });
+    } catch (error) {
+      if (error instanceof LogtoError && error.code === 'invalid_id_token') await this.context.records.end(store, signIn.signInId);
+      throw error;
+    }
+  }
+
+  /** The app's user; a replay into the session that this sign-in already logged in keeps its user. */
+  private async userOf(req: Request, signInId: string, claims: IdTokenClaims, record: TokenRecord, first: boolean): Promise<Verified> {
+    const alreadyIn = !first && this.context.session.read(req)?.signInId === signInId && (req as { isAuthenticated?: () => boolean }).isAuthenticated?.() === true;
+    return alreadyIn && req.user ? { user: req.user as object, info: undefined } : await this.context.userFor(req, claims, record);
+  }
+
+  private exchangeCode(parameters: URLSearchParams, pending: PendingSignIn): Promise<TokenEndpointResponse> {
     const url = new URL(this.context.config.callbackURL);
     url.search = parameters.toString();
-    return url;
+    return this.context.provider.exchangeCode(url, { codeVerifier: pending.codeVerifier, state: pending.state, nonce: pending.nonce });
   }
-}
 
-function checkParameters(parameters: URLSearchParams): void {
-  if ([...parameters.keys()].some(isBracketedCallbackParameter)) {
-    throw new LogtoError('invalid_callback', 'The sign-in callback has a parameter that is not a plain string (such as code[]); start the sign-in again.');
-  }
-  for (const name of callbackParameters) {
-    const values = parameters.getAll(name);
-    if (values.length > 1 || (values[0]?.length ?? 0) > maxCallbackParameterLength) {
-      throw new LogtoError('invalid_callback', `The sign-in callback has a duplicated or oversized "${name}" parameter; start the sign-in again.`);
-    }
+  /** How long a `state`'s mark is kept: as long as the sign-in may take. */
+  private markTtl(): number {
+    return this.context.config.signInTimeout * 1000;
   }
 }
 

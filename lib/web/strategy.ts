@@ -14,7 +14,8 @@ import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from '../store/session-reference.js';
-import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
+import { callbackParametersOf } from './callback-parameters.js';
+import { SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
 import { SignInRecords } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
@@ -141,9 +142,8 @@ export class LogtoStrategy extends PassportStrategy {
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
   override authenticate(req: Request, options: LogtoSignInOptions = {}): void {
-    const parameters = new URLSearchParams(queryStringOf(req));
-    const isCallback = [...parameters.keys()].some((name) => callbackParameters.includes(name) || isBracketedCallbackParameter(name));
-    if (isCallback) {
+    const parameters = callbackParametersOf(req);
+    if (parameters) {
       void this.callback.handle(req, parameters).then((outcome) => this.settle(req, () => this.finish(outcome)));
     } else {
       void this.startSignIn(req, options);
@@ -250,10 +250,4 @@ export class LogtoStrategy extends PassportStrategy {
   protected authorizationParameters(options: LogtoSignInOptions): URLSearchParams {
     return authorizationParameters(this.config, options);
   }
-}
-
-function queryStringOf(req: Request): string {
-  const url = req.originalUrl || req.url || '';
-  const index = url.indexOf('?');
-  return index === -1 ? '' : url.slice(index + 1);
 }
