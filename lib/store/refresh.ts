@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { LogtoConnection, RefreshParameters, TokenEndpointResponse } from '../logto/connection.js';
-import { accessTokenKey, digest, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
+import { accessTokenKey, digest, storedAccessTokenOf, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
 import type { TokenStore } from './token-store.js';
 
 export interface RefreshRequest {
@@ -132,11 +132,7 @@ export class Refresher {
     if (request.organizationId !== undefined) parameters.organizationId = request.organizationId;
     const response = await this.send(store, signInId, refreshToken, parameters, firstSentAt);
 
-    const token: StoredAccessToken = {
-      token: response.access_token,
-      expiresAt: nowInSeconds() + (response.expiresIn() ?? 0),
-      ...(response.scope === undefined ? {} : { scope: response.scope }),
-    };
+    const token = storedAccessTokenOf(response);
     // First of all, keep what Logto answered: the new refresh token is the only one that works.
     const rotated = response.refresh_token;
     const saved = await this.records.update(store, signInId, (current) => withToken({ ...current, ...(rotated ? { refreshToken: rotated } : {}) }, key, token));

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { LogtoError } from '../errors.js';
+import type { TokenEndpointResponse } from '../logto/connection.js';
 import { InProcessSessionStoreTokenStore, isInProcessStore, SessionStoreTokenStore, type SessionStoreLike } from './session-store-adapter.js';
 import { RedisTokenStore, redisClientOfSessionStore } from './redis-token-store.js';
 import type { TokenStore } from './token-store.js';
@@ -28,6 +29,24 @@ type StoredRecord = TokenRecord | { ended: number };
 /** The key of an access token for a resource, an organization, or both. */
 export function accessTokenKey(resource: string | undefined, organizationId: string | undefined): string {
   return `${resource ?? ''}#${organizationId ?? ''}`;
+}
+
+/** An access token as Logto's token endpoint answered it, its lifetime turned into an expiry time. */
+export function storedAccessTokenOf(response: TokenEndpointResponse): StoredAccessToken {
+  return {
+    token: response.access_token,
+    expiresAt: Math.floor(Date.now() / 1000) + (response.expiresIn() ?? 0),
+    ...(response.scope === undefined ? {} : { scope: response.scope }),
+  };
+}
+
+/** A new sign-in's record, from the answer to its code exchange. */
+export function signInRecordOf(idToken: string, response: TokenEndpointResponse): TokenRecord {
+  return {
+    idToken,
+    ...(response.refresh_token === undefined ? {} : { refreshToken: response.refresh_token }),
+    accessToken: storedAccessTokenOf(response),
+  };
 }
 
 export function newSignInId(): string {

@@ -6,7 +6,7 @@ import type { LogtoContext } from './context.js';
 import { keepThroughLogIn } from './keep-through-log-in.js';
 import type { PendingSignIn } from './pending-sign-ins.js';
 import type { TokenEndpointResponse } from '../logto/connection.js';
-import { digest, newSignInId, type TokenRecord } from '../store/sign-in-records.js';
+import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/sign-in-records.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from './verify-callback.js';
 
@@ -179,7 +179,7 @@ export class SignInCallback {
       throw error;
     }
     const signInId = newSignInId();
-    await records.create(store, signInId, recordOf(response.id_token, response));
+    await records.create(store, signInId, signInRecordOf(response.id_token, response));
     const mark: CallbackMark = { s: 'exchanged', id: signInId, n: pending.nonce, ...(pending.returnTo === undefined ? {} : { rt: pending.returnTo }) };
     await records.setMark(store, markKey, mark, this.markTtl());
     return signInId;
@@ -254,18 +254,4 @@ export class SignInCallback {
 
 function unknownState(): LogtoError {
   return new LogtoError('invalid_state', 'This sign-in is unknown to this browser or was already completed; start the sign-in again.');
-}
-
-/** The tokens of a code exchange, as their record keeps them. */
-function recordOf(idToken: string, response: TokenEndpointResponse): TokenRecord {
-  const expiresIn = response.expiresIn();
-  return {
-    idToken,
-    ...(response.refresh_token === undefined ? {} : { refreshToken: response.refresh_token }),
-    accessToken: {
-      token: response.access_token,
-      expiresAt: Math.floor(Date.now() / 1000) + (expiresIn ?? 0),
-      ...(response.scope === undefined ? {} : { scope: response.scope }),
-    },
-  };
 }
