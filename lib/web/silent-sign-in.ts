@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ResolvedConfig } from '../configuration.js';
-import { invalidOption } from '../configuration.js';
+import { invalidOption } from '../options.js';
 import { appendCookie, requestCookie } from './pending-sign-ins.js';
 import { safeReturnTo } from './redirects.js';
 
