@@ -9,7 +9,7 @@ import type { AccessTokenClaims } from '../logto/claims.js';
 import { isLogtoError, LogtoError } from '../errors.js';
 import { organizationAudience } from '../logto/scopes.js';
 import { TokenVerifier } from '../logto/token-verifier.js';
-import { runVerify, type VerifyDone, type VerifyResult } from '../web/verify-callback.js';
+import { runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
 /** Per-route options: `passport.authenticate('logto-bearer', { requiredScopes })` or `strategy.middleware({ requiredScopes })`. */
 export interface LogtoBearerRouteOptions {

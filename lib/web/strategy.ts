@@ -18,7 +18,7 @@ import { sessionOf, SessionReference } from '../store/session-reference.js';
 import { callbackParameters, isBracketedCallbackParameter, SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
 import { SignInRecords, type TokenRecord } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
-import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
+import { runVerify, type Verified, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
 /** The tokens of a sign-in, handed to the verify function only. */
 export interface LogtoTokenResponse {
