@@ -1,4 +1,17 @@
 import { LogtoError } from './errors.js';
+import {
+  absoluteUrl,
+  invalidOption,
+  isLoopbackHost,
+  nonNegativeNumber,
+  optionalBoolean,
+  optionalString,
+  positiveSeconds,
+  type RawOptions,
+  requireAbsoluteUris,
+  requireString,
+  wordList,
+} from './options.js';
 import type { TokenStore } from './store/token-store.js';
 import { signInResources, signInScopes } from './logto/scopes.js';
 
@@ -143,49 +156,18 @@ const defaultSigningAlgorithms = ['RS256', 'PS256', 'ES256', 'ES384', 'ES512'];
 const knownPrompts = new Set(['none', 'login', 'consent', 'select_account']);
 
 /*
- * Option checks shared by LogtoStrategy and LogtoBearerStrategy. Each throws a LogtoError with
- * code `invalid_config` whose message names the option.
+ * The checks of the options in LogtoConnectionOptions, which both strategies run; the generic
+ * checkers they use are in options.ts.
  */
 
-export function invalidOption(option: string, message: string): LogtoError {
-  return new LogtoError('invalid_config', `passport-logto: option \`${option}\` ${message}`);
-}
-
-export function requireString(options: Record<string, unknown>, option: string): string {
-  const value = options[option];
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw invalidOption(option, 'is required and must be a non-empty string.');
-  }
-  return value.trim();
-}
-
-function parseAbsoluteUrl(value: string, option: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw invalidOption(option, `must be an absolute URL, got "${value}".`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw invalidOption(option, `must be an http: or https: URL, got "${value}".`);
-  }
-  if (url.hash) throw invalidOption(option, 'must not contain a fragment (#...).');
-  return url;
-}
-
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
 /** `endpoint` without a trailing slash, and whether it is plain http:, allowed on loopback hosts only. */
-export function resolveEndpoint(options: Record<string, unknown>): { endpoint: string; insecure: boolean } {
-  const url = parseAbsoluteUrl(requireString(options, 'endpoint'), 'endpoint');
+export function resolveEndpoint(options: RawOptions): { endpoint: string; insecure: boolean } {
+  const url = absoluteUrl(requireString(options, 'endpoint'), 'endpoint');
   if (url.search) throw invalidOption('endpoint', 'must not contain a query string.');
-  for (const flag of ['passReqToCallback', 'allowInsecureEndpoint'] as const) {
-    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalidOption(flag, 'must be a boolean.');
-  }
+  optionalBoolean(options, 'passReqToCallback', false);
+  const allowInsecure = optionalBoolean(options, 'allowInsecureEndpoint', false);
   const insecure = url.protocol === 'http:';
-  if (insecure && !isLoopbackHost(url.hostname) && options.allowInsecureEndpoint !== true) {
+  if (insecure && !isLoopbackHost(url.hostname) && !allowInsecure) {
     throw invalidOption(
       'endpoint',
       `uses http: on a non-loopback host (${url.host}): tokens, secrets and signing keys would cross the network in the clear. Use https:, or set allowInsecureEndpoint: true if you really mean it.`,
@@ -194,18 +176,9 @@ export function resolveEndpoint(options: Record<string, unknown>): { endpoint: s
   return { endpoint: url.href.replace(/\/+$/, ''), insecure };
 }
 
-function optionalStringList(options: Record<string, unknown>, option: string): string[] {
-  const value = options[option];
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string' || item.trim() === '' || /\s/.test(item))) {
-    throw invalidOption(option, 'must be an array of non-empty strings without spaces.');
-  }
-  return value as string[];
-}
-
 /** `signingAlgorithms`: asymmetric algorithms only, since a symmetric one would accept tokens forged with the public key. */
-export function resolveSigningAlgorithms(options: Record<string, unknown>): string[] {
-  const algorithms = options.signingAlgorithms === undefined ? defaultSigningAlgorithms : optionalStringList(options, 'signingAlgorithms');
+export function resolveSigningAlgorithms(options: RawOptions): string[] {
+  const algorithms = options.signingAlgorithms === undefined ? defaultSigningAlgorithms : wordList(options, 'signingAlgorithms');
   if (algorithms.length === 0 || algorithms.some((alg) => alg.toLowerCase() === 'none' || alg.toUpperCase().startsWith('HS'))) {
     throw invalidOption('signingAlgorithms', 'must list asymmetric algorithms only (no "none", no HS*).');
   }
@@ -213,20 +186,11 @@ export function resolveSigningAlgorithms(options: Record<string, unknown>): stri
 }
 
 /** The `fetch` option: a function, or undefined for the global `fetch`. */
-export function resolveFetch(options: Record<string, unknown>): LogtoFetch | undefined {
+export function resolveFetch(options: RawOptions): LogtoFetch | undefined {
   const value = options.fetch;
   if (value === undefined) return undefined;
   if (typeof value !== 'function') throw invalidOption('fetch', 'must be a function like the global fetch: (url, init) => Promise<Response>.');
   return value as LogtoFetch;
-}
-
-export function nonNegativeNumber(options: Record<string, unknown>, option: string, fallback: number): number {
-  const value = options[option];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw invalidOption(option, 'must be a non-negative number.');
-  }
-  return value;
 }
 
 function resolvePrompt(value: unknown): string {
@@ -243,36 +207,29 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
   if (typeof input !== 'object' || input === null) {
     throw new LogtoError('invalid_config', 'passport-logto: new LogtoStrategy(options) needs an options object.');
   }
-  const options = input as unknown as Record<string, unknown>;
+  const options = input as unknown as RawOptions;
 
   const { endpoint, insecure } = resolveEndpoint(options);
 
-  const callbackURL = parseAbsoluteUrl(requireString(options, 'callbackURL'), 'callbackURL').href;
-  const postLogoutRedirectUri =
-    options.postLogoutRedirectUri === undefined
-      ? undefined
-      : parseAbsoluteUrl(requireString(options, 'postLogoutRedirectUri'), 'postLogoutRedirectUri').href;
+  const callbackURL = absoluteUrl(requireString(options, 'callbackURL'), 'callbackURL').href;
+  const logoutRedirect = optionalString(options, 'postLogoutRedirectUri', undefined);
+  const postLogoutRedirectUri = logoutRedirect === undefined ? undefined : absoluteUrl(logoutRedirect, 'postLogoutRedirectUri').href;
 
-  const configuredScopes = optionalStringList(options, 'scopes');
-  const configuredResources = optionalStringList(options, 'resources');
-  for (const resource of configuredResources) {
-    if (!URL.canParse(resource)) throw invalidOption('resources', `must hold absolute URIs, got "${resource}".`);
-  }
-  if (options.includeReservedScopes !== undefined && typeof options.includeReservedScopes !== 'boolean') {
-    throw invalidOption('includeReservedScopes', 'must be a boolean.');
-  }
-  const scopes = signInScopes(configuredScopes, options.includeReservedScopes !== false);
+  const configuredScopes = wordList(options, 'scopes');
+  const configuredResources = wordList(options, 'resources');
+  requireAbsoluteUris(configuredResources, 'resources');
+  const scopes = signInScopes(configuredScopes, optionalBoolean(options, 'includeReservedScopes', true));
 
   const signingAlgorithms = resolveSigningAlgorithms(options);
 
-  const name = options.name === undefined ? 'logto' : requireString(options, 'name');
-  const sessionKey = options.sessionKey === undefined ? name : requireString(options, 'sessionKey');
+  const name = optionalString(options, 'name', 'logto');
+  const sessionKey = optionalString(options, 'sessionKey', name);
   const maxPendingSignIns = nonNegativeNumber(options, 'maxPendingSignIns', 5);
   if (!Number.isInteger(maxPendingSignIns) || maxPendingSignIns < 1) {
     throw invalidOption('maxPendingSignIns', 'must be a whole number of at least 1.');
   }
   const tokenStore = options.tokenStore as TokenStore | undefined;
-  if (tokenStore !== undefined && (typeof tokenStore !== 'object' || tokenStore === null || ['get', 'set', 'delete'].some((method) => typeof (tokenStore as unknown as Record<string, unknown>)[method] !== 'function'))) {
+  if (tokenStore !== undefined && (typeof tokenStore !== 'object' || tokenStore === null || ['get', 'set', 'delete'].some((method) => typeof (tokenStore as unknown as RawOptions)[method] !== 'function'))) {
     throw invalidOption('tokenStore', 'must offer get, set and delete (see TokenStore), such as new MemoryTokenStore() or new RedisTokenStore(client).');
   }
   const refreshRetryWindow = nonNegativeNumber(options, 'refreshRetryWindow', 2.5);
@@ -280,10 +237,8 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     throw invalidOption('refreshRetryWindow', 'must be below 3 seconds: Logto revokes the whole sign-in when a used refresh token comes back after 3 seconds.');
   }
   const timeout = nonNegativeNumber(options, 'timeout', 10);
-  const refreshTimeout = nonNegativeNumber(options, 'refreshTimeout', Math.min(2, timeout));
-  if (refreshTimeout <= 0) throw invalidOption('refreshTimeout', 'must be a positive number of seconds.');
-  const recordTtl = nonNegativeNumber(options, 'tokenTtl', 14 * 24 * 60 * 60);
-  if (recordTtl <= 0) throw invalidOption('tokenTtl', 'must be a positive number of seconds.');
+  const refreshTimeout = positiveSeconds(options, 'refreshTimeout', Math.min(2, timeout));
+  const recordTtl = positiveSeconds(options, 'tokenTtl', 14 * 24 * 60 * 60);
   if (options.backchannelLogout !== undefined && typeof options.backchannelLogout !== 'boolean') throw invalidOption('backchannelLogout', 'must be a boolean.');
   return {
     endpoint,

@@ -2,7 +2,7 @@ export { LogtoStrategy } from './web/strategy.js';
 export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/verify-context.js';
 export { FirstScreen, Prompt } from './web/sign-in-options.js';
 export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
-export type { Verified, VerifyDone, VerifyResult } from './web/verify-callback.js';
+export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
 export type { LogtoConnectionOptions, LogtoFetch, LogtoStrategyOptions } from './configuration.js';
 export type { LogtoOidcConfig } from './logto/connection.js';
 export { LogtoClient } from './web/client.js';

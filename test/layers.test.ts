@@ -28,8 +28,6 @@ const layerOf = (file: string): string => (file.includes('/') ? file.slice(0, fi
 
 /** Sideways imports that are known and accepted; anything else between web/ and bearer/ is flagged. */
 const accepted = new Set([
-  // The verify-function runner is shared by both strategies.
-  'bearer/strategy.ts -> web/verify-callback.ts',
   // LogtoBearerTenants lives beside LogtoTenants.
   'web/bearer-tenants.ts -> bearer/configuration.ts',
   'web/bearer-tenants.ts -> bearer/strategy.ts',

@@ -1,7 +1,8 @@
 import type { Request } from 'express';
-import { invalidOption, type LogtoConnectionOptions, type LogtoFetch, nonNegativeNumber, requireString, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
+import { type LogtoConnectionOptions, type LogtoFetch, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import { organizationAudience } from '../logto/scopes.js';
+import { invalidOption, nonNegativeNumber, optionalList, optionalString, type RawOptions, requireAbsoluteUris, requireString, wordOrWords } from '../options.js';
 import { quotable } from './errors.js';
 
 /**
@@ -76,42 +77,31 @@ const tokenLocations: readonly BearerTokenLocation[] = ['header', 'body', 'query
 /** RFC 6749 §3.3 scope-token. */
 const scopeTokenPattern = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
-function stringList(value: unknown, option: string): string[] {
-  const list: unknown[] = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [undefined];
-  if (list.some((item) => typeof item !== 'string' || item === '' || /\s/.test(item))) {
-    throw invalidOption(option, 'must be a string or an array of non-empty strings without spaces.');
-  }
-  return list as string[];
-}
+const isScopeToken = (scope: unknown): scope is string => typeof scope === 'string' && scopeTokenPattern.test(scope);
 
+/** Scopes the token must have: in the options, a route's options, or verifyAccessToken's. */
 export function scopeList(value: unknown, option: string): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || value.some((scope) => typeof scope !== 'string' || !scopeTokenPattern.test(scope))) {
-    throw invalidOption(option, 'must be an array of scope names (no spaces, quotes or backslashes).');
-  }
-  return value as string[];
+  return optionalList(value, option, isScopeToken, 'scope names (no spaces, quotes or backslashes)');
 }
 
 export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings {
   if (typeof input !== 'object' || input === null) {
     throw new LogtoError('invalid_config', 'passport-logto: new LogtoBearerStrategy(options) needs an options object.');
   }
-  const options = input as unknown as Record<string, unknown>;
+  const options = input as unknown as RawOptions;
 
   const { endpoint } = resolveEndpoint(options);
 
   // A copy: organization audiences are added below, and the caller's array must stay as it was.
-  const audiences = options.audience === undefined ? [] : [...stringList(options.audience, 'audience')];
-  for (const audience of audiences) {
-    if (!URL.canParse(audience)) throw invalidOption('audience', `must hold absolute URIs (resource indicators), got "${audience}".`);
-  }
+  const audiences = options.audience === undefined ? [] : [...wordOrWords(options.audience, 'audience')];
+  requireAbsoluteUris(audiences, 'audience', ' (resource indicators)');
   let anyOrganization = false;
   const organizations = options.organizations;
   if (organizations === true || organizations === 'any') {
     anyOrganization = true;
   } else if (organizations !== undefined && organizations !== false) {
     if (!Array.isArray(organizations)) throw invalidOption('organizations', 'must be true, \'any\' or an array of organization IDs.');
-    audiences.push(...stringList(organizations, 'organizations').map(organizationAudience));
+    audiences.push(...wordOrWords(organizations, 'organizations').map(organizationAudience));
   }
   if (audiences.length === 0 && !anyOrganization) {
     throw invalidOption('audience', 'is required (an API resource indicator), unless `organizations` is set.');
@@ -135,8 +125,8 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
 
   const signingAlgorithms = resolveSigningAlgorithms(options);
 
-  const name = options.name === undefined ? 'logto-bearer' : requireString(options, 'name');
-  const realm = options.realm === undefined ? (audiences[0] ?? 'logto') : requireString(options, 'realm');
+  const name = optionalString(options, 'name', 'logto-bearer');
+  const realm = optionalString(options, 'realm', audiences[0] ?? 'logto');
   if (quotable(realm) !== realm) throw invalidOption('realm', 'must hold printable ASCII without quotes or backslashes.');
   const timeout = nonNegativeNumber(options, 'timeout', 10);
   if (timeout === 0) throw invalidOption('timeout', 'must be more than 0.');

@@ -1,15 +1,13 @@
 import { STATUS_CODES } from 'node:http';
 import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Request, RequestHandler } from 'express';
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './configuration.js';
-import { describeRejection, LogtoBearerError } from './errors.js';
+import { LogtoBearerError } from './errors.js';
 import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.js';
 import type { AccessTokenClaims } from '../logto/claims.js';
-import { isLogtoError, LogtoError } from '../errors.js';
-import { organizationAudience } from '../logto/scopes.js';
-import { TokenVerifier } from '../logto/token-verifier.js';
-import { runVerify, type VerifyDone, type VerifyResult } from '../web/verify-callback.js';
+import { LogtoError } from '../errors.js';
+import { AccessTokenChecks, scopesOf } from './token-checks.js';
+import { runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
 /** Per-route options: `passport.authenticate('logto-bearer', { requiredScopes })` or `strategy.middleware({ requiredScopes })`. */
 export interface LogtoBearerRouteOptions {
@@ -52,18 +50,11 @@ export interface VerifyAccessTokenOptions {
   organizationId?: string;
 }
 
-/** A verified token and the organization it belongs to, if any. */
-interface CheckedToken {
-  claims: AccessTokenClaims;
-  organizationId: string | undefined;
-}
-
 type Outcome =
   | { kind: 'success'; user: object; info: LogtoBearerAuthInfo }
   | { kind: 'failure'; failure: LogtoBearerError }
   | { kind: 'error'; error: Error };
 
-const organizationAudiencePrefix = organizationAudience('');
 /**
  * Protects an API with Logto access tokens: each JWT is verified locally against Logto's JWKS,
  * which is downloaded once and kept, so that a request costs no call to Logto. Failures answer as
@@ -74,7 +65,7 @@ const organizationAudiencePrefix = organizationAudience('');
 export class LogtoBearerStrategy extends PassportStrategy {
   name: string;
   private readonly settings: BearerSettings;
-  private readonly verifier: TokenVerifier;
+  private readonly checks: AccessTokenChecks;
   private readonly verify: BearerVerifyFunction | BearerVerifyFunctionWithRequest | undefined;
 
   constructor(options: LogtoBearerOptions & { passReqToCallback: true }, verify: BearerVerifyFunctionWithRequest);
@@ -90,17 +81,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
     }
     this.name = this.settings.name;
     this.verify = verify;
-    const { jwksUri } = this.settings;
-    this.verifier = new TokenVerifier({
-      issuer: this.settings.issuer,
-      // Logto serves its JWKS at a fixed path, so no discovery request is needed.
-      jwksUri: () => Promise.resolve(jwksUri),
-      algorithms: this.settings.signingAlgorithms,
-      clockTolerance: this.settings.clockTolerance,
-      timeout: this.settings.timeout,
-      cooldown: this.settings.jwksCooldown,
-      fetch: this.settings.fetch,
-    });
+    this.checks = new AccessTokenChecks(this.settings);
   }
 
   /**
@@ -217,7 +198,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
       throw new LogtoBearerError('invalid_token', 'The token is not a well-formed JWT.');
     }
     const fixedOrganization = typeof this.settings.organizationId === 'string' ? this.settings.organizationId : undefined;
-    const checked = await this.check(token, scopeList(options.requiredScopes, 'requiredScopes'), options.organizationId ?? fixedOrganization);
+    const checked = await this.checks.check(token, scopeList(options.requiredScopes, 'requiredScopes'), options.organizationId ?? fixedOrganization);
     return checked.claims;
   }
 
@@ -230,7 +211,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
       if (expectedOrganization !== undefined && (typeof expectedOrganization !== 'string' || expectedOrganization === '')) {
         throw new LogtoError('invalid_config', 'passport-logto: option `organizationId` must give a non-empty string or undefined.');
       }
-      const { claims, organizationId } = await this.check(token, routeScopes, expectedOrganization);
+      const { claims, organizationId } = await this.checks.check(token, routeScopes, expectedOrganization);
       const user = await this.userFor(req, claims);
       if (user === false) throw new LogtoBearerError('invalid_token', 'The app refused this token.');
       const info: LogtoBearerAuthInfo = { scopes: scopesOf(claims), claims };
@@ -239,75 +220,6 @@ export class LogtoBearerStrategy extends PassportStrategy {
     } catch (error) {
       return error instanceof LogtoBearerError ? { kind: 'failure', failure: error } : { kind: 'error', error: asError(error) };
     }
-  }
-
-  /** Every check of an access token; throws LogtoBearerError for a token to refuse. */
-  private async check(token: string, routeScopes: readonly string[], expectedOrganization: string | undefined): Promise<CheckedToken> {
-    let typ: unknown;
-    try {
-      typ = decodeProtectedHeader(token).typ;
-    } catch (error) {
-      throw new LogtoBearerError('invalid_token', 'The token is not a well-formed JWT.', { cause: error });
-    }
-    // Logto marks access tokens `at+jwt` (RFC 9068); an ID token or another JWT must not pass as one.
-    if (typ !== undefined && (typeof typ !== 'string' || typ.toLowerCase().replace(/^application\//, '') !== 'at+jwt')) {
-      throw new LogtoBearerError('invalid_token', 'The token is not an access token.');
-    }
-
-    const audiences = this.audiencesFor(token);
-    let payload: JWTPayload;
-    try {
-      payload = await this.verifier.verify<JWTPayload>(token, { audience: audiences, kind: 'invalid_access_token' });
-    } catch (error) {
-      if (isLogtoError(error, 'invalid_access_token')) {
-        throw new LogtoBearerError('invalid_token', describeRejection(error.cause), { cause: error });
-      }
-      throw error;
-    }
-    const claims = accessTokenClaimsOf(payload);
-
-    const tokenOrganization = claims.organization_id ?? organizationInAudience(claims.aud, audiences);
-    if (expectedOrganization !== undefined && tokenOrganization !== expectedOrganization) {
-      throw new LogtoBearerError('insufficient_scope', `The token does not grant access to organization ${expectedOrganization}.`);
-    }
-    if (expectedOrganization === undefined && claims.organization_id !== undefined) {
-      throw new LogtoBearerError('insufficient_scope', 'Organization-scoped tokens are not accepted here; use a token without an organization.');
-    }
-    // With `organizations: true` an organization token is only good for the organization the
-    // request is about; a route about none must not take one of any organization.
-    if (
-      expectedOrganization === undefined && tokenOrganization !== undefined && claims.organization_id === undefined
-      && !this.settings.organizationUnchecked && !this.settings.audiences.includes(organizationAudience(tokenOrganization))
-    ) {
-      throw new LogtoBearerError('insufficient_scope', 'Organization tokens are accepted here only for the organization the request is about, and it names none.');
-    }
-
-    const required = [...new Set([...this.settings.requiredScopes, ...routeScopes])];
-    const granted = new Set(scopesOf(claims));
-    const missing = required.filter((scope) => !granted.has(scope));
-    if (missing.length > 0) {
-      throw new LogtoBearerError('insufficient_scope', `The token lacks the scope ${missing.join(' ')}.`, { requiredScopes: required });
-    }
-    return { claims, organizationId: tokenOrganization };
-  }
-
-  /**
-   * The audiences to accept for this token. With `organizations: true` or `'any'` the organization audience
-   * is read from the unverified token so that jose can compare it; the signature check that
-   * follows still decides, so a forged audience gains nothing.
-   */
-  private audiencesFor(token: string): readonly string[] {
-    if (!this.settings.anyOrganization) return this.settings.audiences;
-    let aud: unknown;
-    try {
-      aud = decodeJwt(token).aud;
-    } catch {
-      return this.settings.audiences;
-    }
-    const claimed = (Array.isArray(aud) ? aud : [aud]).filter(
-      (value): value is string => typeof value === 'string' && value.startsWith(organizationAudiencePrefix) && value.length > organizationAudiencePrefix.length,
-    );
-    return claimed.length === 0 ? this.settings.audiences : [...this.settings.audiences, ...claimed];
   }
 
   /** Runs the verify function (callback or promise), or uses the claims themselves as the user. */
@@ -362,29 +274,3 @@ function answerServerError(req: Request): void {
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
   res.end(STATUS_CODES[500]);
 }
-
-function scopesOf(claims: AccessTokenClaims): string[] {
-  return claims.scope === undefined ? [] : claims.scope.split(' ').filter(Boolean);
-}
-
-/** Checks the claims that the rest of the code and the AccessTokenClaims type rely on. */
-function accessTokenClaimsOf(payload: JWTPayload): AccessTokenClaims {
-  const { sub, exp, iat, scope, organization_id: organizationId } = payload;
-  // jose checks exp only when present; an access token without one would never expire.
-  if (typeof exp !== 'number') throw new LogtoBearerError('invalid_token', 'The token has no expiry.');
-  if (typeof sub !== 'string' || sub === '' || typeof iat !== 'number') {
-    throw new LogtoBearerError('invalid_token', 'The token lacks its subject or issue time.');
-  }
-  if (scope !== undefined && typeof scope !== 'string') throw new LogtoBearerError('invalid_token', 'The token has a malformed scope claim.');
-  if (organizationId !== undefined && (typeof organizationId !== 'string' || organizationId === '')) {
-    throw new LogtoBearerError('invalid_token', 'The token has a malformed organization_id claim.');
-  }
-  return payload as AccessTokenClaims;
-}
-
-/** The organization an organization token is for: its accepted `urn:logto:organization:<id>` audience. */
-function organizationInAudience(aud: string | string[], accepted: readonly string[]): string | undefined {
-  const match = (Array.isArray(aud) ? aud : [aud]).find((value) => value.startsWith(organizationAudiencePrefix) && accepted.includes(value));
-  return match?.slice(organizationAudiencePrefix.length);
-}
-

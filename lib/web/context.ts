@@ -8,7 +8,7 @@ import type { SignInRecords, TokenRecord } from '../store/sign-in-records.js';
 import type { SessionIndex } from './back-channel-logout.js';
 import type { PendingSignIns } from './pending-sign-ins.js';
 import type { LogtoSignInOptions } from './sign-in-options.js';
-import type { Verified } from './verify-callback.js';
+import type { Verified } from '../verify-callback.js';
 
 /**
  * What a strategy's handlers work with: built once by the strategy and shared by every request.

@@ -8,7 +8,7 @@ import type { PendingSignIn } from './pending-sign-ins.js';
 import type { TokenEndpointResponse } from '../logto/connection.js';
 import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/sign-in-records.js';
 import type { TokenStore } from '../store/token-store.js';
-import type { Verified } from './verify-callback.js';
+import type { Verified } from '../verify-callback.js';
 
 /** What the callback ends in, for the strategy to hand to Passport. */
 export type CallbackOutcome =

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { invalidOption } from '../configuration.js';
+import { invalidOption } from '../options.js';
 import type { LogtoContext } from './context.js';
 import { appendCookie, requestCookie } from './pending-sign-ins.js';
 import { safeReturnTo } from './redirects.js';

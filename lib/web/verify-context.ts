@@ -3,7 +3,7 @@ import type { IdTokenClaims, UserInfoResponse } from '../logto/claims.js';
 import { profileClaims } from '../logto/claims.js';
 import type { LogtoConnection } from '../logto/connection.js';
 import type { TokenRecord } from '../store/sign-in-records.js';
-import { runVerify, type Verified, type VerifyDone, type VerifyResult } from './verify-callback.js';
+import { runVerify, type Verified, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
 /** The tokens of a sign-in, handed to the verify function only. */
 export interface LogtoTokenResponse {

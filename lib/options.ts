@@ -1,0 +1,103 @@
+import { LogtoError } from './errors.js';
+
+/*
+ * The option checkers that LogtoStrategy and LogtoBearerStrategy share. Each throws a LogtoError
+ * with code `invalid_config` whose message names the option, so that a mistake shows at start-up
+ * with the option to fix, and both strategies word the same mistake the same way.
+ */
+
+/** Options as the checkers read them: the app's object, before any check. */
+export type RawOptions = Record<string, unknown>;
+
+export function invalidOption(option: string, message: string): LogtoError {
+  return new LogtoError('invalid_config', `passport-logto: option \`${option}\` ${message}`);
+}
+
+export function requireString(options: RawOptions, option: string): string {
+  const value = options[option];
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw invalidOption(option, 'is required and must be a non-empty string.');
+  }
+  return value.trim();
+}
+
+/** An optional non-empty string, trimmed; `fallback` when it is not given. */
+export function optionalString<T>(options: RawOptions, option: string, fallback: T): string | T {
+  return options[option] === undefined ? fallback : requireString(options, option);
+}
+
+/** An optional boolean; `fallback` when it is not given. */
+export function optionalBoolean(options: RawOptions, option: string, fallback: boolean): boolean {
+  const value = options[option];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidOption(option, 'must be a boolean.');
+  return value;
+}
+
+export function nonNegativeNumber(options: RawOptions, option: string, fallback: number): number {
+  const value = options[option];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalidOption(option, 'must be a non-negative number.');
+  }
+  return value;
+}
+
+/** A duration that must not be zero: a zero wait would give up before anything could answer. */
+export function positiveSeconds(options: RawOptions, option: string, fallback: number): number {
+  const value = nonNegativeNumber(options, option, fallback);
+  if (value <= 0) throw invalidOption(option, 'must be a positive number of seconds.');
+  return value;
+}
+
+/** A space or an empty string would merge or split items once lists are joined with spaces. */
+function isWord(item: unknown): item is string {
+  return typeof item === 'string' && item !== '' && !/\s/.test(item);
+}
+
+/** An optional array whose every item passes `isItem`; `[]` when it is not given. `expected` ends the message. */
+export function optionalList(value: unknown, option: string, isItem: (item: unknown) => item is string, expected: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every(isItem)) throw invalidOption(option, `must be an array of ${expected}.`);
+  return value as string[];
+}
+
+/** An optional array of non-empty strings without spaces; `[]` when it is not given. */
+export function wordList(options: RawOptions, option: string): string[] {
+  return optionalList(options[option], option, isWord, 'non-empty strings without spaces');
+}
+
+/** A string, or an array of them, each non-empty and without spaces; given as a list either way. */
+export function wordOrWords(value: unknown, option: string): string[] {
+  const list: unknown[] = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [undefined];
+  if (!list.every(isWord)) {
+    throw invalidOption(option, 'must be a string or an array of non-empty strings without spaces.');
+  }
+  return list as string[];
+}
+
+/** Each item must parse as an absolute URI; `what` says which kind, for the message. */
+export function requireAbsoluteUris(values: readonly string[], option: string, what = ''): void {
+  for (const value of values) {
+    if (!URL.canParse(value)) throw invalidOption(option, `must hold absolute URIs${what}, got "${value}".`);
+  }
+}
+
+/** An absolute http: or https: URL without a fragment, which a redirect would drop. */
+export function absoluteUrl(value: string, option: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidOption(option, `must be an absolute URL, got "${value}".`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw invalidOption(option, `must be an http: or https: URL, got "${value}".`);
+  }
+  if (url.hash) throw invalidOption(option, 'must not contain a fragment (#...).');
+  return url;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
