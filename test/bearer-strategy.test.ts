@@ -189,6 +189,10 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
     const flexible = new LogtoBearerStrategy({ endpoint, name: 'flexible', audience: API_RESOURCE, tokenLocations: ['header', 'query', 'body'] });
     const withVerify = new LogtoBearerStrategy({ endpoint, name: 'with-verify', audience: API_RESOURCE }, async (claims) =>
       claims.sub === provider.users.demo.sub ? { id: claims.sub, source: 'verify' } : false);
+    // An async verify function that declares `done` and calls it after its promise has resolved.
+    const lateDone = new LogtoBearerStrategy({ endpoint, name: 'late-done', audience: API_RESOURCE }, async (claims, done) => {
+      setImmediate(() => done(null, { id: claims.sub, source: 'late done' }));
+    });
     const withRequest = new LogtoBearerStrategy(
       { endpoint, name: 'with-request', audience: API_RESOURCE, passReqToCallback: true },
       (req, claims, done) => {
@@ -199,7 +203,7 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
     );
 
     api = await startApi((app, passport) => {
-      for (const strategy of [shared, organizations, anyOrganization, organizationApi, flexible, withVerify, withRequest]) passport.use(strategy);
+      for (const strategy of [shared, organizations, anyOrganization, organizationApi, flexible, withVerify, lateDone, withRequest]) passport.use(strategy);
       const session = { session: false };
       app.get('/passport/items', passport.authenticate('logto-bearer', session), showAuth);
       app.get('/passport/items/write', passport.authenticate('logto-bearer', { ...session, requiredScopes: ['write:items'] }), showAuth);
@@ -212,6 +216,7 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
       app.post('/passport/flexible', express.urlencoded({ extended: false }), passport.authenticate('flexible', session), showAuth);
       app.get('/passport/verify', passport.authenticate('with-verify', session), showAuth);
       app.get('/passport/verify-request', passport.authenticate('with-request', session), showAuth);
+      app.get('/passport/late-done', passport.authenticate('late-done', session), showAuth);
       app.get('/middleware/items', logtoBearer({ endpoint, audience: API_RESOURCE, requiredScopes: ['read:items'] }), showAuth);
       app.get('/middleware/items/write', shared.middleware({ requiredScopes: ['write:items'] }), showAuth);
       app.get('/middleware/orgs/:org/items', organizationApi.middleware(), showAuth);
@@ -272,6 +277,12 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
       assert.equal(answer.status, 200);
       assert.deepEqual(answer.body.user, { id: provider.users.demo.sub, source: 'verify' });
       assert.equal(answer.body.authInfo.claims.sub, provider.users.demo.sub);
+    });
+
+    test('an async verify function that calls done after its promise resolved: its user, not a refusal', async () => {
+      const answer = await call(`${api.url}/passport/late-done`, tokens.resource);
+      assert.equal(answer.status, 200);
+      assert.deepEqual(answer.body.user, { id: provider.users.demo.sub, source: 'late done' });
     });
 
     test('a verify function with the request and a callback: user, refusal (401) and failure (error handler)', async () => {

@@ -226,10 +226,11 @@ export class LogtoBearerStrategy extends PassportStrategy {
   private userFor(req: Request, claims: AccessTokenClaims): Promise<object | false> {
     const verify = this.verify;
     if (!verify) return Promise.resolve(claims);
-    return runVerify((done) =>
-      this.settings.passReqToCallback
-        ? (verify as BearerVerifyFunctionWithRequest)(req, claims, done)
-        : (verify as BearerVerifyFunction)(claims, done),
+    const withRequest = this.settings.passReqToCallback;
+    // As for LogtoStrategy: a function that declares `done` may call it after its promise resolves.
+    return runVerify(
+      (done) => (withRequest ? (verify as BearerVerifyFunctionWithRequest)(req, claims, done) : (verify as BearerVerifyFunction)(claims, done)),
+      verify.length >= (withRequest ? 3 : 2),
     ).then((verified) => verified.user);
   }
 }
