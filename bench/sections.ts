@@ -1,7 +1,7 @@
 /** The five measurements. Each returns raw per-run numbers; the report takes medians. */
 import { createHash } from 'node:crypto';
 import { TestBrowser } from '../test/support/http-client.js';
-import type { TestProvider } from '../test/support/provider.js';
+import type { TestProvider } from '../test/support/provider/index.js';
 import { load, median, pool, sleep, type LoadResult } from './load.js';
 import { analyse, type Analysis, type Profile } from './profile.js';
 import type { AppProcess, MemoryReport, VariantName } from './protocol.js';

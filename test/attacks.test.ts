@@ -14,7 +14,7 @@ import { startApp, type ExpressFlavor, type PassportFlavor, type RunningApp, typ
 import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from './support/flows.js';
 import { watchForCrashes } from './support/crash-watch.js';
 import { endSessionAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 // A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
 const crashWatch = watchForCrashes();

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import { LogtoBearerStrategy, logtoBearer } from '../lib/index.js';
 import { watchForCrashes } from './support/crash-watch.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 const require = createRequire(import.meta.url);
 const crashWatch = watchForCrashes();

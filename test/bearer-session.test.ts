@@ -13,7 +13,7 @@ import type { Express, NextFunction, Request, RequestHandler, Response } from 'e
 import session from 'express-session';
 import { LogtoBearerStrategy } from '../lib/index.js';
 import { watchForCrashes } from './support/crash-watch.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 const require = createRequire(import.meta.url);
 const crashWatch = watchForCrashes();

@@ -6,7 +6,7 @@ import { LogtoError, UserScope, type LogtoStrategy } from '../lib/index.js';
 import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
 import { getJson, refreshRequests, signIn, type HomeBody } from './support/flows.js';
 import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 interface TokenBody {
   token?: string;

@@ -15,7 +15,7 @@ import { startApp, type RunningApp } from './support/app.js';
 import { watchForCrashes } from './support/crash-watch.js';
 import { getJson, signIn, type SessionBody } from './support/flows.js';
 import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 const crashWatch = watchForCrashes();
 

@@ -13,7 +13,7 @@ import { startApp, type ExpressFlavor, type PassportFlavor, type RunningApp, typ
 import { watchForCrashes } from './support/crash-watch.js';
 import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
 import { cancelAtProvider, endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import { startProvider, type TestProvider } from './support/provider/index.js';
 
 // A crash or a forgotten promise must fail the test that caused it.
 const crashWatch = watchForCrashes();

@@ -15,7 +15,7 @@ import { startApp, type RunningApp, type StartAppOptions } from './support/app.j
 import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from './support/flows.js';
 import { watchForCrashes } from './support/crash-watch.js';
 import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 // A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
 const crashWatch = watchForCrashes();

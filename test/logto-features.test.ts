@@ -30,7 +30,7 @@ import { startExample, type RunningExample } from '../example/start.js';
 import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
 import { getJson, signIn, startSignIn } from './support/flows.js';
 import { parseForm, signInAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, ORGANIZATIONS_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, ORGANIZATIONS_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 type Client = ReturnType<LogtoStrategy['client']>;
 type Query = Record<string, string | undefined>;

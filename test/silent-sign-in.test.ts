@@ -6,7 +6,7 @@ import type { LogtoStrategy } from '../lib/index.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { signIn } from './support/flows.js';
 import { TestBrowser, type TestResponse } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import { startProvider, type TestProvider } from './support/provider/index.js';
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];

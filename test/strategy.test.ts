@@ -6,7 +6,7 @@ import { startApp, type RunningApp, type StartAppOptions } from './support/app.j
 import session from 'express-session';
 import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
 import { cancelAtProvider, endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];

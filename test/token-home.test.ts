@@ -16,7 +16,7 @@ import { LogtoError, LogtoStrategy, MemoryTokenStore, UserScope } from '../lib/i
 import { startApp, type PassportFlavor, type RunningApp } from './support/app.js';
 import { assertNoLateReuse, getJson, refreshRequests, signIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
 import { endSessionAtProvider, signInAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 const require = createRequire(import.meta.url);
 /** express-session's signed cookie value for a session id. */

@@ -10,7 +10,7 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
 } from '../../lib/index.js';
-import type { TestApp, TestProvider } from './provider.js';
+import type { TestApp, TestProvider } from './provider/index.js';
 
 const require = createRequire(import.meta.url);
 
