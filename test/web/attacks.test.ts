@@ -9,11 +9,11 @@ import { format } from 'node:util';
 import { describe, test } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { decodeJwt, SignJWT, type JWK } from 'jose';
-import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../lib/index.js';
-import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningApp, type StartAppOptions } from './support/app.js';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from './support/flows.js';
-import { endSessionAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
+import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../../lib/index.js';
+import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningApp, type StartAppOptions } from '../support/app.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from '../support/flows.js';
+import { endSessionAtProvider, TestBrowser, type TestResponse } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 // One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;

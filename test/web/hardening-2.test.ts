@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import express, { type RequestHandler } from 'express';
 import session from 'express-session';
-import { LogtoError } from '../lib/index.js';
-import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningApp } from './support/app.js';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
-import { cancelAtProvider, endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import type { TestProvider } from './support/provider/index.js';
+import { LogtoError } from '../../lib/index.js';
+import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningApp } from '../support/app.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from '../support/flows.js';
+import { cancelAtProvider, endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import type { TestProvider } from '../support/provider/index.js';
 
 // One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;

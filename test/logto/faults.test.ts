@@ -11,11 +11,11 @@ import { describe, test } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import { decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../lib/index.js';
-import { hardeningSetup, type RunningApp } from './support/app.js';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody } from './support/flows.js';
-import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type Fault, type TestProvider } from './support/provider/index.js';
+import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../../lib/index.js';
+import { hardeningSetup, type RunningApp } from '../support/app.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody } from '../support/flows.js';
+import { TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type Fault, type TestProvider } from '../support/provider/index.js';
 
 // One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startApp, type RunningApp } from './support/app.js';
-import { getJson, signIn, type HomeBody } from './support/flows.js';
-import { endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider/index.js';
+import { startApp, type RunningApp } from '../support/app.js';
+import { getJson, signIn, type HomeBody } from '../support/flows.js';
+import { endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import { startProvider, type TestProvider } from '../support/provider/index.js';
 
 let provider: TestProvider;
 let appWithLogout: RunningApp;
