@@ -4,7 +4,7 @@
  * `node --import tsx bench/bearer.ts`.
  */
 import { LogtoBearerStrategy } from '../lib/index.js';
-import { API_RESOURCE, startProvider } from '../test/support/provider.js';
+import { API_RESOURCE, startProvider } from '../test/support/provider/index.js';
 
 const durationMs = 2000;
 

@@ -666,7 +666,7 @@ application with its own redirect URI, and signs in the seeded user over HTTP (b
   \`authRequired: false\` with \`requiresAuth()\` on the route, and its default session: an encrypted, rolling cookie. The
   route refreshes as its README shows: \`if (accessToken.isExpired()) accessToken = await accessToken.refresh()\`.
 
-The provider is test/support/provider.ts (oidc-provider, configured like Logto: ES384 keys, refresh-token rotation with a
+The provider is test/support/provider/ (oidc-provider, configured like Logto: ES384 keys, refresh-token rotation with a
 3 s reuse leeway, resource indicators). The load generator only targets 127.0.0.1.`;
 
 export function render(results: RunResults, findings?: string): string {

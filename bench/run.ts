@@ -13,7 +13,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { API_RESOURCE, startProvider } from '../test/support/provider.js';
+import { API_RESOURCE, startProvider } from '../test/support/provider/index.js';
 import { startRedis } from '../test/support/redis.js';
 import type { VariantName } from './protocol.js';
 import { render, type RunResults } from './report.js';

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { TestBrowser } from '../test/support/http-client.js';
-import type { TestProvider } from '../test/support/provider.js';
+import type { TestProvider } from '../test/support/provider/index.js';
 import { load, median, pinToCpu, pool, sleep, type LoadResult } from './load.js';
 import { analyse, type Analysis, type Profile } from './profile.js';
 import type { AppProcess, MemoryReport, VariantName } from './protocol.js';

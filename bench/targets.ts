@@ -3,7 +3,7 @@
  * own redirect URI), signing in to it over HTTP as a browser would, and reading its cookies.
  */
 import { signInAtProvider, TestBrowser } from '../test/support/http-client.js';
-import type { RecordedRequest, TestProvider } from '../test/support/provider.js';
+import type { RecordedRequest, TestProvider } from '../test/support/provider/index.js';
 import { assertLoopback } from './load.js';
 import { AppProcess, type VariantConfig, type VariantName } from './protocol.js';
 import { sessionCookieName } from './variants.js';

@@ -1,7 +1,7 @@
 /**
  * `npm run provider`: the bundled Logto-compatible provider on its own, for pointing your own app
  * at it while developing. No Logto tenant and no internet: an in-memory provider (the one the
- * tests use, see test/support/provider.ts) with one application whose ID and secret never change,
+ * tests use, see test/support/provider/) with one application whose ID and secret never change,
  * the demo users, an API resource and organizations. Its state ends with the process.
  */
 import {
@@ -11,7 +11,7 @@ import {
   ORGANIZATIONS,
   startProvider,
   type TestProvider,
-} from '../test/support/provider.js';
+} from '../test/support/provider/index.js';
 
 /** Fixed, so that an app configured once keeps working across restarts. Not secret: for this machine only. */
 export const LOCAL_APP = {

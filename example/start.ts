@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TestProvider } from '../test/support/provider.js';
+import type { TestProvider } from '../test/support/provider/index.js';
 import { createExampleApp } from './app.js';
 
 /** Both servers listen on loopback only: the bundled provider and the example are for this machine. */
@@ -119,7 +119,7 @@ export async function startExample(config: ExampleConfig): Promise<RunningExampl
     }
 
     // Loaded only here: the bundled provider needs the dev dependency oidc-provider.
-    const { API_RESOURCE, startProvider } = await import('../test/support/provider.js');
+    const { API_RESOURCE, startProvider } = await import('../test/support/provider/index.js');
     const providerPort = config.logto.port;
     const provider = await startProvider({
       port: providerPort,

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
 import { startExample, type RunningExample } from '../example/start.js';
-import { API_RESOURCE } from './support/provider.js';
+import { API_RESOURCE } from './support/provider/index.js';
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const screenshots = fileURLToPath(new URL('../test-results/screenshots/', import.meta.url));

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { startApp, type ExpressFlavor, type PassportFlavor } from './support/app.js';
 import { getJson, signIn, type HomeBody } from './support/flows.js';
 import { endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import { startProvider, type TestProvider } from './support/provider/index.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;

@@ -6,18 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Express } from 'express';
 import { decodeJwt } from 'jose';
 import { isLogtoError, LogtoError, UserScope, type LogtoStrategy } from '../lib/index.js';
 import { toLogtoError } from '../lib/logto/provider-errors.js';
-import { startApp, type RunningApp } from './support/app.js';
-import { watchForCrashes } from './support/crash-watch.js';
+import { hardeningSetup, type RunningApp } from './support/app.js';
 import { getJson, signIn, type SessionBody } from './support/flows.js';
 import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
-
-const crashWatch = watchForCrashes();
+import { API_RESOURCE, type TestProvider } from './support/provider/index.js';
 
 let provider: TestProvider;
 let running: RunningApp;
@@ -56,19 +53,14 @@ function helperRoutes(app: Express, logto: LogtoStrategy): void {
   });
 }
 
-before(async () => {
-  provider = await startProvider();
-  running = await startApp(provider, {
-    strategy: { resources: [API_RESOURCE], scopes: [UserScope.Email, 'read:items'], accessTokenExpiryMargin: 0 },
-    routes: helperRoutes,
-  });
-});
-
-after(async () => {
-  await crashWatch.stop();
-  await running.close();
-  await provider.close();
-  crashWatch.assertNone();
+const setup = hardeningSetup({
+  started: async (started) => {
+    provider = started;
+    running = await setup.app({
+      strategy: { resources: [API_RESOURCE], scopes: [UserScope.Email, 'read:items'], accessTokenExpiryMargin: 0 },
+      routes: helperRoutes,
+    });
+  },
 });
 
 /** A signed-in browser and every token its session holds. */

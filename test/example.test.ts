@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { readConfig, startExample, type RunningExample } from '../example/start.js';
 import { claimsTable, html } from '../example/views.js';
 import { cancelAtProvider, endSessionAtProvider, parseForm, signInAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, startProvider, type TestProvider } from './support/provider/index.js';
 
 const demo = { sub: 'demo00user01', username: 'demo', password: 'demo-password' };
 

@@ -7,30 +7,26 @@
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Express } from 'express';
 import session from 'express-session';
 import { UserScope, type LogtoStrategy } from '../lib/index.js';
-import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
+import { hardeningSetup, type RunningApp } from './support/app.js';
 import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from './support/flows.js';
-import { watchForCrashes } from './support/crash-watch.js';
 import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { API_RESOURCE, type TestProvider } from './support/provider/index.js';
 
-// A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
-const crashWatch = watchForCrashes();
-
+// One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;
-const apps: RunningApp[] = [];
-
-before(async () => {
-  provider = await startProvider();
-});
-after(async () => {
-  await crashWatch.stop();
-  await Promise.all(apps.map((running) => running.close()));
-  await provider.close();
-  crashWatch.assertNone();
+const { app } = hardeningSetup({
+  started: (started) => {
+    provider = started;
+  },
+  appOptions: (options) => ({
+    strategy: { resources: [API_RESOURCE], scopes: [UserScope.Email, 'read:items'] },
+    routes: tokenRoute,
+    ...options,
+  }),
 });
 
 function tokenRoute(express: Express, logto: LogtoStrategy): void {
@@ -38,16 +34,6 @@ function tokenRoute(express: Express, logto: LogtoStrategy): void {
     // The token itself stays on the server, as an API proxy would keep it.
     req.logto?.getAccessToken(API_RESOURCE).then((token) => res.json({ length: token.length }), next);
   });
-}
-
-async function app(options: StartAppOptions = {}): Promise<RunningApp> {
-  const running = await startApp(provider, {
-    strategy: { resources: [API_RESOURCE], scopes: [UserScope.Email, 'read:items'] },
-    routes: tokenRoute,
-    ...options,
-  });
-  apps.push(running);
-  return running;
 }
 
 /** A positive integer from the environment, or the default. */

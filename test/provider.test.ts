@@ -15,7 +15,7 @@ import {
   type TestApp,
   type TestProvider,
   type TestUser,
-} from './support/provider.js';
+} from './support/provider/index.js';
 import {
   TestBrowser,
   cancelAtProvider,

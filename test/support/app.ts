@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
+import { after, before } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import {
@@ -10,7 +11,8 @@ import {
   type VerifyFunction,
   type VerifyFunctionWithRequest,
 } from '../../lib/index.js';
-import type { TestApp, TestProvider } from './provider.js';
+import { watchForCrashes } from './crash-watch.js';
+import { startProvider, type TestApp, type TestProvider } from './provider/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -190,5 +192,48 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+export interface HardeningSetup {
+  /** Starts an app (on the file's provider unless `on` says otherwise) that is closed after the file's tests. */
+  app(options?: StartAppOptions, on?: TestProvider): Promise<RunningApp>;
+}
+
+export interface HardeningSetupOptions {
+  /**
+   * Receives the file's provider once it has started, inside the same `before` hook: Node 20 does
+   * not wait for one top-level `before` to finish before it runs the next.
+   */
+  started(provider: TestProvider): void | Promise<void>;
+  /** Adds the file's own routes and strategy options to each app's options. */
+  appOptions?(options: StartAppOptions): StartAppOptions;
+}
+
+/**
+ * The hardening files' setup: a crash or a forgotten promise fails the test that caused it, one
+ * provider serves the whole file, and every app started through `app` is closed at the end.
+ */
+export function hardeningSetup({ started, appOptions = (options) => options }: HardeningSetupOptions): HardeningSetup {
+  const crashWatch = watchForCrashes();
+  let provider: TestProvider | undefined;
+  const apps: RunningApp[] = [];
+  before(async () => {
+    provider = await startProvider();
+    await started(provider);
+  });
+  after(async () => {
+    await crashWatch.stop();
+    await Promise.all(apps.map((running) => running.close()));
+    await provider?.close();
+    crashWatch.assertNone();
+  });
+  return {
+    async app(options = {}, on = provider) {
+      if (!on) throw new Error('the provider starts in before(); start apps from a hook or a test');
+      const running = await startApp(on, appOptions(options));
+      apps.push(running);
+      return running;
+    },
   };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { RunningApp } from './app.js';
 import { signInAtProvider, TestBrowser } from './http-client.js';
-import type { TestProvider, TestUser } from './provider.js';
+import type { TestProvider, TestUser } from './provider/index.js';
 
 /** Starts a sign-in at the app and returns the authorization URL it redirects to. */
 export async function startSignIn(browser: TestBrowser, app: RunningApp, path = '/sign-in'): Promise<URL> {

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { InstanceConfig, TokenStoreKind } from './instance-server.js';
-import type { TestApp, TestProvider } from './provider.js';
+import type { TestApp, TestProvider } from './provider/index.js';
 import { freePort } from './redis.js';
 
 const serverScript = fileURLToPath(new URL('./instance-server.ts', import.meta.url));

@@ -11,7 +11,7 @@ import passportModule from 'passport';
 import session from 'express-session';
 import { decodeJwt } from 'jose';
 import * as logtoJs from '@logto/js';
-import * as passportLogto from '../lib/index.js';
+import * as passportLogto from '../../lib/index.js';
 import {
   FirstScreen,
   LogtoBearerStrategy,
@@ -24,13 +24,13 @@ import {
   getOrganizationIdFromUrn,
   organizationAudience,
   type LogtoFetch,
-} from '../lib/index.js';
-import { organizationsOf } from '../lib/logto/claims.js';
-import { startExample, type RunningExample } from '../example/start.js';
-import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
-import { getJson, signIn, startSignIn } from './support/flows.js';
-import { parseForm, signInAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, ORGANIZATIONS_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+} from '../../lib/index.js';
+import { organizationsOf } from '../../lib/logto/claims.js';
+import { startExample, type RunningExample } from '../../example/start.js';
+import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
+import { getJson, signIn, startSignIn } from '../support/flows.js';
+import { parseForm, signInAtProvider, TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, ORGANIZATIONS_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 type Client = ReturnType<LogtoStrategy['client']>;
 type Query = Record<string, string | undefined>;
@@ -378,7 +378,7 @@ describe("Logto's names", () => {
   });
 
   test('the CommonJS entry declares every value the ES module exports', async () => {
-    const declarations = await readFile(new URL('../lib/index.cts', import.meta.url), 'utf8');
+    const declarations = await readFile(new URL('../../lib/index.cts', import.meta.url), 'utf8');
     for (const name of Object.keys(passportLogto)) {
       assert.match(declarations, new RegExp(`export declare const ${name}:`), name);
     }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { LogtoError, LogtoStrategy, type LogtoStrategyOptions } from '../lib/index.js';
-import { startApp, type RunningApp } from './support/app.js';
-import { getJson, signIn, type HomeBody } from './support/flows.js';
-import { endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import { LogtoError, LogtoStrategy, type LogtoStrategyOptions } from '../../lib/index.js';
+import { startApp, type RunningApp } from '../support/app.js';
+import { getJson, signIn, type HomeBody } from '../support/flows.js';
+import { endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import { startProvider, type TestProvider } from '../support/provider/index.js';
 
 let provider: TestProvider;
 /** Mounts the handler and leaves the option `backchannelLogout` unset: the deprecated way, which still works. */

@@ -6,30 +6,22 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { format } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { decodeJwt, SignJWT, type JWK } from 'jose';
-import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../lib/index.js';
-import { startApp, type ExpressFlavor, type PassportFlavor, type RunningApp, type StartAppOptions } from './support/app.js';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from './support/flows.js';
-import { watchForCrashes } from './support/crash-watch.js';
-import { endSessionAtProvider, TestBrowser, type TestResponse } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../../lib/index.js';
+import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningApp, type StartAppOptions } from '../support/app.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody, type SessionBody } from '../support/flows.js';
+import { endSessionAtProvider, TestBrowser, type TestResponse } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
-// A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
-const crashWatch = watchForCrashes();
-
+// One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;
-const apps: RunningApp[] = [];
-
-before(async () => {
-  provider = await startProvider();
-});
-after(async () => {
-  await crashWatch.stop();
-  await Promise.all(apps.map((running) => running.close()));
-  await provider.close();
-  crashWatch.assertNone();
+const { app } = hardeningSetup({
+  started: (started) => {
+    provider = started;
+  },
+  appOptions: (options) => ({ routes: attackRoutes, ...options }),
 });
 
 type Passport = Parameters<NonNullable<StartAppOptions['routes']>>[2];
@@ -58,12 +50,6 @@ function attackRoutes(express: Express, logto: LogtoStrategy, passport: Passport
   });
   express.get('/sign-out-to-signed-out', logto.signOut({ postLogoutRedirectUri: '/signed-out' }));
   express.get('/userinfo', helperRoute(logto, (client) => client.fetchUserInfo()));
-}
-
-async function app(options: StartAppOptions = {}, on: TestProvider = provider): Promise<RunningApp> {
-  const running = await startApp(on, { routes: attackRoutes, ...options });
-  apps.push(running);
-  return running;
 }
 
 async function lastFailure(browser: TestBrowser, running: RunningApp): Promise<string> {

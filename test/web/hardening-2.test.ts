@@ -8,33 +8,18 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import express, { type RequestHandler } from 'express';
 import session from 'express-session';
-import { LogtoError } from '../lib/index.js';
-import { startApp, type ExpressFlavor, type PassportFlavor, type RunningApp, type StartAppOptions } from './support/app.js';
-import { watchForCrashes } from './support/crash-watch.js';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
-import { cancelAtProvider, endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import { LogtoError } from '../../lib/index.js';
+import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningApp } from '../support/app.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from '../support/flows.js';
+import { cancelAtProvider, endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import type { TestProvider } from '../support/provider/index.js';
 
-// A crash or a forgotten promise must fail the test that caused it.
-const crashWatch = watchForCrashes();
-
+// One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;
-const apps: RunningApp[] = [];
-
-async function app(options: StartAppOptions = {}): Promise<RunningApp> {
-  const running = await startApp(provider, options);
-  apps.push(running);
-  return running;
-}
-
-before(async () => {
-  provider = await startProvider();
-});
-after(async () => {
-  await Promise.all(apps.map((running) => running.close()));
-  await provider.close();
-  await crashWatch.stop();
-  crashWatch.assertNone();
+const { app } = hardeningSetup({
+  started: (started) => {
+    provider = started;
+  },
 });
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -16,11 +16,11 @@ import {
   type AccessTokenClaims,
   type LogtoBearerOptions,
   type LogtoStrategy,
-} from '../lib/index.js';
-import { startApp, type RunningApp } from './support/app.js';
-import { signIn } from './support/flows.js';
-import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+} from '../../lib/index.js';
+import { startApp, type RunningApp } from '../support/app.js';
+import { signIn } from '../support/flows.js';
+import { TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 // Any unhandled rejection fails the file: the strategy must route every failure somewhere.
 const unhandledRejections: unknown[] = [];

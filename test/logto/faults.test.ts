@@ -7,31 +7,27 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import { decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../lib/index.js';
-import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody } from './support/flows.js';
-import { watchForCrashes } from './support/crash-watch.js';
-import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type Fault, type TestProvider } from './support/provider.js';
+import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../../lib/index.js';
+import { hardeningSetup, type RunningApp } from '../support/app.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody } from '../support/flows.js';
+import { TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type Fault, type TestProvider } from '../support/provider/index.js';
 
-// A crash or a forgotten promise must fail the test that caused it, not pass unnoticed.
-const crashWatch = watchForCrashes();
-
+// One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;
-const apps: RunningApp[] = [];
-
-before(async () => {
-  provider = await startProvider();
-});
-after(async () => {
-  await crashWatch.stop();
-  await Promise.all(apps.map((running) => running.close()));
-  await provider.close();
-  crashWatch.assertNone();
+const { app } = hardeningSetup({
+  started: (started) => {
+    provider = started;
+  },
+  appOptions: (options) => ({
+    ...options,
+    strategy: { resources: [API_RESOURCE], scopes: [UserScope.Email, 'read:items'], ...options.strategy },
+    routes: helperRoutes,
+  }),
 });
 
 const infrastructureCodes = new Set(['provider_unreachable', 'provider_timeout', 'provider_error', 'invalid_provider_response', 'session_store_failed']);
@@ -72,16 +68,6 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
   }));
   express.get('/helper/userinfo', send((client) => client.fetchUserInfo()));
   express.get('/helper/token', send(async (client) => ({ token: await client.getAccessToken(API_RESOURCE) })));
-}
-
-async function app(options: StartAppOptions = {}, on: TestProvider = provider): Promise<RunningApp> {
-  const running = await startApp(on, {
-    ...options,
-    strategy: { resources: [API_RESOURCE], scopes: [UserScope.Email, 'read:items'], ...options.strategy },
-    routes: helperRoutes,
-  });
-  apps.push(running);
-  return running;
 }
 
 async function helper(browser: TestBrowser, running: RunningApp, path: string): Promise<{ status: number; body: HelperBody }> {

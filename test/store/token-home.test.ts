@@ -1,7 +1,7 @@
 /**
  * Where a sign-in's tokens live: a record of their own outside the session. Single-process cases
  * against the test provider with Logto's rules (a used refresh token works for 3 s, after which
- * Logto revokes the whole grant); test/multi-instance.test.ts covers several processes.
+ * Logto revokes the whole grant); test/store/multi-instance.test.ts covers several processes.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -12,11 +12,11 @@ import type { Express, NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import cookieSession from 'cookie-session';
 import { createHmac } from 'node:crypto';
-import { LogtoError, LogtoStrategy, MemoryTokenStore, UserScope } from '../lib/index.js';
-import { startApp, type PassportFlavor, type RunningApp } from './support/app.js';
-import { assertNoLateReuse, getJson, refreshRequests, signIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
-import { endSessionAtProvider, signInAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { LogtoError, LogtoStrategy, MemoryTokenStore, UserScope } from '../../lib/index.js';
+import { startApp, type PassportFlavor, type RunningApp } from '../support/app.js';
+import { assertNoLateReuse, getJson, refreshRequests, signIn, tokensOf, type HomeBody, type SessionBody } from '../support/flows.js';
+import { endSessionAtProvider, signInAtProvider, TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 const require = createRequire(import.meta.url);
 /** express-session's signed cookie value for a session id. */

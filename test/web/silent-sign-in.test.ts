@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Express } from 'express';
-import type { LogtoStrategy } from '../lib/index.js';
-import { startApp, type RunningApp } from './support/app.js';
-import { signIn } from './support/flows.js';
-import { TestBrowser, type TestResponse } from './support/http-client.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import type { LogtoStrategy } from '../../lib/index.js';
+import { startApp, type RunningApp } from '../support/app.js';
+import { signIn } from '../support/flows.js';
+import { TestBrowser, type TestResponse } from '../support/http-client.js';
+import { startProvider, type TestProvider } from '../support/provider/index.js';
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];

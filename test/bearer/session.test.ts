@@ -11,9 +11,9 @@ import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import session from 'express-session';
-import { LogtoBearerStrategy } from '../lib/index.js';
-import { watchForCrashes } from './support/crash-watch.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { LogtoBearerStrategy } from '../../lib/index.js';
+import { watchForCrashes } from '../support/crash-watch.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 const require = createRequire(import.meta.url);
 const crashWatch = watchForCrashes();

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateKeyPair, SignJWT, decodeJwt } from 'jose';
-import { LogtoError, LogtoStrategy, ReservedResource, UserScope } from '../lib/index.js';
-import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
+import { LogtoError, LogtoStrategy, ReservedResource, UserScope } from '../../lib/index.js';
+import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
 import session from 'express-session';
-import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from './support/flows.js';
-import { cancelAtProvider, endSessionAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from '../support/flows.js';
+import { cancelAtProvider, endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateKeyPair, SignJWT } from 'jose';
-import { LogtoError } from '../lib/index.js';
-import { TokenVerifier } from '../lib/logto/token-verifier.js';
-import { startProvider, type TestProvider } from './support/provider.js';
+import { LogtoError } from '../../lib/index.js';
+import { TokenVerifier } from '../../lib/logto/token-verifier.js';
+import { startProvider, type TestProvider } from '../support/provider/index.js';
 
 let provider: TestProvider;
 before(async () => {

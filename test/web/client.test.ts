@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Express } from 'express';
 import { decodeJwt } from 'jose';
-import { LogtoError, UserScope, type LogtoStrategy } from '../lib/index.js';
-import { startApp, type RunningApp, type StartAppOptions } from './support/app.js';
-import { getJson, refreshRequests, signIn, type HomeBody } from './support/flows.js';
-import { TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { LogtoError, UserScope, type LogtoStrategy } from '../../lib/index.js';
+import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
+import { getJson, refreshRequests, signIn, type HomeBody } from '../support/flows.js';
+import { TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 interface TokenBody {
   token?: string;

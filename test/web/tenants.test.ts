@@ -8,9 +8,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import session from 'express-session';
 import { decodeJwt } from 'jose';
 import { Passport } from 'passport';
-import { byHost, byPath, isLogtoError, LogtoBearerTenants, LogtoError, LogtoTenants, type LogtoTenantOptions } from '../lib/index.js';
-import { signInAtProvider, TestBrowser } from './support/http-client.js';
-import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from './support/provider.js';
+import { byHost, byPath, isLogtoError, LogtoBearerTenants, LogtoError, LogtoTenants, type LogtoTenantOptions } from '../../lib/index.js';
+import { signInAtProvider, TestBrowser } from '../support/http-client.js';
+import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from '../support/provider/index.js';
 
 let providerA: TestProvider;
 let providerB: TestProvider;

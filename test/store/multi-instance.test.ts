@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { UserScope } from '../lib/index.js';
-import { assertNoLateReuse, getJson, refreshRequests } from './support/flows.js';
-import { signInAtProvider, TestBrowser } from './support/http-client.js';
-import type { TokenStoreKind } from './support/instance-server.js';
-import { startInstances, type Instance, type RunningInstances } from './support/instances.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
-import { startRedis, type RunningRedis } from './support/redis.js';
+import { UserScope } from '../../lib/index.js';
+import { assertNoLateReuse, getJson, refreshRequests } from '../support/flows.js';
+import { signInAtProvider, TestBrowser } from '../support/http-client.js';
+import type { TokenStoreKind } from '../support/instance-server.js';
+import { startInstances, type Instance, type RunningInstances } from '../support/instances.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
+import { startRedis, type RunningRedis } from '../support/redis.js';
 
 let redis: RunningRedis;
 let provider: TestProvider;

@@ -12,9 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
-import { LogtoBearerStrategy, logtoBearer } from '../lib/index.js';
-import { watchForCrashes } from './support/crash-watch.js';
-import { API_RESOURCE, startProvider, type TestProvider } from './support/provider.js';
+import { LogtoBearerStrategy, logtoBearer } from '../../lib/index.js';
+import { watchForCrashes } from '../support/crash-watch.js';
+import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 
 const require = createRequire(import.meta.url);
 const crashWatch = watchForCrashes();
