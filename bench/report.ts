@@ -190,6 +190,16 @@ function sideBySide(section: ThroughputSection, key: LoadKey, pick: (run: Measur
   return { median: median(ratios), low: percentile(ratios, 25), high: percentile(ratios, 75) };
 }
 
+/** The median ratio of each pair of processes, labelled by the two processes' numbers. */
+function pairMedians(result: ThroughputSection['sideBySide'][number]): string {
+  const byPair = new Map<string, number[]>();
+  for (const round of result.rounds) {
+    const label = `${round.processes[0] + 1}/${round.processes[1] + 1}`;
+    byPair.set(label, [...(byPair.get(label) ?? []), round.ours.rps / round.theirs.rps]);
+  }
+  return [...byPair].map(([label, ratios]) => `${label}: ${median(ratios).toFixed(2)}`).join(', ');
+}
+
 const range = (value: Paired): string => `${ratio(value.median)} (quartiles of the rounds ${value.low.toFixed(2)}–${value.high.toFixed(2)})`;
 
 /** A verdict, flagged when the line it is judged against lies between the quartiles of the rounds. */
@@ -343,10 +353,11 @@ function throughputSection(results: RunResults): string {
       `${number(rps((round) => round.ours))} against ${number(rps((round) => round.theirs))}`,
       rpsRatio ? range(rpsRatio) : 'n/a',
       cpuRatio ? range(cpuRatio) : 'n/a',
-      result.rounds.map((round) => (round.ours.rps / round.theirs.rps).toFixed(2)).join(', '),
+      pairMedians(result),
       String(result.rounds.reduce((sum, round) => sum + round.ours.failures + round.theirs.failures, 0)),
     ];
   });
+  const processes = settings.sideBySideProcesses;
   const sideBySideText =
     sideRows.length === 0
       ? []
@@ -354,15 +365,18 @@ function throughputSection(results: RunResults): string {
           '',
           '### Side by side',
           '',
-          `Then each route and its baseline were loaded at the same moment, ${settings.runs} rounds of ${settings.seconds} s, two autocannon`,
-          `instances of ${settings.connections} connections each, the two app processes sharing one core (${results.throughput.placement}).`,
+          'Then each route and its baseline were loaded at the same moment, two autocannon instances of',
+          `${settings.connections} connections each, the two app processes sharing one core (${results.throughput.placement}).`,
           'The scheduler gives each process half of that core, so each app answers as many requests as its CPU cost per request',
           'allows, and whatever the machine does during a round (other tenants, frequency) it does to both: the ratio of the',
-          'two req/s is the ratio of their costs, without the drift between rounds taken seconds apart. This is the pairing the',
-          'req/s verdicts use. Latencies are left out here: with two processes taking turns on one core they measure the',
-          'scheduler\'s time slices.',
+          'two req/s is the ratio of their costs, without the drift between rounds taken seconds apart. Two processes of the',
+          'very same app also differ, by a few percent (heap layout, compiled code), so',
+          `${processes} processes of each app took part, each signed in, every process of passport-logto against every process of`,
+          `bare Passport, ${settings.sideBySideRounds} rounds of ${settings.seconds} s per pair (${processes * processes * settings.sideBySideRounds} rounds per route), which autocannon starts first alternating.`,
+          'This is the pairing the req/s verdicts use. Latencies are left out here: with two processes taking turns on one core',
+          'they measure the scheduler\'s time slices.',
           '',
-          table(['route', 'req/s (medians, its baseline second)', 'req/s against its baseline', 'app CPU per request against its baseline', 'each round', 'non-2xx / errors'], sideRows),
+          table(['route', 'req/s (medians, its baseline second)', 'req/s against its baseline', 'app CPU per request against its baseline', 'median of each pair of processes (ours, baseline\'s)', 'non-2xx / errors'], sideRows),
         ];
   return [
     '## 1–2. Authenticated requests: a cached access token, and a route that reads only `req.user`',

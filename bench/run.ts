@@ -52,6 +52,8 @@ const settings: Settings = {
   stormTokenTtl: 2,
   stormInstances: 3,
   profileSeconds: quick ? 1 : 4,
+  sideBySideProcesses: quick ? 2 : 3,
+  sideBySideRounds: quick ? 1 : 4,
   sessions: quick ? 1_000 : 10_000,
 };
 
@@ -104,15 +106,23 @@ try {
   // process would otherwise hold far fewer sessions (and a smaller heap) than the others.
   log('1-2. authenticated requests');
   const targets = new Map<VariantName, Target>();
+  const extra = new Map<VariantName, Target[]>();
   try {
     for (const variant of ['bare', ...libraries] as VariantName[]) {
       targets.set(variant, await startTarget(provider, variant, variant === 'bare' ? bareOptions : targetOptions));
     }
-    throughput = await measureThroughput(targets, provider, settings);
+    // More processes of the two apps for the side-by-side rounds (the first of each is in targets).
+    for (let index = 1; index < settings.sideBySideProcesses; index += 1) {
+      for (const [variant, options] of [['bare', bareOptions], ['passport-logto', targetOptions]] as const) {
+        const started = await startTarget(provider, variant, options);
+        extra.set(variant, [...(extra.get(variant) ?? []), started]);
+      }
+    }
+    throughput = await measureThroughput(targets, provider, settings, extra);
     log('6. where the CPU goes');
     profiles = await measureProfiles(targets, provider, settings);
   } finally {
-    await Promise.all([...targets.values()].map((target) => target.app.close()));
+    await Promise.all([...targets.values(), ...[...extra.values()].flat()].map((target) => target.app.close()));
   }
 
   log('4. refresh storm');

@@ -41,6 +41,9 @@ export interface Settings {
   stormInstances: number;
   /** Seconds of profiled load per route. */
   profileSeconds: number;
+  /** Processes of bare Passport and of passport-logto in the side-by-side rounds (each app), and rounds per pair of them. */
+  sideBySideProcesses: number;
+  sideBySideRounds: number;
   sessions: number;
 }
 
@@ -197,7 +200,8 @@ async function measuredLoad(app: AppProcess, url: string, cookie: string, second
 export interface SideBySideResult {
   key: LoadKey;
   reference: LoadKey;
-  rounds: { ours: MeasuredLoad; theirs: MeasuredLoad }[];
+  /** With the indices of the two processes (of the app's own, and of its baseline's) that took part. */
+  rounds: { ours: MeasuredLoad; theirs: MeasuredLoad; processes: [number, number] }[];
 }
 
 export interface ThroughputSection {
@@ -209,7 +213,16 @@ export interface ThroughputSection {
   providerRequestsDuringLoad: number;
 }
 
-export async function measureThroughput(targets: Map<VariantName, Target>, provider: TestProvider, settings: Settings): Promise<ThroughputSection> {
+/**
+ * `extra` holds more processes of bare Passport and of passport-logto, for the side-by-side rounds;
+ * each is signed in here.
+ */
+export async function measureThroughput(
+  targets: Map<VariantName, Target>,
+  provider: TestProvider,
+  settings: Settings,
+  extra: Map<VariantName, Target[]> = new Map(),
+): Promise<ThroughputSection> {
   const plan: { key: LoadKey; variant: VariantName; path: string; tokenExpected: boolean }[] = [
     { key: 'bare', variant: 'bare', path: '/api/token', tokenExpected: false },
     { key: 'passport-logto', variant: 'passport-logto', path: '/api/token', tokenExpected: true },
@@ -271,19 +284,44 @@ export async function measureThroughput(targets: Map<VariantName, Target>, provi
   // Side by side: a route and its baseline loaded at the same moment, their two processes sharing
   // one core (with pinning), so that whatever the machine does to one it does to the other; the
   // scheduler gives each half of the core, and each app's req/s is what its cost per request allows.
+  // Two processes of the very same app differ by a few percent (heap layout, JIT), so several
+  // processes of each app take part, every one paired with every other app's.
+  const sides = new Map<VariantName, { app: AppProcess; cookie: string; url: string }[]>();
+  for (const variant of ['bare', 'passport-logto'] as const) {
+    const processes = [targets.get(variant), ...(extra.get(variant) ?? [])].filter((target): target is Target => target !== undefined);
+    const signedIn = [];
+    for (const target of processes) {
+      const browser = (target === targets.get(variant) ? browsers.get(variant) : undefined) ?? (await signIn(target, provider));
+      await getOk(browser, `${target.url}/api/token`);
+      if (pinned) pinToCpu(target.app.pid, appCpu);
+      const cookie = sessionCookie(browser, target);
+      // The processes started for these rounds get the same warm-up as the first ones had.
+      if (target !== targets.get(variant)) {
+        progress(`  warm-up ${variant}, another process`);
+        for (const path of ['/api/token', '/api/me']) {
+          await load({ url: `${target.url}${path}`, cookie, seconds: settings.warmupSeconds, connections: settings.connections });
+        }
+      }
+      signedIn.push({ app: target.app, cookie, url: target.url });
+    }
+    sides.set(variant, signedIn);
+  }
   const sideBySide: SideBySideResult[] = [];
-  for (const [key, reference] of [['passport-logto', 'bare'], ['passport-logto-me', 'bare-me']] as const) {
-    const ours = loads.find((entry) => entry.key === key);
-    const theirs = loads.find((entry) => entry.key === reference);
-    if (!ours || !theirs) continue;
+  for (const [key, reference, path] of [['passport-logto', 'bare', '/api/token'], ['passport-logto-me', 'bare-me', '/api/me']] as const) {
     const result: SideBySideResult = { key, reference, rounds: [] };
-    for (let run = 0; run < settings.runs; run += 1) {
-      progress(`  side by side ${run + 1}/${settings.runs} ${key} and ${reference}`);
-      const [oursRun, theirsRun] = await Promise.all([
-        measuredLoad(ours.app, ours.url, ours.cookie, settings.seconds, settings.connections),
-        measuredLoad(theirs.app, theirs.url, theirs.cookie, settings.seconds, settings.connections),
-      ]);
-      result.rounds.push({ ours: oursRun, theirs: theirsRun });
+    const ours = sides.get('passport-logto') ?? [];
+    const theirs = sides.get('bare') ?? [];
+    for (const [i, one] of ours.entries()) {
+      for (const [j, other] of theirs.entries()) {
+        for (let run = 0; run < settings.sideBySideRounds; run += 1) {
+          progress(`  side by side ${key}: process ${i + 1} against ${reference} process ${j + 1}, round ${run + 1}/${settings.sideBySideRounds}`);
+          const loadOne = (): Promise<MeasuredLoad> => measuredLoad(one.app, `${one.url}${path}`, one.cookie, settings.seconds, settings.connections);
+          const loadOther = (): Promise<MeasuredLoad> => measuredLoad(other.app, `${other.url}${path}`, other.cookie, settings.seconds, settings.connections);
+          // Which autocannon starts first alternates.
+          const [oursRun, theirsRun] = run % 2 === 0 ? await Promise.all([loadOne(), loadOther()]) : ((await Promise.all([loadOther(), loadOne()])).reverse() as [MeasuredLoad, MeasuredLoad]);
+          result.rounds.push({ ours: oursRun, theirs: theirsRun, processes: [i, j] });
+        }
+      }
     }
     sideBySide.push(result);
   }
