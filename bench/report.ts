@@ -371,7 +371,7 @@ function throughputSection(results: RunResults): string {
           'allows, and whatever the machine does during a round (other tenants, frequency) it does to both: the ratio of the',
           'two req/s is the ratio of their costs, without the drift between rounds taken seconds apart. Two processes of the',
           'very same app also differ, by a few percent (heap layout, compiled code), so',
-          `${processes} processes of each app took part, each signed in, every process of passport-logto against every process of`,
+          `${processes} fresh processes of each app took part (not those measured above), each signed in and warmed up alike, every process of passport-logto against every process of`,
           `bare Passport, ${settings.sideBySideRounds} rounds of ${settings.seconds} s per pair (${processes * processes * settings.sideBySideRounds} rounds per route), which autocannon starts first alternating.`,
           'This is the pairing the req/s verdicts use. Latencies are left out here: with two processes taking turns on one core',
           'they measure the scheduler\'s time slices.',

@@ -111,8 +111,8 @@ try {
     for (const variant of ['bare', ...libraries] as VariantName[]) {
       targets.set(variant, await startTarget(provider, variant, variant === 'bare' ? bareOptions : targetOptions));
     }
-    // More processes of the two apps for the side-by-side rounds (the first of each is in targets).
-    for (let index = 1; index < settings.sideBySideProcesses; index += 1) {
+    // Fresh processes of the two apps for the side-by-side rounds.
+    for (let index = 0; index < settings.sideBySideProcesses; index += 1) {
       for (const [variant, options] of [['bare', bareOptions], ['passport-logto', targetOptions]] as const) {
         const started = await startTarget(provider, variant, options);
         extra.set(variant, [...(extra.get(variant) ?? []), started]);

@@ -214,8 +214,8 @@ export interface ThroughputSection {
 }
 
 /**
- * `extra` holds more processes of bare Passport and of passport-logto, for the side-by-side rounds;
- * each is signed in here.
+ * `extra` holds fresh processes of bare Passport and of passport-logto for the side-by-side
+ * rounds (not the ones measured taking turns, which have run far longer); each is signed in here.
  */
 export async function measureThroughput(
   targets: Map<VariantName, Target>,
@@ -288,19 +288,16 @@ export async function measureThroughput(
   // processes of each app take part, every one paired with every other app's.
   const sides = new Map<VariantName, { app: AppProcess; cookie: string; url: string }[]>();
   for (const variant of ['bare', 'passport-logto'] as const) {
-    const processes = [targets.get(variant), ...(extra.get(variant) ?? [])].filter((target): target is Target => target !== undefined);
     const signedIn = [];
-    for (const target of processes) {
-      const browser = (target === targets.get(variant) ? browsers.get(variant) : undefined) ?? (await signIn(target, provider));
+    for (const target of extra.get(variant) ?? []) {
+      const browser = await signIn(target, provider);
       await getOk(browser, `${target.url}/api/token`);
       if (pinned) pinToCpu(target.app.pid, appCpu);
       const cookie = sessionCookie(browser, target);
-      // The processes started for these rounds get the same warm-up as the first ones had.
-      if (target !== targets.get(variant)) {
-        progress(`  warm-up ${variant}, another process`);
-        for (const path of ['/api/token', '/api/me']) {
-          await load({ url: `${target.url}${path}`, cookie, seconds: settings.warmupSeconds, connections: settings.connections });
-        }
+      // Fresh processes, each with the same warm-up, so that none is more compiled than another.
+      progress(`  warm-up ${variant}, process ${signedIn.length + 1}`);
+      for (const path of ['/api/token', '/api/me']) {
+        await load({ url: `${target.url}${path}`, cookie, seconds: 2 * settings.warmupSeconds, connections: settings.connections });
       }
       signedIn.push({ app: target.app, cookie, url: target.url });
     }
