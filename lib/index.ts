@@ -37,7 +37,7 @@ export type {
   UserOrganization,
   UserOrganizationDetails,
 } from './logto/claims.js';
-export type { StoredAccessToken, TokenRecord } from './store/sign-in-records.js';
+export type { StoredAccessToken, TokenRecord } from './store/token-record.js';
 export { LogtoBearerStrategy, logtoBearer } from './bearer/strategy.js';
 export { LogtoBearerError } from './bearer/errors.js';
 export type { BearerErrorCode } from './bearer/errors.js';

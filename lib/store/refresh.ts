@@ -1,7 +1,8 @@
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { LogtoConnection, RefreshParameters, TokenEndpointResponse } from '../logto/connection.js';
-import { accessTokenKey, digest, storedAccessTokenOf, type SignInRecords, type StoredAccessToken, type TokenRecord } from './sign-in-records.js';
+import type { SignInRecords } from './sign-in-records.js';
+import { accessTokenKey, digest, storedAccessTokenOf, type StoredAccessToken, type TokenRecord } from './token-record.js';
 import type { TokenStore } from './token-store.js';
 
 export interface RefreshRequest {

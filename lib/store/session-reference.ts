@@ -1,5 +1,5 @@
 import { LogtoError } from '../errors.js';
-import type { StoredAccessToken, TokenRecord } from './sign-in-records.js';
+import type { StoredAccessToken, TokenRecord } from './token-record.js';
 
 /** The parts of a session (express-session or cookie-session) that passport-logto touches. */
 export interface SessionLike {

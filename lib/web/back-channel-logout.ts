@@ -1,7 +1,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { isCausedByRequest, LogtoError, sessionStoreError } from '../errors.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
-import { digest, type SignInRecords } from '../store/sign-in-records.js';
+import type { SignInRecords } from '../store/sign-in-records.js';
+import { digest } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { LogtoContext } from './context.js';
 

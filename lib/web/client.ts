@@ -4,7 +4,7 @@ import { LogtoError } from '../errors.js';
 import { cachedToken } from '../store/refresh.js';
 import { checkClearRequest, checkTokenRequest } from './token-requests.js';
 import { UserScope } from '../logto/scopes.js';
-import { accessTokenKey, type StoredAccessToken, type TokenRecord } from '../store/sign-in-records.js';
+import { accessTokenKey, type StoredAccessToken, type TokenRecord } from '../store/token-record.js';
 import type { LogtoContext } from './context.js';
 
 /** Options of the token getters. */

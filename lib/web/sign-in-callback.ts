@@ -6,7 +6,7 @@ import type { LogtoContext } from './context.js';
 import { keepThroughLogIn } from './keep-through-log-in.js';
 import type { PendingSignIn } from './pending-sign-ins.js';
 import type { TokenEndpointResponse } from '../logto/connection.js';
-import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/sign-in-records.js';
+import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from '../verify-callback.js';
 

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { LogtoError, sessionStoreError } from '../errors.js';
-import type { TokenRecord } from '../store/sign-in-records.js';
+import type { TokenRecord } from '../store/token-record.js';
 import type { LogtoContext } from './context.js';
 import { safePostLogoutRedirect } from './redirects.js';
 

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { IdTokenClaims, UserInfoResponse } from '../logto/claims.js';
 import { profileClaims } from '../logto/claims.js';
 import type { LogtoConnection } from '../logto/connection.js';
-import type { TokenRecord } from '../store/sign-in-records.js';
+import type { TokenRecord } from '../store/token-record.js';
 import { runVerify, type Verified, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
 /** The tokens of a sign-in, handed to the verify function only. */
