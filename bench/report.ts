@@ -190,14 +190,18 @@ function sideBySide(section: ThroughputSection, key: LoadKey, pick: (run: Measur
   return { median: median(ratios), low: percentile(ratios, 25), high: percentile(ratios, 75) };
 }
 
-/** The median ratio of each pair of processes, labelled by the two processes' numbers. */
-function pairMedians(result: ThroughputSection['sideBySide'][number]): string {
+/** The req/s ratios of the rounds of each pair of processes, labelled by the two processes' numbers. */
+function pairRatios(result: ThroughputSection['sideBySide'][number]): [string, number[]][] {
   const byPair = new Map<string, number[]>();
   for (const round of result.rounds) {
     const label = `${round.processes[0] + 1}/${round.processes[1] + 1}`;
     byPair.set(label, [...(byPair.get(label) ?? []), round.ours.rps / round.theirs.rps]);
   }
-  return [...byPair].map(([label, ratios]) => `${label}: ${median(ratios).toFixed(2)}`).join(', ');
+  return [...byPair];
+}
+
+function pairMedians(result: ThroughputSection['sideBySide'][number]): string {
+  return pairRatios(result).map(([label, ratios]) => `${label}: ${median(ratios).toFixed(2)}`).join(', ');
 }
 
 const range = (value: Paired): string => `${ratio(value.median)} (quartiles of the rounds ${value.low.toFixed(2)}–${value.high.toFixed(2)})`;
@@ -636,9 +640,13 @@ function notes(results: RunResults): string {
           `  the route's ${number(cpu('bare-me'))} µs of app CPU per request.`,
         ]
       : []),
+    ...results.throughput.sideBySide.map((result) => {
+      const medians = pairRatios(result).map(([, ratios]) => median(ratios));
+      return `- Side by side on ${loadLabels[result.key].split(':')[0] ?? result.key}, the pairs of processes gave medians from ${Math.min(...medians).toFixed(2)} to ${Math.max(...medians).toFixed(2)}: one process of an app can be faster than another process of the same app by that much, hence the verdict on the median over every pair.`;
+    }),
     `- Sign-in callbacks: passport-logto's p50 is ${number(callbackP50('passport-logto'), 2)} ms against ${number(callbackP50('express-openid-connect'), 2)} ms for express-openid-connect. With the default`,
     '  token home on MemoryStore, claiming the callback\'s `state` (so that a second arrival never exchanges the code again) uses',
-    '  `SignInRecords.setIfAbsent` in lib/sign-in-records.ts, which, for a store without an atomic `setIfAbsent`',
+    '  `SignInRecords.setIfAbsent` in lib/store/sign-in-records.ts, which, for a store without an atomic `setIfAbsent`',
     '  (`SessionStoreTokenStore` has none), writes, sleeps `emulationSettle` = 25 ms and reads back. Measured apart from this',
     '  run: `claimMark` takes a median 25.7 ms on `SessionStoreTokenStore(new MemoryStore())` and 0.01 ms on `MemoryTokenStore`.',
     '  The refresh lock (`SignInRecords.exclusive`) pays the same 25 ms once per refresh. Latency only, not CPU; connect-redis',

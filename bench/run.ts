@@ -52,8 +52,8 @@ const settings: Settings = {
   stormTokenTtl: 2,
   stormInstances: 3,
   profileSeconds: quick ? 1 : 4,
-  sideBySideProcesses: quick ? 2 : 3,
-  sideBySideRounds: quick ? 1 : 4,
+  sideBySideProcesses: quick ? 2 : 5,
+  sideBySideRounds: quick ? 1 : 2,
   sessions: quick ? 1_000 : 10_000,
 };
 
