@@ -104,13 +104,16 @@ export function authenticatedGuard(
       next();
       return;
     }
-    preload(client, options).then(
-      () => next(),
-      (error: unknown) => {
-        if (error instanceof LogtoError && error.code === 'not_authenticated') turnAway(req, res);
-        else next(error);
-      },
-    );
+    preload(client, options)
+      .then(
+        () => next(),
+        (error: unknown) => {
+          if (error instanceof LogtoError && error.code === 'not_authenticated') turnAway(req, res);
+          else next(error);
+        },
+      )
+      // Turning away can throw too (its cookie): that must reach the error handler, not go unhandled.
+      .catch(next);
   };
 
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -126,9 +129,9 @@ export function authenticatedGuard(
       next(error);
       return;
     }
-    client.load().then(
-      (loaded) => admit(loaded, req, res, next),
-      (error: unknown) => next(error),
-    );
+    client
+      .load()
+      .then((loaded) => admit(loaded, req, res, next))
+      .catch(next);
   };
 }
