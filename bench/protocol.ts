@@ -48,7 +48,22 @@ export type Command =
   | { type: 'profile-start'; intervalMicros: number }
   | { type: 'profile-stop' }
   | { type: 'store-size' }
-  | { type: 'cpu' };
+  | { type: 'cpu' }
+  | { type: 'counters' }
+  /** Answers with the counters once `majorGcs` has reached this many. */
+  | { type: 'await-major-gcs'; count: number };
+
+/** Requests this app answered and V8's full (mark-compact) collections, since it started. */
+export interface Counters {
+  requests: number;
+  majorGcs: number;
+}
+
+/** How to run an app under valgrind's callgrind, counting instructions (bench/instructions.ts). */
+export interface CallgrindRun {
+  /** callgrind's output file; a dump adds `.1`, `.2`… to it. */
+  outFile: string;
+}
 
 export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
@@ -82,9 +97,18 @@ export class AppProcess {
   }
 
   /** Starts a child that listens on 127.0.0.1 and waits for its configuration. */
-  static async start(): Promise<AppProcess> {
+  static async start(callgrind?: CallgrindRun): Promise<AppProcess> {
     // --expose-gc so that memory is read after a full collection, as in the parent.
-    const child = fork(serverScript, [], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const nodeArgs = ['--expose-gc', '--import', 'tsx'];
+    // Under callgrind, counting starts switched off (--instr-atstart=no) and bench/instructions.ts
+    // switches it on for the measured window only; callgrind's own messages are kept off the report.
+    const child = callgrind
+      ? fork(serverScript, [], {
+          execPath: 'valgrind',
+          execArgv: ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${callgrind.outFile}`, '--log-file=/dev/null', process.execPath, ...nodeArgs],
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        })
+      : fork(serverScript, [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const url = await new Promise<string>((resolve, reject) => {
       child.once('message', (message: Listening) => resolve(message.url));
       child.once('exit', (code) => reject(new Error(`app process exited with ${code} before listening`)));

@@ -2,13 +2,15 @@
  * passport-logto against bare Passport sessions, @logto/express and express-openid-connect, on
  * loopback against the bundled provider: authenticated requests with a cached token and on a
  * route that reads only `req.user`, sign-ins, refresh storms (in one process, and over three
- * processes sharing a real Redis), the session loaded per request and memory per sign-in.
- * Prints a Markdown report and writes bench/RESULTS.md.
+ * processes sharing a real Redis), the session loaded per request and memory per sign-in, and
+ * instructions per request counted by valgrind's callgrind (bench/instructions.ts), the measure
+ * that this machine's drift does not move. Prints a Markdown report and writes bench/RESULTS.md.
  *
  *   npm run bench            (node --expose-gc --import tsx bench/run.ts)
  *
  * BENCH_RUNS and BENCH_SECONDS change the load runs (default 14 rounds of 2 s per route); BENCH_QUICK=1
- * shortens everything, for checking the script itself. Not a test: .ci/run does not run it.
+ * shortens everything, for checking the script itself, and leaves callgrind out, as BENCH_INSTRUCTIONS=0 does.
+ * Not a test: .ci/run does not run it.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,6 +35,7 @@ import {
   type StormResult,
 } from './sections.js';
 import { startTarget, type Target, type TargetOptions } from './targets.js';
+import { measureInstructions, type InstructionResult, type InstructionSettings } from './instructions.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const settings: Settings = {
@@ -57,6 +60,11 @@ const settings: Settings = {
   sessions: quick ? 1_000 : 10_000,
 };
 
+// Under callgrind a request costs some 40 times its usual time: one process per app and route,
+// about 7 minutes in all. BENCH_INSTRUCTIONS=0 leaves the section out (BENCH_QUICK=1 does too).
+const instructionSettings: InstructionSettings = { warmupRequests: 4000, cycles: 2, processes: 1, connections: 10 };
+const countInstructions = process.env.BENCH_INSTRUCTIONS === undefined ? !quick : process.env.BENCH_INSTRUCTIONS !== '0';
+
 const libraries: VariantName[] = ['passport-logto', 'logto-express', 'express-openid-connect'];
 const targetOptions: TargetOptions = { resource: API_RESOURCE, scopes: ['email', 'read:items'] };
 const log = (message: string): void => {
@@ -75,6 +83,7 @@ const instanceStormResults: InstanceStormResult[] = [];
 const memoryResults: MemoryResult[] = [];
 let throughput: RunResults['throughput'];
 let profiles: RunResults['profiles'] = [];
+let instructions: InstructionResult = { available: false, reason: 'left out (BENCH_INSTRUCTIONS=0 or BENCH_QUICK=1)' };
 
 try {
   // The session first: passport-logto's user object is then given to bare Passport, so that the
@@ -125,6 +134,11 @@ try {
     await Promise.all([...targets.values(), ...[...extra.values()].flat()].map((target) => target.app.close()));
   }
 
+  if (countInstructions) {
+    log('7. instructions per request (callgrind)');
+    instructions = await measureInstructions(provider, { bare: bareOptions, 'passport-logto': targetOptions }, instructionSettings, log);
+  }
+
   log('4. refresh storm');
   const shortLived = await startProvider({ accessTokenTtl: settings.stormTokenTtl });
   try {
@@ -157,6 +171,7 @@ const results: RunResults = {
   instanceStorm: instanceStormResults,
   profiles,
   memory: memoryResults,
+  instructions,
 };
 const markdown = render(results);
 process.stdout.write(markdown);

@@ -9,12 +9,31 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Session as InspectorSession } from 'node:inspector';
 import type session from 'express-session';
-import type { Command, Listening, MemoryReport, Reply } from './protocol.js';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import type { Command, Counters, Listening, MemoryReport, Reply } from './protocol.js';
 import { buildVariant, type BuiltVariant } from './variants.js';
 
 let built: BuiltVariant | undefined;
 
+/**
+ * Requests received, and V8's full collections seen (bench/instructions.ts aligns its window on
+ * them). Counted on arrival, which costs nothing measurable; under steady load the requests in
+ * flight at the start and at the end of a window are about as many.
+ */
+const counters: Counters = { requests: 0, majorGcs: 0 };
+const gcWaiters: { count: number; resolve: (counters: Counters) => void }[] = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) counters.majorGcs += 1;
+  }
+  for (const waiter of gcWaiters.filter((candidate) => candidate.count <= counters.majorGcs)) {
+    gcWaiters.splice(gcWaiters.indexOf(waiter), 1);
+    waiter.resolve({ ...counters });
+  }
+}).observe({ entryTypes: ['gc'] });
+
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  counters.requests += 1;
   if (built) {
     built.app(req, res);
     return;
@@ -99,6 +118,11 @@ async function handle(command: Command): Promise<unknown> {
     }
     case 'store-size':
       return storeSize(storeOf());
+    case 'counters':
+      return { ...counters };
+    case 'await-major-gcs':
+      if (counters.majorGcs >= command.count) return { ...counters };
+      return new Promise<Counters>((resolve) => gcWaiters.push({ count: command.count, resolve }));
     case 'refreshes':
       return refreshesSent;
     case 'profile-start': {

@@ -5,7 +5,7 @@
 import { signInAtProvider, TestBrowser } from '../test/support/http-client.js';
 import type { RecordedRequest, TestProvider } from '../test/support/provider/index.js';
 import { assertLoopback } from './load.js';
-import { AppProcess, type VariantConfig, type VariantName } from './protocol.js';
+import { AppProcess, type CallgrindRun, type VariantConfig, type VariantName } from './protocol.js';
 import { sessionCookieName } from './variants.js';
 
 export interface TargetOptions {
@@ -26,14 +26,14 @@ export interface Target {
 }
 
 const routes: Record<VariantName, { signIn: string; callback: string }> = {
-  bare: { signIn: '/login', callback: '/' },
+  bare: { signIn: '/sign-in', callback: '/' },
   'passport-logto': { signIn: '/sign-in', callback: '/callback' },
   'logto-express': { signIn: '/logto/sign-in', callback: '/logto/sign-in-callback' },
   'express-openid-connect': { signIn: '/login', callback: '/callback' },
 };
 
-export async function startTarget(provider: TestProvider, variant: VariantName, options: TargetOptions): Promise<Target> {
-  const app = await AppProcess.start();
+export async function startTarget(provider: TestProvider, variant: VariantName, options: TargetOptions, callgrind?: CallgrindRun): Promise<Target> {
+  const app = await AppProcess.start(callgrind);
   assertLoopback(app.url);
   const { signIn, callback } = routes[variant];
   const registered =

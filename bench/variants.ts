@@ -84,8 +84,16 @@ function bare(config: VariantConfig): BuiltVariant {
   // The same user object as passport-logto's, so that the sessions differ only by what
   // passport-logto adds to them.
   const user = (config.user ?? { id: 'demo00user01', name: 'Demo User' }) as Express.User;
-  app.get('/login', (req, res, next) => {
+  // The same routes, in the same order, as the passport-logto app: Express matches a request
+  // against each route before its own, so that both routers do the same work.
+  app.get('/sign-in', (req, res, next) => {
     req.login(user, (error) => (error ? next(error) : res.redirect('/')));
+  });
+  app.get('/callback', (_req, res) => {
+    res.redirect('/');
+  });
+  app.get('/sign-in-failed', (_req, res) => {
+    res.status(401).json({ error: 'sign_in_failed' });
   });
   app.get('/', (_req, res) => {
     res.json({ page: 'home' });

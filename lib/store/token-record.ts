@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { TokenEndpointResponse } from '../logto/connection.js';
 
 /** An access token as kept in a sign-in's record. */
@@ -42,8 +42,13 @@ export function signInRecordOf(idToken: string, response: TokenEndpointResponse)
   };
 }
 
+/**
+ * A sign-in's id, the session's only share of it: 128 random bits in 22 characters, since
+ * express-session parses and hashes the session on every request. Ids written earlier as UUIDs
+ * still work: any non-empty string is one.
+ */
 export function newSignInId(): string {
-  return randomUUID();
+  return randomBytes(16).toString('base64url');
 }
 
 /** A short, fixed-length key part for values that may be long or secret (state, refresh tokens). */
