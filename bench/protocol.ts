@@ -102,10 +102,22 @@ export class AppProcess {
     const nodeArgs = ['--expose-gc', '--import', 'tsx'];
     // Under callgrind, counting starts switched off (--instr-atstart=no) and bench/instructions.ts
     // switches it on for the measured window only; callgrind's own messages are kept off the report.
+    // V8 sizes the heap from how fast its collections ran in wall-clock time, which valgrind's
+    // slowdown and the machine's load distort: a fixed growth factor (×3, within what V8 picked
+    // natively here) and no timer-driven memory reducer leave allocation alone to schedule them.
     const child = callgrind
       ? fork(serverScript, [], {
           execPath: 'valgrind',
-          execArgv: ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${callgrind.outFile}`, '--log-file=/dev/null', process.execPath, ...nodeArgs],
+          execArgv: [
+            '--tool=callgrind',
+            '--instr-atstart=no',
+            `--callgrind-out-file=${callgrind.outFile}`,
+            '--log-file=/dev/null',
+            process.execPath,
+            '--heap-growing-percent=200',
+            '--no-memory-reducer',
+            ...nodeArgs,
+          ],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
       : fork(serverScript, [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
