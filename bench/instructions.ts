@@ -55,7 +55,7 @@ export interface InstructionRun {
 
 export type InstructionResult = { available: true; settings: InstructionSettings; runs: InstructionRun[] } | { available: false; reason: string };
 
-const gcNames = ['Scaveng', 'Marking', 'MarkCompact', 'Mark', 'Sweep', 'heap::', 'Heap::', 'MemoryChunk', 'Evacuat', 'RememberedSet', 'SlotSet', 'BodyDescriptor', 'Compactor', 'GCTracer', 'Concurrent', 'SizeFromMap', 'Worklist'];
+const gcNames = ['Scaveng', 'Mark', 'Sweep', 'heap::', 'Heap::', 'MemoryChunk', 'Evacuat', 'RememberedSet', 'SlotSet', 'BodyDescriptor', 'Compactor', 'GCTracer', 'Concurrent', 'SizeFromMap', 'Worklist'];
 const compilerNames = ['compiler::', 'maglev::', 'Zone::', 'RegisterAllocator', 'InstructionSelector', 'CodeGenerator', 'Assembler', 'BytecodeGraphBuilder', 'JSHeapBroker', 'CompilationJob', 'PipelineImpl'];
 
 function kindOf(functionName: string): keyof InstructionKinds {
