@@ -1,3 +1,5 @@
+import { LogtoError } from './errors.js';
+
 /** What a verify function calls when it is done: an error, or the user (false to refuse), with optional info for Passport. */
 export type VerifyDone = (error: unknown, user?: object | false, info?: object | string) => void;
 /**
@@ -51,4 +53,17 @@ export function runVerify(invoke: (done: VerifyDone) => void | Promise<VerifyRes
       fail(error, 'The verify function threw.');
     }
   });
+}
+
+/**
+ * Checks a strategy's verify argument against its `passReqToCallback` option, for both strategies
+ * alike: a verify function is optional, but `passReqToCallback` means nothing without one.
+ */
+export function checkVerifyArgument(verify: unknown, passReqToCallback: boolean): void {
+  if (verify !== undefined && typeof verify !== 'function') {
+    throw new LogtoError('invalid_config', 'passport-logto: the verify argument must be a function.');
+  }
+  if (passReqToCallback && verify === undefined) {
+    throw new LogtoError('invalid_config', 'passport-logto: option `passReqToCallback` needs a verify function.');
+  }
 }

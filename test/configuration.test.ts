@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LogtoError, LogtoStrategy, ReservedResource, UserScope, type LogtoStrategyOptions } from '../lib/index.js';
+import { LogtoBearerStrategy, LogtoError, LogtoStrategy, ReservedResource, UserScope, type LogtoBearerOptions, type LogtoStrategyOptions } from '../lib/index.js';
 
 const valid: LogtoStrategyOptions = {
   endpoint: 'https://tenant.logto.app',
@@ -78,5 +78,28 @@ describe('configuration', () => {
     assert.equal(UserScope.Organizations, 'urn:logto:scope:organizations');
     assert.equal(UserScope.OrganizationRoles, 'urn:logto:scope:organization_roles');
     assert.equal(ReservedResource.Organization, 'urn:logto:resource:organizations');
+  });
+
+  test('both strategies refuse a verify argument that is not a function, and passReqToCallback without one, alike', () => {
+    const bearer: LogtoBearerOptions = { endpoint: valid.endpoint, audience: 'https://api.example' };
+    const construct = {
+      LogtoStrategy: (options: object, verify?: unknown) => new LogtoStrategy({ ...valid, ...options } as LogtoStrategyOptions, verify as undefined),
+      LogtoBearerStrategy: (options: object, verify?: unknown) => new LogtoBearerStrategy({ ...bearer, ...options } as LogtoBearerOptions, verify as undefined),
+    };
+    for (const [name, make] of Object.entries(construct)) {
+      const messageOf = (run: () => unknown): string => {
+        try {
+          run();
+        } catch (error) {
+          assert.ok(error instanceof LogtoError, `${name} throws a LogtoError`);
+          return `${error.code}: ${error.message}`;
+        }
+        return 'no error';
+      };
+      assert.equal(messageOf(() => make({}, 'not a function')), 'invalid_config: passport-logto: the verify argument must be a function.', name);
+      assert.equal(messageOf(() => make({ passReqToCallback: true })), 'invalid_config: passport-logto: option `passReqToCallback` needs a verify function.', name);
+      assert.equal(messageOf(() => make({ passReqToCallback: true }, () => undefined)), 'no error', name);
+      assert.equal(messageOf(() => make({})), 'no error', name);
+    }
   });
 });

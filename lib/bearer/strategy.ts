@@ -7,7 +7,7 @@ import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.j
 import type { AccessTokenClaims } from '../logto/claims.js';
 import { LogtoError } from '../errors.js';
 import { AccessTokenChecks, scopesOf } from './token-checks.js';
-import { runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
+import { checkVerifyArgument, runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
 /** Per-route options: `passport.authenticate('logto-bearer', { requiredScopes })` or `strategy.middleware({ requiredScopes })`. */
 export interface LogtoBearerRouteOptions {
@@ -73,12 +73,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
   constructor(options: LogtoBearerOptions, verify?: BearerVerifyFunction | BearerVerifyFunctionWithRequest) {
     super();
     this.settings = resolveBearerSettings(options);
-    if (verify !== undefined && typeof verify !== 'function') {
-      throw new LogtoError('invalid_config', 'passport-logto: the verify argument must be a function.');
-    }
-    if (this.settings.passReqToCallback && verify === undefined) {
-      throw new LogtoError('invalid_config', 'passport-logto: option `passReqToCallback` needs a verify function.');
-    }
+    checkVerifyArgument(verify, this.settings.passReqToCallback);
     this.name = this.settings.name;
     this.verify = verify;
     this.checks = new AccessTokenChecks(this.settings);

@@ -19,6 +19,7 @@ import { SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
 import { SignInRecords } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
+import { checkVerifyArgument } from '../verify-callback.js';
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
@@ -43,12 +44,7 @@ export class LogtoStrategy extends PassportStrategy {
   constructor(options: LogtoStrategyOptions, verify?: VerifyFunction | VerifyFunctionWithRequest) {
     super();
     this.config = resolveConfig(options);
-    if (verify !== undefined && typeof verify !== 'function') {
-      throw new LogtoError('invalid_config', 'passport-logto: the verify argument must be a function.');
-    }
-    if (this.config.passReqToCallback && verify === undefined) {
-      throw new LogtoError('invalid_config', 'passport-logto: option `passReqToCallback` needs a verify function.');
-    }
+    checkVerifyArgument(verify, this.config.passReqToCallback);
     this.name = this.config.name;
     this.indexSessions = this.config.backchannelLogout === true;
     const config = this.config;
