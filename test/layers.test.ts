@@ -1,6 +1,7 @@
 /**
  * The folders of lib/ are layers (see the README's Architecture section), and imports flow one
- * way: web/ and bearer/ use store/ and logto/; nothing in store/ or logto/ reaches back up.
+ * way: web/ and bearer/ use store/ and logto/; nothing in store/ or logto/ reaches back up. The
+ * tests of a layer sit in the test/ folder of the same name, so that test/ mirrors lib/.
  * Read from the sources, so that no tool beyond Node.js is needed.
  */
 import assert from 'node:assert/strict';
@@ -9,6 +10,13 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 
 const lib = new URL('../lib/', import.meta.url).pathname;
+const tests = new URL('./', import.meta.url).pathname;
+/** Folders of test/ that hold what the tests share, not tests of a layer. */
+const testOnlyFolders = new Set(['support', 'types']);
+
+async function foldersOf(path: string): Promise<string[]> {
+  return (await readdir(path, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+}
 
 /** Every relative import of every file in lib/, as paths relative to lib/. */
 async function imports(): Promise<Array<{ from: string; to: string }>> {
@@ -55,5 +63,16 @@ describe('the layers of lib/', () => {
       .filter(({ from, to }) => ['web', 'bearer'].includes(layerOf(from)) && ['web', 'bearer'].includes(layerOf(to)) && layerOf(from) !== layerOf(to))
       .map(({ from, to }) => `${from} -> ${to}`);
     assert.deepEqual(sideways.filter((edge) => !accepted.has(edge)), []);
+  });
+
+  test('test/ mirrors lib/: each layer has a test folder with tests, and each test folder a layer', async () => {
+    const layers = await foldersOf(lib);
+    const testFolders = (await foldersOf(tests)).filter((folder) => !testOnlyFolders.has(folder));
+    for (const layer of layers) {
+      assert.ok(testFolders.includes(layer), `lib/${layer}/ has no test/${layer}/`);
+      const files = (await readdir(join(tests, layer))).filter((file) => file.endsWith('.test.ts'));
+      assert.ok(files.length > 0, `test/${layer}/ holds no *.test.ts file`);
+    }
+    assert.deepEqual(testFolders.filter((folder) => !layers.includes(folder)), [], 'test folders without a lib/ layer of the same name');
   });
 });
