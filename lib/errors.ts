@@ -50,7 +50,9 @@ export type LogtoErrorCode =
   /** An organization token was refused because the user is not a member of that organization. */
   | 'not_organization_member'
   /** A token getter was called before the sign-in's tokens were loaded: use the route guard or `await client.load()`. */
-  | 'not_loaded';
+  | 'not_loaded'
+  /** LogtoTenants or LogtoBearerTenants serve no tenant at the request's host or path (a spoofed Host header, say). */
+  | 'unknown_tenant';
 
 /** Who caused a failure: the user or the request, or the infrastructure (Logto, a store, the app's setup). */
 type LogtoErrorCausedBy = 'request' | 'infrastructure';
@@ -87,6 +89,8 @@ export const logtoErrorCodes = Object.freeze({
   token_store_failed: { causedBy: 'infrastructure', httpStatus: 503 },
   not_organization_member: { causedBy: 'request', httpStatus: 403 },
   not_loaded: { causedBy: 'infrastructure', httpStatus: 500 },
+  // Anyone can send any Host header or path: a request outside every tenant is not the app's fault.
+  unknown_tenant: { causedBy: 'request', httpStatus: 404 },
 } as const satisfies Record<LogtoErrorCode, { causedBy: LogtoErrorCausedBy; httpStatus: number }>);
 
 /** A code outside the table (from a caller without types) counts as an infrastructure fault. */
@@ -128,8 +132,8 @@ export class LogtoError extends Error {
   }
 
   /**
-   * The HTTP status to answer the browser or API client with: 400, 401 or 403 for what the request
-   * caused, 500 or 503 for the rest. Not Logto's status, which `status` holds.
+   * The HTTP status to answer the browser or API client with: 400, 401, 403 or 404 for what the
+   * request caused, 500 or 503 for the rest. Not Logto's status, which `status` holds.
    */
   get httpStatus(): number {
     return entryOf(this.code).httpStatus;

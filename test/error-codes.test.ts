@@ -4,12 +4,13 @@ import { describe, test } from 'node:test';
 import { isCausedByRequest, logtoErrorCodes } from '../lib/errors.js';
 import { LogtoBearerError, LogtoError, type LogtoErrorCode } from '../lib/index.js';
 
-/** The codes that went to Passport's `fail` before the table existed. */
+/** The codes that went to Passport's `fail` before the table existed, and those added since. */
 const requestCausedBefore = [
   'invalid_callback', 'invalid_state', 'issuer_mismatch', 'authorization_failed', 'sign_in_required', 'invalid_id_token',
   'invalid_access_token', 'token_request_failed', 'not_authenticated', 'not_organization_member', 'userinfo_mismatch',
   'invalid_logout_token',
 ];
+const requestCausedSince = ['unknown_tenant'];
 
 describe('the table of error codes', () => {
   test('is frozen; what the request caused is a 4xx, the rest a 5xx', () => {
@@ -22,7 +23,7 @@ describe('the table of error codes', () => {
 
   test('sorts the codes as the set it replaced did', () => {
     const requestCaused = Object.keys(logtoErrorCodes).filter((code) => isCausedByRequest(new LogtoError(code as LogtoErrorCode, 'x')));
-    assert.deepEqual(requestCaused.sort(), [...requestCausedBefore].sort());
+    assert.deepEqual(requestCaused.sort(), [...requestCausedBefore, ...requestCausedSince].sort());
   });
 
   test('gives each error its causedBy and httpStatus, and leaves status to Logto', () => {
@@ -35,6 +36,7 @@ describe('the table of error codes', () => {
     assert.deepEqual([callback.httpStatus, callback.causedBy], [400, 'request']);
     assert.equal(new LogtoError('not_organization_member', 'x').httpStatus, 403);
     assert.equal(new LogtoError('invalid_config', 'x').httpStatus, 500);
+    assert.deepEqual([new LogtoError('unknown_tenant', 'x').httpStatus, new LogtoError('unknown_tenant', 'x').causedBy], [404, 'request']);
   });
 
   test('a code outside the table counts as an infrastructure fault', () => {

@@ -7,7 +7,16 @@ import {
   type BearerVerifyFunctionWithRequest,
   type LogtoBearerRouteOptions,
 } from '../bearer/strategy.js';
-import { actingFor, checkCommon, TenantTable, tenantEntries, type PassportActions, type TenantSelector } from './tenant-selection.js';
+import {
+  actingFor,
+  checkCommon,
+  reportSelectionFailure,
+  tenantEntries,
+  tenantHandler,
+  TenantTable,
+  type PassportActions,
+  type TenantSelector,
+} from './tenant-selection.js';
 
 /** A bearer tenant's options: those of {@link LogtoBearerStrategy}, less what {@link LogtoBearerTenants} sets. */
 export type LogtoBearerTenantOptions = Omit<LogtoBearerOptions, 'name' | 'passReqToCallback'>;
@@ -65,36 +74,36 @@ export class LogtoBearerTenants extends PassportStrategy {
     return this.table.get(name);
   }
 
-  /** The tenant serving this request; throws `invalid_config` when `select` names none. */
+  /**
+   * The tenant serving this request. Throws a LogtoError `unknown_tenant` (`httpStatus` 404) when
+   * `select` names none of the tenants.
+   */
   tenantOf(req: Request): string {
     return this.table.nameFor(req);
   }
 
-  /** Passport entry point: the request's tenant verifies the token. */
+  /**
+   * Passport entry point: the request's tenant verifies the token. A request that no tenant
+   * serves fails with `unknown_tenant` and 404, before any token is looked at.
+   */
   override authenticate(req: Request, options?: LogtoBearerRouteOptions): void {
     const outer = this as unknown as PassportActions;
     let tenant: string;
     try {
       tenant = this.table.nameFor(req);
     } catch (error) {
-      outer.error(error);
+      reportSelectionFailure(outer, error);
       return;
     }
     actingFor(this.table.get(tenant), outer, () => undefined).authenticate(req, options);
   }
 
-  /** Plain Express middleware of the request's tenant; see {@link LogtoBearerStrategy.middleware}. */
+  /**
+   * Plain Express middleware of the request's tenant; see {@link LogtoBearerStrategy.middleware}.
+   * A request that no tenant serves gets 404 JSON `{ error: 'unknown_tenant' }`.
+   */
   middleware(options: LogtoBearerRouteOptions = {}): RequestHandler {
     const handlers = new Map(this.table.names.map((tenant) => [tenant, this.table.get(tenant).middleware(options)]));
-    return (req, res, next) => {
-      let tenant: string;
-      try {
-        tenant = this.table.nameFor(req);
-      } catch (error) {
-        next(error);
-        return;
-      }
-      (handlers.get(tenant) as RequestHandler)(req, res, next);
-    };
+    return tenantHandler(this.table, (req, res, next, tenant) => (handlers.get(tenant) as RequestHandler)(req, res, next));
   }
 }

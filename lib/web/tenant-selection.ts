@@ -3,16 +3,28 @@
  * the app's own function), checking the tenants' options, and handing a request to the tenant's
  * own strategy.
  */
-import type { Request } from 'express';
-import { LogtoError } from '../errors.js';
+import type { NextFunction, Request, Response } from 'express';
+import { isCausedByRequest, LogtoError } from '../errors.js';
 
 /** Picks the tenant (a key of `tenants`) that serves a request; undefined when none does. */
 export type TenantSelector = (req: Request) => string | undefined;
 
 const tenantNamePattern = /^[A-Za-z0-9_.-]+$/;
+/** How much of a request's host and path an error message repeats: they come from the client. */
+const maxQuotedLength = 200;
+
+/**
+ * The tenants that a selector from byHost() or byPath() can name, so that a strategy checks them
+ * when it is built: a misspelt tenant is a setup mistake to report at startup, not a 404 later.
+ */
+const namedTenants = new WeakMap<TenantSelector, readonly string[]>();
 
 function invalidConfig(message: string): LogtoError {
   return new LogtoError('invalid_config', `passport-logto: ${message}`);
+}
+
+function quoted(text: string): string {
+  return JSON.stringify(text.length > maxQuotedLength ? `${text.slice(0, maxQuotedLength)}...` : text);
 }
 
 function pathOf(req: Request): string {
@@ -41,12 +53,15 @@ export function byHost(hosts: Readonly<Record<string, string>>): TenantSelector 
     if (host === '' || /[\s/]/.test(host) || (/:/.test(host) && !host.startsWith('['))) {
       throw invalidConfig(`byHost(): "${host}" is not a host name (give it without scheme, port or path).`);
     }
+    if (typeof tenant !== 'string') throw invalidConfig(`byHost(): the tenant of "${host}" must be a tenant name.`);
     table.set(host.toLowerCase(), tenant);
   }
-  return (req) => {
+  const select: TenantSelector = (req) => {
     const host = hostnameOf(req);
     return host === undefined ? undefined : table.get(host);
   };
+  namedTenants.set(select, [...table.values()]);
+  return select;
 }
 
 /**
@@ -58,13 +73,16 @@ export function byPath(prefixes: Readonly<Record<string, string>>): TenantSelect
   if (typeof prefixes !== 'object' || prefixes === null) throw invalidConfig('byPath() needs an object of path prefixes to tenant names.');
   const table = Object.entries(prefixes).map(([prefix, tenant]) => {
     if (!prefix.startsWith('/') || /[\s?#]/.test(prefix)) throw invalidConfig(`byPath(): "${prefix}" must be a path starting with "/".`);
+    if (typeof tenant !== 'string') throw invalidConfig(`byPath(): the tenant of "${prefix}" must be a tenant name.`);
     return { prefix: prefix.replace(/\/+$/, ''), tenant };
   });
   table.sort((a, b) => b.prefix.length - a.prefix.length);
-  return (req) => {
+  const select: TenantSelector = (req) => {
     const path = pathOf(req);
     return table.find(({ prefix }) => prefix === '' || path === prefix || path.startsWith(`${prefix}/`))?.tenant;
   };
+  namedTenants.set(select, table.map(({ tenant }) => tenant));
+  return select;
 }
 
 /** The tenants of one strategy, and the choice among them for a request. */
@@ -77,6 +95,11 @@ export class TenantTable<S> {
     private readonly select: TenantSelector,
   ) {
     this.names = [...strategies.keys()];
+    for (const tenant of namedTenants.get(select) ?? []) {
+      if (!strategies.has(tenant)) {
+        throw invalidConfig(`${owner}: select names tenant "${tenant}", which is not one of its tenants (${this.names.join(', ')}); add it to \`tenants\` or fix the name.`);
+      }
+    }
   }
 
   get(tenant: string): S {
@@ -88,23 +111,65 @@ export class TenantTable<S> {
   }
 
   /**
-   * The tenant for this request. A request that no tenant serves is the app's routing mistake (a
-   * route of the strategy reached on a host or path that `select` does not know), so it is an
-   * `invalid_config` error for the error handler, never a guess among the tenants.
+   * The tenant for this request, never a guess among the tenants. A request that no tenant serves
+   * is an `unknown_tenant` error (404): the client chose the Host header and the path, so a
+   * spoofed host must not look like the app's fault. A select function that gives something other
+   * than a name or undefined is a programming mistake (`invalid_config`).
    */
   nameFor(req: Request): string {
     const tenant = this.select(req);
-    if (tenant === undefined) {
-      throw invalidConfig(
-        `${this.owner} has no tenant for ${req.method} ${hostnameOf(req) ?? '(no host)'}${pathOf(req)}: select() gave none. `
-          + 'Mount its routes only where select() names a tenant.',
-      );
+    if (typeof tenant === 'string' && this.strategies.has(tenant)) return tenant;
+    if (tenant !== undefined && typeof tenant !== 'string') {
+      throw invalidConfig(`${this.owner}: select() must give a tenant name or undefined, not ${tenant === null ? 'null' : typeof tenant}.`);
     }
-    if (typeof tenant !== 'string' || !this.strategies.has(tenant)) {
-      throw invalidConfig(`${this.owner}: select() gave "${String(tenant)}", which is not one of its tenants (${this.names.join(', ')}).`);
-    }
-    return tenant;
+    const request = quoted(`${req.method} ${hostnameOf(req) ?? '(no host)'}${pathOf(req)}`);
+    throw new LogtoError(
+      'unknown_tenant',
+      tenant === undefined
+        ? `passport-logto: ${this.owner} serves no tenant at ${request}. If this host or path is one of yours, map it to a tenant in byHost() or byPath() (or your select function); if it is not (a spoofed Host header, say), this 404 is the right answer.`
+        : `passport-logto: ${this.owner} serves no tenant at ${request}: select() named ${quoted(tenant)}, which is not one of its tenants (${this.names.join(', ')}). Add it to \`tenants\` if it should be served.`,
+    );
   }
+}
+
+/**
+ * Passes a failure to pick the tenant to Passport: `fail` with 404 for a request no tenant serves,
+ * as for anything else the request caused, and `error` for a broken select function.
+ */
+export function reportSelectionFailure(outer: PassportActions, error: unknown): void {
+  if (error instanceof LogtoError && isCausedByRequest(error)) outer.fail(error, error.httpStatus);
+  else outer.error(error);
+}
+
+/**
+ * A handler that runs `handle` with the request's tenant. A request that no tenant serves is
+ * answered 404 here, as the handlers answer what the request caused; the app's error handler
+ * would see a LogtoError without an HTTP `status` and most answer 500. Calling `next()` instead
+ * would skip a route guard. Anything else (a select function that throws) goes to `next`.
+ */
+export function tenantHandler<S>(
+  table: TenantTable<S>,
+  handle: (req: Request, res: Response, next: NextFunction, tenant: string) => void,
+): (req: Request, res: Response, next: NextFunction) => void {
+  return (req, res, next) => {
+    let tenant: string;
+    try {
+      tenant = table.nameFor(req);
+    } catch (error) {
+      if (error instanceof LogtoError && isCausedByRequest(error)) answerRequestError(res, error);
+      else next(error);
+      return;
+    }
+    handle(req, res, next, tenant);
+  };
+}
+
+/** Answers as the guard and the back-channel logout handler do: JSON with the code and what to do. */
+function answerRequestError(res: Response, error: LogtoError): void {
+  res.statusCode = error.httpStatus;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(JSON.stringify({ error: error.code, error_description: error.message }));
 }
 
 export function tenantEntries<T extends object>(owner: string, tenants: unknown, forbidden: readonly string[]): Array<[string, T]> {

@@ -7,7 +7,16 @@ import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route
 import type { LogtoSignInOptions } from './sign-in-options.js';
 import type { SignOutOptions } from './sign-out.js';
 import { LogtoStrategy } from './strategy.js';
-import { actingFor, checkCommon, TenantTable, tenantEntries, type PassportActions, type TenantSelector } from './tenant-selection.js';
+import {
+  actingFor,
+  checkCommon,
+  reportSelectionFailure,
+  tenantEntries,
+  tenantHandler,
+  TenantTable,
+  type PassportActions,
+  type TenantSelector,
+} from './tenant-selection.js';
 import type { VerifyFunction, VerifyFunctionWithRequest } from './verify-context.js';
 
 /** A tenant's options: those of {@link LogtoStrategy}, less what {@link LogtoTenants} sets for every tenant. */
@@ -90,12 +99,15 @@ export class LogtoTenants extends PassportStrategy {
     return this.table.get(name);
   }
 
-  /** The tenant serving this request; throws `invalid_config` when `select` names none. */
+  /**
+   * The tenant serving this request. Throws a LogtoError `unknown_tenant` (`httpStatus` 404) when
+   * `select` names none of the tenants.
+   */
   tenantOf(req: Request): string {
     return this.table.nameFor(req);
   }
 
-  /** The Logto helper of this request's tenant; see {@link LogtoStrategy.client}. */
+  /** The Logto helper of this request's tenant (throws as {@link tenantOf} does); see {@link LogtoStrategy.client}. */
   client(req: Request): LogtoClient {
     return this.table.get(this.table.nameFor(req)).client(req);
   }
@@ -160,14 +172,17 @@ export class LogtoTenants extends PassportStrategy {
     return this.dispatch((req, res, next, tenant) => (handlers.get(tenant) as RequestHandler)(req, res, next));
   }
 
-  /** Passport calls this for both legs of the sign-in; the request's tenant handles it. */
+  /**
+   * Passport calls this for both legs of the sign-in; the request's tenant handles it. A request
+   * that no tenant serves fails with `unknown_tenant` and 404.
+   */
   override authenticate(req: Request, options?: LogtoSignInOptions): void {
     const outer = this as unknown as PassportActions;
     let tenant: string;
     try {
       tenant = this.table.nameFor(req);
     } catch (error) {
-      outer.error(error);
+      reportSelectionFailure(outer, error);
       return;
     }
     const restoreLogIn = this.keepOtherTenantsThroughLogIn(req, tenant);
@@ -178,17 +193,9 @@ export class LogtoTenants extends PassportStrategy {
     return new Map(this.table.names.map((tenant) => [tenant, make(this.table.get(tenant))]));
   }
 
+  /** A handler of the request's tenant; a request that no tenant serves gets 404 `unknown_tenant`. */
   private dispatch(handle: (req: Request, res: Response, next: NextFunction, tenant: string) => void): RequestHandler {
-    return (req, res, next) => {
-      let tenant: string;
-      try {
-        tenant = this.table.nameFor(req);
-      } catch (error) {
-        next(error);
-        return;
-      }
-      handle(req, res, next, tenant);
-    };
+    return tenantHandler(this.table, handle);
   }
 
   private sessionKeyOf(tenant: string): string {

@@ -1,7 +1,7 @@
 // Several Logto tenants (two test providers) and apps (two apps of one provider) in one Express
 // app, through LogtoTenants and LogtoBearerTenants, by path and by host.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -19,6 +19,9 @@ let url: string;
 /** The same port on the other loopback name, for selection by host. */
 let otherHostUrl: string;
 let tenants: LogtoTenants;
+let hostTenants: LogtoTenants;
+/** The session store, which is also the tokens' home (the default). */
+const store = new session.MemoryStore();
 const errors: unknown[] = [];
 
 const prefixes = { '/a': 'a', '/b': 'b', '/c': 'c' } as const;
@@ -71,19 +74,34 @@ before(async () => {
   // By host: 127.0.0.1 is tenant a's second app, localhost is tenant b's, on the same paths.
   const byHostA = await register(providerA, `${url}/h`);
   const byHostB = await register(providerB, `${otherHostUrl}/h`);
-  const hostTenants = new LogtoTenants({
+  hostTenants = new LogtoTenants({
     name: 'logto-host',
     select: byHost({ '127.0.0.1': 'a', localhost: 'b' }),
-    tenants: { a: tenantOptions(providerA, byHostA, `${url}/h`), b: tenantOptions(providerB, byHostB, `${otherHostUrl}/h`) },
+    tenants: {
+      a: { ...tenantOptions(providerA, byHostA, `${url}/h`), backchannelLogout: true },
+      b: { ...tenantOptions(providerB, byHostB, `${otherHostUrl}/h`), backchannelLogout: true },
+    },
+  });
+  const hostBearer = new LogtoBearerTenants({
+    name: 'logto-bearer-host',
+    select: byHost({ '127.0.0.1': 'a', localhost: 'b' }),
+    tenants: { a: { endpoint: providerA.endpoint, audience: API_RESOURCE }, b: { endpoint: providerB.endpoint, audience: API_RESOURCE } },
+  });
+  // An app's own select function, reading a header that the client controls.
+  const headerTenants = new LogtoTenants({
+    name: 'logto-header',
+    select: (req) => req.get('x-tenant'),
+    tenants: { a: tenantOptions(providerA, byHostA, `${url}/h`) },
   });
 
   const passport = new Passport();
   passport.use(tenants);
   passport.use(bearer);
   passport.use(hostTenants);
+  passport.use(hostBearer);
   passport.serializeUser((user, done) => done(null, user));
   passport.deserializeUser((user: Express.User, done) => done(null, user));
-  app.use(session({ secret: 'tenants-test', resave: false, saveUninitialized: false }));
+  app.use(session({ secret: 'tenants-test', resave: false, saveUninitialized: false, store }));
   app.use(passport.initialize());
   app.use(passport.session());
 
@@ -91,9 +109,9 @@ before(async () => {
     app.get(`${prefix}/sign-in`, passport.authenticate('logto'));
     app.get(`${prefix}/callback`, (req, res, next) => {
       // A custom callback, so that the test reads the failure's code.
-      passport.authenticate('logto', (error: unknown, user: unknown, info: unknown) => {
+      passport.authenticate('logto', (error: unknown, user: unknown, info: unknown, status: unknown) => {
         if (error) return next(error);
-        if (!user) return res.status(401).json({ error: isLogtoError(info) ? info.code : String(info) });
+        if (!user) return res.status(typeof status === 'number' ? status : 401).json(isLogtoError(info) ? { error: info.code, error_description: info.message } : { error: String(info) });
         req.logIn(user as Express.User, (logInError) => (logInError ? next(logInError) : res.redirect(`${prefix}/me`)));
       })(req, res, next);
     });
@@ -117,14 +135,40 @@ before(async () => {
     });
   }
   app.get('/h/sign-in', passport.authenticate('logto-host'));
-  app.get('/h/callback', passport.authenticate('logto-host', { successRedirect: '/h/me', failureRedirect: '/h/failed' }));
+  app.get('/h/callback', (req, res, next) => {
+    passport.authenticate('logto-host', (error: unknown, user: unknown, info: unknown, status: unknown) => {
+      if (error) return next(error);
+      if (!user) return res.status(typeof status === 'number' ? status : 401).json(isLogtoError(info) ? { error: info.code, error_description: info.message } : { error: String(info) });
+      req.logIn(user as Express.User, (logInError) => (logInError ? next(logInError) : res.redirect('/h/me')));
+    })(req, res, next);
+  });
   app.get('/h/me', hostTenants.authenticated(), (req, res) => {
     res.json({ iss: req.logto?.getIdTokenClaims().iss, tenant: hostTenants.tenantOf(req) });
   });
+  app.get('/h/sign-out', hostTenants.signOut());
+  app.post('/h/backchannel-logout', hostTenants.backchannelLogout());
+  app.get('/h/api-token', hostTenants.authenticated({ accessToken: API_RESOURCE }, (req, res) => {
+    res.json({ token: req.logto.accessToken });
+  }));
+  app.get('/h/api', passport.authenticate('logto-bearer-host', { session: false }), (req, res) => {
+    res.json({ iss: (req.authInfo as { claims: { iss: string } }).claims.iss });
+  });
+  app.get('/h/api-callback', (req, res, next) => {
+    passport.authenticate('logto-bearer-host', { session: false }, (error: unknown, user: unknown, info: unknown, status: unknown) => {
+      if (error) return next(error);
+      if (!user) return res.status(typeof status === 'number' ? status : 401).json(isLogtoError(info) ? { error: info.code, error_description: info.message } : { error: String(info) });
+      res.json({ signedIn: true });
+    })(req, res, next);
+  });
+  app.get('/h/api-middleware', hostBearer.middleware(), (req, res) => {
+    res.json({ iss: (req.authInfo as { claims: { iss: string } }).claims.iss });
+  });
+  app.get('/x/me', headerTenants.authenticated(), (_req, res) => res.json({ signedIn: true }));
   app.get('/session', (req, res) => res.json(req.session));
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
-    res.status(500).json({ error: error instanceof LogtoError ? error.code : 'internal_error', message: String(error) });
+    // As the README's Errors section says: a LogtoError's httpStatus is the status to answer with.
+    res.status(error instanceof LogtoError ? error.httpStatus : 500).json({ error: error instanceof LogtoError ? error.code : 'internal_error', message: String(error) });
   });
 });
 
@@ -187,7 +231,7 @@ describe('LogtoTenants: several tenants in one app', () => {
     const tokensA = (await json(browser, `${url}/a/tokens`)).body;
     assert.equal(decodeJwt(tokensA.idToken as string).iss, providerA.issuer);
     // Prefixes match whole path segments: /ax is not tenant a's.
-    assert.deepEqual((await json(browser, `${url}/ax/me`)).body.error, 'invalid_config');
+    assert.deepEqual((await json(browser, `${url}/ax/me`)).body.error, 'unknown_tenant');
   });
 
   test('both tenants signed in at once in one session, each route seeing its own', async () => {
@@ -220,7 +264,7 @@ describe('LogtoTenants: several tenants in one app', () => {
     assert.deepEqual([atB.status, atB.body.error], [401, 'issuer_mismatch']);
     // Another app of the same Logto: same issuer, but the started sign-in is not C's.
     const atC = await json(browser, `${url}/c/callback${callback.search}`);
-    assert.deepEqual([atC.status, atC.body.error], [401, 'invalid_state']);
+    assert.deepEqual([atC.status, atC.body.error], [400, 'invalid_state']);
     assert.equal((await json(browser, `${url}/c/me`)).status, 401);
     // Neither spent the code.
     const own = await browser.get(callback.href);
@@ -321,14 +365,38 @@ describe('LogtoTenants: several tenants in one app', () => {
     }
   });
 
-  test('a route outside every tenant is an invalid_config error, never another tenant\'s', async () => {
+  test('a route outside every tenant answers 404 unknown_tenant, never another tenant\'s, never a 500', async () => {
     const browser = new TestBrowser();
     await signInTo(browser, `${url}/a`, providerA);
-    for (const path of ['/elsewhere/me', '/elsewhere/sign-in', '/elsewhere/tokens', '/elsewhere/api']) {
+    const errorsBefore = errors.length;
+    // The guard, the callback, sign-out and the bearer middleware answer with the code; the helper throws it to the error handler.
+    for (const path of ['/elsewhere/me', '/elsewhere/callback?code=x&state=y', '/elsewhere/sign-out', '/elsewhere/api-middleware', '/elsewhere/tokens']) {
       const response = await json(browser, `${url}${path}`);
-      assert.deepEqual([response.status, response.body.error], [500, 'invalid_config'], path);
-      assert.match(String(response.body.message), /no tenant for GET 127\.0\.0\.1\/elsewhere/, path);
+      assert.deepEqual([response.status, response.body.error], [404, 'unknown_tenant'], path);
+      const message = String(response.body.error_description ?? response.body.message);
+      assert.match(message, /serves no tenant at "GET 127\.0\.0\.1\/elsewhere\//, path);
+      assert.match(message, /map it to a tenant in byHost\(\) or byPath\(\)/, path);
     }
+    assert.equal(errors.length, errorsBefore + 1, 'only the helper\'s throw reached the error handler');
+    // Passport's own answer for a failure without a callback: the status, and no challenge.
+    for (const path of ['/elsewhere/sign-in', '/elsewhere/api']) {
+      const response = await browser.get(`${url}${path}`);
+      assert.deepEqual([response.status, response.text], [404, 'Not Found'], path);
+      assert.equal(response.headers.get('www-authenticate'), null, path);
+      assert.equal(response.location, undefined, path);
+    }
+    const logout = await postLogout('/elsewhere', await logoutToken(providerA, tenants.tenant('a').config.appId, userOf(providerA).sub));
+    assert.deepEqual([logout.status, ((await logout.json()) as { error: string }).error], [404, 'unknown_tenant']);
+    assert.equal((await json(browser, `${url}/a/me`)).status, 200, 'none of it touched the sign-in of tenant a');
+  });
+
+  test('an app\'s select function that names a tenant there is not: 404 unknown_tenant', async () => {
+    const named = await new TestBrowser().request(`${url}/x/me`, { headers: { 'x-tenant': 'zz' } });
+    assert.equal(named.status, 404);
+    const body = JSON.parse(named.text) as { error: string; error_description: string };
+    assert.equal(body.error, 'unknown_tenant');
+    assert.match(body.error_description, /select\(\) named "zz", which is not one of its tenants \(a\)/);
+    assert.equal((await new TestBrowser().request(`${url}/x/me`, { headers: { 'x-tenant': 'a' } })).status, 401, 'a known tenant, signed out');
   });
 });
 
@@ -341,6 +409,88 @@ describe('LogtoTenants: selection by host', () => {
     assert.equal(viaB.location, `${otherHostUrl}/h/me`);
     assert.deepEqual((await json(browser, `${url}/h/me`)).body, { iss: providerA.issuer, tenant: 'a' });
     assert.deepEqual((await json(browser, `${otherHostUrl}/h/me`)).body, { iss: providerB.issuer, tenant: 'b' });
+  });
+});
+
+/** A request with the Host header of the client's choice, carrying the browser's cookies for the real host. */
+async function spoofed(browser: TestBrowser, target: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
+  return browser.request(target, { raw: true, headers: { host: 'evil.example', ...headers } });
+}
+
+/** A POST with a spoofed Host header, through node:http (fetch sets Host itself). */
+function spoofedPost(target: string, form: Record<string, string>): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  const body = new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      target,
+      { method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/** Everything in the session store, which also holds the sign-ins' token records. */
+function storeContents(): Promise<unknown> {
+  return new Promise((resolve, reject) => store.all((error, sessions) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(sessions))));
+}
+
+/** Runs `request` and checks that it answered 404 `unknown_tenant`, set no cookie and wrote nothing to the store. */
+async function refusedAsUnknown(what: string, request: () => Promise<{ status: number; headers: Headers | IncomingHttpHeaders; text: string }>, json = true): Promise<void> {
+  const before = JSON.stringify(await storeContents());
+  const response = await request();
+  assert.equal(response.status, 404, `${what}: ${response.text}`);
+  if (json) {
+    const body = JSON.parse(response.text) as { error: string; error_description: string };
+    assert.equal(body.error, 'unknown_tenant', what);
+    assert.match(body.error_description, /serves no tenant at "\w+ evil\.example\/h\/.*map it to a tenant in byHost\(\) or byPath\(\)/, what);
+  }
+  const setCookie = response.headers instanceof Headers ? response.headers.getSetCookie() : (response.headers['set-cookie'] ?? []);
+  assert.deepEqual(setCookie, [], `${what} sets no cookie`);
+  assert.equal(JSON.stringify(await storeContents()), before, `${what} wrote nothing to the session store or the tokens' records`);
+}
+
+describe('LogtoTenants and LogtoBearerTenants: a spoofed Host header', () => {
+  test('sign-in, callback, guarded route, sign-out and back-channel logout answer 404 unknown_tenant and change nothing', async () => {
+    const browser = new TestBrowser();
+    await refusedAsUnknown('sign-in', () => spoofed(browser, `${url}/h/sign-in`), false);
+
+    // A sign-in started on the real host: its callback, replayed with a spoofed Host, spends nothing.
+    const callback = new URL(await callbackFor(browser, `${url}/h`, providerA));
+    await refusedAsUnknown('callback', () => spoofed(browser, callback.href));
+    const finished = await browser.get(callback.href);
+    assert.equal(finished.location, `${url}/h/me`, 'the real callback still finishes the sign-in');
+    assert.equal((await json(browser, `${url}/h/me`)).status, 200);
+
+    // The session's cookie with a spoofed Host: no tenant's data, no sign-out, no logout.
+    await refusedAsUnknown('guarded route', () => spoofed(browser, `${url}/h/me`));
+    await refusedAsUnknown('sign-out', () => spoofed(browser, `${url}/h/sign-out`));
+    const token = await logoutToken(providerA, hostTenants.tenant('a').config.appId, userOf(providerA).sub);
+    await refusedAsUnknown('back-channel logout', () => spoofedPost(`${url}/h/backchannel-logout`, { logout_token: token }));
+    assert.equal((await json(browser, `${url}/h/me`)).status, 200, 'the sign-in is still there');
+
+    // The same logout token on the real host does end it: it was a valid one.
+    assert.equal((await postLogout('/h', token)).status, 200);
+    assert.equal((await json(browser, `${url}/h/me`)).status, 401);
+  });
+
+  test('the bearer tenants answer 404 unknown_tenant before looking at the token', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${url}/a`, providerA);
+    const token = (await json(browser, `${url}/a/api-token`)).body.token as string;
+    const authorization = { authorization: `Bearer ${token}` };
+    // Tenant a's token, which the real host accepts.
+    assert.equal((await browser.request(`${url}/h/api`, { headers: authorization })).status, 200);
+    await refusedAsUnknown('bearer middleware', () => spoofed(browser, `${url}/h/api-middleware`, authorization));
+    await refusedAsUnknown('passport.authenticate with a callback', () => spoofed(browser, `${url}/h/api-callback`, authorization));
+    const plain = await spoofed(browser, `${url}/h/api`, authorization);
+    assert.deepEqual([plain.status, plain.text], [404, 'Not Found'], 'passport.authenticate without a callback');
+    assert.equal(plain.headers.get('www-authenticate'), null, 'no challenge: a token would not help');
   });
 });
 
@@ -363,5 +513,13 @@ describe('LogtoTenants options', () => {
     assert.match(code(() => byPath({ acme: 'a' })) ?? '', /^invalid_config: .*must be a path/);
     assert.match(code(() => byHost({ 'acme.example:8080': 'a' })) ?? '', /^invalid_config: .*not a host name/);
     assert.match(code(() => new LogtoTenants({ select: () => 'a', tenants: { a: base } }).tenant('z')) ?? '', /^invalid_config: .*no tenant "z"; its tenants are a/);
+  });
+
+  test('byHost() and byPath() naming a tenant that does not exist fail at construction, with invalid_config', () => {
+    assert.match(code(() => new LogtoTenants({ select: byHost({ 'acme.example': 'acme', 'globex.example': 'globx' }), tenants: { acme: base, globex: base } })) ?? '',
+      /^invalid_config: .*select names tenant "globx", which is not one of its tenants \(acme, globex\)/);
+    assert.match(code(() => new LogtoBearerTenants({ select: byPath({ '/acme': 'acme', '/b': 'b' }), tenants: { acme: { endpoint: base.endpoint, audience: 'https://api.example' } } })) ?? '',
+      /^invalid_config: .*select names tenant "b"/);
+    assert.match(code(() => byHost({ 'acme.example': 1 as unknown as string })) ?? '', /^invalid_config: .*must be a tenant name/);
   });
 });
