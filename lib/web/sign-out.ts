@@ -37,13 +37,36 @@ function isCrossSite(req: Request, allowedOrigins: ReadonlySet<string>): boolean
 }
 
 /**
+ * Ends this request's sign-in for every instance: its token record becomes an ended mark (a
+ * refresh still in flight then cannot write the tokens back), the refresh token is revoked (best
+ * effort: nobody can use it once the record is gone, so it should not stay valid at Logto), and the
+ * session's reference goes. Returns the ended record, for the sign-out's `id_token_hint`.
+ */
+export async function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | 'session'>, req: Request): Promise<TokenRecord | undefined> {
+  const { provider, records, session } = context;
+  const reference = session.read(req);
+  let record: TokenRecord | undefined;
+  if (reference) {
+    const store = records.storeFor(req);
+    record = reference.legacy ?? (await records.read(store, reference.signInId));
+    await records.end(store, reference.signInId);
+  }
+  if (record?.refreshToken) {
+    // Best effort: the user is signed out locally (and at Logto, for sign-out) whether or not this works.
+    await provider.revokeRefreshToken(record.refreshToken).catch(() => undefined);
+  }
+  session.clear(req);
+  return record;
+}
+
+/**
  * The sign-out handler: ends the sign-in's token record for every instance (a refresh still in
  * flight then cannot write the tokens back), revokes the refresh token (best effort), logs
  * the user out of Passport (which gives the session a new id), and sends the browser to Logto's
  * end-session endpoint so that the Logto session ends too.
  */
 export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session'>, options: SignOutOptions = {}): RequestHandler {
-  const { config, provider, records, session } = context;
+  const { config, provider } = context;
   const allowedUrls = [config.postLogoutRedirectUri, config.callbackURL].filter((url): url is string => url !== undefined);
   const allowedOrigins = new Set(allowedUrls.map((url) => new URL(url).origin));
   let target = config.postLogoutRedirectUri;
@@ -58,18 +81,7 @@ export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider'
   }
 
   const signOut = async (req: Request, res: Response): Promise<void> => {
-    const reference = session.read(req);
-    let record: TokenRecord | undefined;
-    if (reference) {
-      const store = records.storeFor(req);
-      record = reference.legacy ?? (await records.read(store, reference.signInId));
-      await records.end(store, reference.signInId);
-    }
-    if (record?.refreshToken) {
-      // Best effort: the user is signed out locally and at Logto whether or not this works.
-      await provider.revokeRefreshToken(record.refreshToken).catch(() => undefined);
-    }
-    session.clear(req);
+    const record = await endSignIn(context, req);
     await logOutOfPassport(req);
 
     const parameters: Record<string, string> = { client_id: config.appId };

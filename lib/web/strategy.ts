@@ -9,7 +9,7 @@ import type { LogtoContext } from './context.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
-import { signOutHandler, type SignOutOptions } from './sign-out.js';
+import { endSignIn, signOutHandler, type SignOutOptions } from './sign-out.js';
 import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
@@ -20,6 +20,15 @@ import { SignInRecords } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
 import { checkVerifyArgument } from '../verify-callback.js';
+
+/**
+ * Whether `client` is a helper of the strategy whose context this is. LogtoClient offers no public
+ * way to tell, and giving each client a mark would cost every request; this reads its
+ * constructor's `context`, which test/web/end-sign-in.test.ts relies on.
+ */
+function isHelperOf(client: LogtoClient, context: LogtoContext): boolean {
+  return (client as unknown as { context?: unknown }).context === context;
+}
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
@@ -108,6 +117,20 @@ export class LogtoStrategy extends PassportStrategy {
   /** The sign-out route handler. */
   signOut(options?: SignOutOptions): RequestHandler {
     return signOutHandler(this.context, options);
+  }
+
+  /**
+   * Ends this request's sign-in of this strategy without sending the browser to Logto: its token
+   * record ends for every instance (as at sign-out, so a refresh in flight cannot bring it back),
+   * its refresh token is revoked (best effort), and the session no longer refers to it. The Logto
+   * session stays, so the next sign-in may not ask for a password. Call it before `req.logout()`,
+   * which gives the session a new id and so loses the reference. Nothing happens when the request
+   * has no sign-in; a store failure rejects with `session_store_failed` or `token_store_failed`.
+   */
+  async endSignIn(req: Request): Promise<void> {
+    await endSignIn(this.context, req);
+    // The guard's helper keeps the record it loaded: a fresh one reads the session, and so says signed out.
+    if (req.logto !== undefined && isHelperOf(req.logto, this.context)) req.logto = this.client(req);
   }
 
   /**

@@ -160,6 +160,19 @@ export class LogtoTenants extends PassportStrategy {
   }
 
   /**
+   * Ends the session's sign-ins of every tenant, without sending the browser to Logto; see
+   * {@link LogtoStrategy.endSignIn}. It does not need the request's tenant, so a log-out route can
+   * sit outside every tenant's hosts and paths. Call it before `req.logout()`, which drops the
+   * session's references to them. Each sign-in is ended even when another fails; the first
+   * failure is then thrown.
+   */
+  async endSignIns(req: Request): Promise<void> {
+    const results = await Promise.allSettled(this.table.names.map((tenant) => this.table.get(tenant).endSignIn(req)));
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) throw failure.reason;
+  }
+
+  /**
    * The handler for Logto's back-channel logout POST of this request's tenant (register each
    * tenant's URL in its Logto Console); see {@link LogtoStrategy.backchannelLogout}. It ends that
    * tenant's sign-ins. It destroys a session only when that tenant's sign-in was the session's

@@ -9,7 +9,7 @@ import passportLogto = require('passport-logto');
 import type * as esm from 'passport-logto' with { 'resolution-mode': 'import' };
 import type { LogtoUser } from 'passport-logto';
 
-const { LogtoBearerStrategy, LogtoError, LogtoStrategy, UserScope, isLogtoError } = passportLogto;
+const { LogtoBearerStrategy, LogtoError, LogtoStrategy, LogtoTenants, UserScope, byPath, isLogtoError } = passportLogto;
 
 // The CommonJS declarations have every value of the ES module, and the types of its classes.
 const everyValue: { [name in keyof typeof esm]: unknown } = passportLogto;
@@ -61,6 +61,18 @@ app.get('/sign-up', passport.authenticate('logto', { firstScreen: 'register' }))
 app.get('/typo', passport.authenticate('logto', { firstScreen: 'registr' }));
 app.get('/callback', passport.authenticate('logto', { successReturnToOrRedirect: '/', failureRedirect: '/' }));
 app.post('/sign-out', logto.signOut());
+app.post('/log-out', (req, res, next) => {
+  const ended: Promise<void> = logto.endSignIn(req);
+  ended.then(() => req.logout((error) => (error ? next(error) : res.redirect('/'))), next);
+});
+const tenants = new LogtoTenants({
+  select: byPath({ '/acme': 'acme' }),
+  tenants: { acme: { endpoint: 'https://acme.logto.app', appId: 'app-id', appSecret: 'app-secret', callbackURL: 'http://localhost:3000/acme/callback' } },
+});
+app.post('/log-out-everywhere', (req, res, next) => {
+  const ended: Promise<void> = tenants.endSignIns(req);
+  ended.then(() => res.redirect('/'), next);
+});
 app.get('/api/items', passport.authenticate('logto-bearer', { session: false, requiredScopes: ['read:items'] }), (_req, res) => {
   res.json([]);
 });
@@ -76,6 +88,10 @@ app.get('/me', logto.authenticated(), async (req, res) => {
 app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
   if (error instanceof LogtoError && error.code === 'invalid_config') {
     res.status(500).send(error.message);
+    return;
+  }
+  if (isLogtoError(error, 'unknown_tenant')) {
+    res.status(error.httpStatus).end();
     return;
   }
   if (isLogtoError(error, 'not_authenticated')) {

@@ -3,7 +3,7 @@
 import express from 'express';
 import session from 'express-session';
 import passport from 'passport';
-import { LogtoBearerStrategy, LogtoError, LogtoStrategy, UserScope, isLogtoError } from 'passport-logto';
+import { LogtoBearerStrategy, LogtoError, LogtoStrategy, LogtoTenants, UserScope, byPath, isLogtoError } from 'passport-logto';
 import type { LogtoUser } from 'passport-logto';
 
 const logto = new LogtoStrategy(
@@ -39,6 +39,18 @@ app.get('/sign-up', passport.authenticate('logto', { firstScreen: 'register' }))
 app.get('/typo', passport.authenticate('logto', { firstScreen: 'registr' }));
 app.get('/callback', passport.authenticate('logto', { successReturnToOrRedirect: '/', failureRedirect: '/' }));
 app.post('/sign-out', logto.signOut());
+app.post('/log-out', (req, res, next) => {
+  const ended: Promise<void> = logto.endSignIn(req);
+  ended.then(() => req.logout((error) => (error ? next(error) : res.redirect('/'))), next);
+});
+const tenants = new LogtoTenants({
+  select: byPath({ '/acme': 'acme' }),
+  tenants: { acme: { endpoint: 'https://acme.logto.app', appId: 'app-id', appSecret: 'app-secret', callbackURL: 'http://localhost:3000/acme/callback' } },
+});
+app.post('/log-out-everywhere', (req, res, next) => {
+  const ended: Promise<void> = tenants.endSignIns(req);
+  ended.then(() => res.redirect('/'), next);
+});
 app.get('/api/items', passport.authenticate('logto-bearer', { session: false, requiredScopes: ['read:items'] }), (_req, res) => {
   res.json([]);
 });
@@ -54,6 +66,10 @@ app.get('/me', logto.authenticated(), async (req, res) => {
 app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
   if (error instanceof LogtoError && error.code === 'invalid_config') {
     res.status(500).send(error.message);
+    return;
+  }
+  if (isLogtoError(error, 'unknown_tenant')) {
+    res.status(error.httpStatus).end();
     return;
   }
   if (isLogtoError(error, 'not_authenticated')) {

@@ -165,6 +165,13 @@ before(async () => {
   });
   app.get('/x/me', headerTenants.authenticated(), (_req, res) => res.json({ signedIn: true }));
   app.get('/session', (req, res) => res.json(req.session));
+  // Outside every tenant's paths: logging out of the app ends every tenant's sign-in, as the README shows.
+  app.post('/log-out', (req, res, next) => {
+    tenants
+      .endSignIns(req)
+      .then(() => req.logout((error) => (error ? next(error) : res.json({ loggedOut: true }))))
+      .catch(next);
+  });
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
     // As the README's Errors section says: a LogtoError's httpStatus is the status to answer with.
@@ -343,6 +350,28 @@ describe('LogtoTenants: several tenants in one app', () => {
     await reversed.get(`${url}/a/sign-out`);
     assert.equal((await json(reversed, `${url}/session`)).body.passport, undefined, 'Passport\'s login (A\'s user) ended');
     assert.equal((await json(reversed, `${url}/b/me`)).status, 401);
+  });
+
+  test('endSignIns(req) before req.logout() ends every tenant\'s sign-in, from a route outside every tenant', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${url}/a`, providerA);
+    await signInTo(browser, `${url}/b`, providerB);
+    const refreshTokens = [(await json(browser, `${url}/a/tokens`)).body.refreshToken, (await json(browser, `${url}/b/tokens`)).body.refreshToken];
+    for (const token of refreshTokens) assert.ok(JSON.stringify(await storeContents()).includes(String(token)));
+    const refreshesBefore = providerA.countRequests('/oidc/token') + providerB.countRequests('/oidc/token');
+
+    const loggedOut = await browser.post(`${url}/log-out`, {});
+    assert.equal(loggedOut.status, 200, loggedOut.text);
+    for (const prefix of ['/a', '/b']) {
+      assert.equal((await json(browser, `${url}${prefix}/me`)).status, 401, prefix);
+      assert.deepEqual((await json(browser, `${url}${prefix}/tokens`)).body, { idToken: null, refreshToken: null }, prefix);
+      const token = await json(browser, `${url}${prefix}/api-token`);
+      assert.equal(token.status, 401, prefix);
+    }
+    const contents = JSON.stringify(await storeContents());
+    for (const token of refreshTokens) assert.equal(contents.includes(String(token)), false, 'no tenant\'s tokens left in the store');
+    assert.equal(providerA.countRequests('/oidc/token') + providerB.countRequests('/oidc/token'), refreshesBefore, 'no refresh reached either Logto');
+    assert.equal((await json(browser, `${url}/session`)).body.passport, undefined, 'Passport\'s login ended too');
   });
 
   test('a bearer token of tenant A is refused on tenant B\'s API routes', async () => {
