@@ -1,5 +1,6 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { isCausedByRequest, LogtoError, sessionStoreError } from '../errors.js';
+import { formBodyValues, singleValue } from '../request-parameters.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import type { SignInRecords } from '../store/sign-in-records.js';
 import { digest } from '../store/token-record.js';
@@ -19,7 +20,10 @@ const backchannelLogoutEvent = 'http://schemas.openid.net/event/backchannel-logo
 /** How long an index entry lives: Logto's refresh token lifetime. */
 const indexLifetime = 14 * 24 * 60 * 60 * 1000;
 const maxSignInsPerIndexEntry = 50;
+/** Bytes of form body read at most; a logout token is a few hundred. */
 const maxLogoutTokenLength = 16 * 1024;
+/** Logto sends one parameter; a form of thousands is not worth parsing. */
+const maxFormParameters = 10;
 
 /** One sign-in as the index knows it: its record, and its session when the session store has ids. */
 export interface IndexedSignIn {
@@ -106,25 +110,56 @@ function invalidToken(message: string): LogtoError {
   return new LogtoError('invalid_logout_token', message);
 }
 
-/** Reads `logout_token` from a form body, parsing it unless a body parser already did. */
-async function logoutTokenOf(req: Request): Promise<string> {
-  const parsed = (req as { body?: unknown }).body;
-  if (parsed && typeof parsed === 'object' && !Buffer.isBuffer(parsed)) {
-    const value = (parsed as Record<string, unknown>).logout_token;
-    if (typeof value !== 'string' || value === '') throw invalidToken('The request has no logout_token.');
-    return value;
+/**
+ * Reads `logout_token` from the form body, which Express's own parser (body-parser, with a size
+ * limit) reads unless a body parser of the app already did.
+ */
+async function logoutTokenOf(req: Request, res: Response, parseForm: RequestHandler): Promise<string> {
+  if (!req.is('application/x-www-form-urlencoded')) {
+    throw invalidToken('The logout request must be a POST with an application/x-www-form-urlencoded body carrying logout_token.');
   }
-  if (!(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
-    throw invalidToken('The logout request must be application/x-www-form-urlencoded.');
+  // A consumed stream means the app's parser ran: read what it left in req.body. Asking body-parser
+  // to decide instead would fail when the app's parser is of another major version.
+  if (!req.readableEnded) await readForm(parseForm, req, res);
+  const body: unknown = (req as { body?: unknown }).body;
+  if (typeof body !== 'object' || body === null || Buffer.isBuffer(body)) {
+    throw new LogtoError(
+      'invalid_config',
+      'passport-logto: the back-channel logout body was read by another body parser, into something other than a form. '
+        + 'Mount backchannelLogout() before that parser, or parse forms with express.urlencoded().',
+    );
   }
-  let body = '';
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    body += chunk.toString('utf8');
-    if (body.length > maxLogoutTokenLength) throw invalidToken('The logout request is too large.');
-  }
-  const values = new URLSearchParams(body).getAll('logout_token');
-  if (values.length !== 1 || !values[0]) throw invalidToken('The request must carry exactly one logout_token.');
-  return values[0];
+  // The length check is for a body that the app's own parser read, with a limit of its own.
+  const token = singleValue(formBodyValues(req, 'logout_token'), (value) => value !== '' && value.length <= maxLogoutTokenLength);
+  if (typeof token !== 'string') throw invalidToken('The request must carry exactly one logout_token, of at most 16 KiB.');
+  return token;
+}
+
+/**
+ * Runs body-parser. What it refuses (too large, too many parameters, an unknown charset or content
+ * encoding, a corrupt compressed body, an aborted upload: its 4xx errors) is the request's fault;
+ * anything else (the stream was already read, or set to a text encoding) is the app's setup.
+ */
+function readForm(parseForm: RequestHandler, req: Request, res: Response): Promise<void> {
+  return new Promise((resolve, reject) => {
+    parseForm(req, res, (error?: unknown) => {
+      if (error === undefined || error === null) {
+        resolve();
+        return;
+      }
+      const detail = error instanceof Error ? error.message : String(error);
+      const status = (error as { status?: unknown }).status;
+      reject(
+        typeof status === 'number' && status >= 400 && status < 500
+          ? invalidToken(`The logout request's body could not be read as a form (${detail}): Logto sends one form-encoded logout_token, and this handler reads at most 16 KiB.`)
+          : new LogtoError(
+            'invalid_config',
+            `passport-logto: backchannelLogout() could not read the request's body (${detail}). Mount no middleware that reads the body before it, other than express.urlencoded().`,
+            { cause: error },
+          ),
+      );
+    });
+  });
 }
 
 /** Checks what the signature check leaves open (OpenID Connect Back-Channel Logout 1.0, 2.6). */
@@ -147,11 +182,12 @@ function checkLogoutClaims(claims: LogoutTokenClaims, maxAge: number, clockToler
  */
 export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex'>, options: BackchannelLogoutOptions = {}): RequestHandler {
   const maxAge = options.maxTokenAge ?? 600;
+  const parseForm = express.urlencoded({ extended: false, limit: maxLogoutTokenLength, parameterLimit: maxFormParameters });
 
   const handle = async (req: Request, res: Response): Promise<void> => {
     const sessionStore = options.store ?? (req as { sessionStore?: SessionStoreLike }).sessionStore;
     const tokenStore = context.records.storeFor(options.store ? { sessionStore: options.store } : req);
-    const token = await logoutTokenOf(req);
+    const token = await logoutTokenOf(req, res, parseForm);
     const claims = await context.provider.verifyJwt<LogoutTokenClaims>(token, {
       audience: context.config.appId,
       kind: 'invalid_logout_token',

@@ -1,10 +1,19 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { LogtoError, LogtoStrategy, type LogtoStrategyOptions } from '../../lib/index.js';
-import { startApp, type RunningApp } from '../support/app.js';
+import type { Express, RequestHandler } from 'express';
+import { isLogtoError, LogtoError, LogtoStrategy, type LogtoStrategyOptions } from '../../lib/index.js';
+import { startApp, type ExpressFlavor, type RunningApp } from '../support/app.js';
+import { watchForCrashes } from '../support/crash-watch.js';
 import { getJson, signIn, type HomeBody } from '../support/flows.js';
 import { endSessionAtProvider, TestBrowser } from '../support/http-client.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
+
+const require = createRequire(import.meta.url);
+// A crash or an unhandled rejection, from a garbage body say, fails the test that caused it.
+const crashWatch = watchForCrashes();
 
 let provider: TestProvider;
 /** Mounts the handler and leaves the option `backchannelLogout` unset: the deprecated way, which still works. */
@@ -23,9 +32,11 @@ before(async () => {
   otherApp = await startApp(provider);
 });
 after(async () => {
+  await crashWatch.stop();
   await appWithLogout.close();
   await otherApp.close();
   await provider.close();
+  crashWatch.assertNone();
 });
 
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -162,3 +173,134 @@ describe('back-channel logout', () => {
     );
   });
 });
+
+/** The body parsers of the app's own Express major, as an app would mount them. */
+function parsersOf(flavor: ExpressFlavor): { urlencoded: (options: object) => RequestHandler; json: () => RequestHandler; raw: (options: object) => RequestHandler } {
+  return require(flavor === 'express4' ? 'express4' : 'express') as ReturnType<typeof parsersOf>;
+}
+
+/** What the app mounts before the handler on its route. */
+type BodyParserBefore = 'none' | 'urlencoded' | 'json' | 'raw';
+
+for (const flavor of ['express5', 'express4'] as const) {
+  describe(`the logout request's body, on ${flavor}`, () => {
+    const apps = new Map<BodyParserBefore, RunningApp>();
+
+    before(async () => {
+      const parsers = parsersOf(flavor);
+      const mounted: Record<BodyParserBefore, RequestHandler | undefined> = {
+        none: undefined,
+        urlencoded: parsers.urlencoded({ extended: true }),
+        json: parsers.json(),
+        raw: parsers.raw({ type: '*/*' }),
+      };
+      for (const [before, parser] of Object.entries(mounted) as Array<[BodyParserBefore, RequestHandler | undefined]>) {
+        const routes = (app: Express): void => {
+          if (parser) app.post('/backchannel-logout', parser);
+        };
+        apps.set(before, await startApp(provider, { express: flavor, backchannelLogout: true, strategy: { backchannelLogout: true }, routes }));
+      }
+    });
+    after(async () => {
+      for (const running of apps.values()) await running.close();
+    });
+
+    const appFor = (before: BodyParserBefore): RunningApp => apps.get(before) as RunningApp;
+
+    async function logoutTokenFor(app: RunningApp, sub: string): Promise<string> {
+      const now = Math.floor(Date.now() / 1000);
+      return provider.sign(
+        { iss: provider.issuer, aud: app.registered.appId, iat: now, exp: now + 120, jti: randomUUID(), sub, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } },
+        { typ: 'logout+jwt' },
+      );
+    }
+
+    /** POSTs a body as it is, and reads the answer as a client would. */
+    async function post(app: RunningApp, body: string | Uint8Array<ArrayBuffer> | undefined, headers: Record<string, string>): Promise<{ status: number; error?: string; description?: string }> {
+      const response = await fetch(`${app.url}/backchannel-logout`, { method: 'POST', headers, ...(body === undefined ? {} : { body }) });
+      const text = await response.text();
+      const parsed = response.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as { error?: string; error_description?: string }) : {};
+      return { status: response.status, ...(parsed.error === undefined ? {} : { error: parsed.error }), ...(parsed.error_description === undefined ? {} : { description: parsed.error_description }) };
+    }
+
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+
+    test('a valid logout token ends the sign-in whether or not the app parsed the form, or a JSON body, before the handler', async () => {
+      for (const before of ['none', 'urlencoded', 'json'] as const) {
+        const app = appFor(before);
+        const browser = new TestBrowser();
+        await signIn(browser, provider, app, '/sign-in', provider.users.alice);
+        const answer = await post(app, new URLSearchParams({ logout_token: await logoutTokenFor(app, provider.users.alice.sub) }).toString(), form);
+        assert.equal(answer.status, 200, `${before}: ${JSON.stringify(answer)}`);
+        assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.user, null, before);
+        assert.deepEqual(app.errors, [], before);
+      }
+    });
+
+    test('a wrong content type or no body gets 400 saying what to send', async () => {
+      for (const before of ['none', 'urlencoded', 'json'] as const) {
+        const app = appFor(before);
+        const token = await logoutTokenFor(app, provider.users.alice.sub);
+        const cases: Array<[string, string | undefined, Record<string, string>]> = [
+          ['JSON', JSON.stringify({ logout_token: token }), { 'content-type': 'application/json' }],
+          ['text', `logout_token=${token}`, { 'content-type': 'text/plain' }],
+          ['no body', undefined, {}],
+        ];
+        for (const [name, body, headers] of cases) {
+          const answer = await post(app, body, headers);
+          assert.equal(answer.status, 400, `${before}, ${name}`);
+          assert.equal(answer.error, 'invalid_request', `${before}, ${name}`);
+          assert.match(answer.description ?? '', /application\/x-www-form-urlencoded body carrying logout_token/, `${before}, ${name}`);
+        }
+        assert.deepEqual(app.errors, [], before);
+      }
+    });
+
+    test('an oversized or garbage form gets 400 with what was wrong, and reaches no error handler', async () => {
+      const app = appFor('none');
+      const token = await logoutTokenFor(app, provider.users.alice.sub);
+      const cases: Array<[string, string | Uint8Array<ArrayBuffer>, Record<string, string>, RegExp]> = [
+        ['20 KiB', `logout_token=${'a'.repeat(20 * 1024)}`, form, /could not be read as a form \(request entity too large\)/],
+        ['too many parameters', Array.from({ length: 50 }, (_, index) => `p${index}=1`).join('&'), form, /could not be read as a form \(too many parameters\)/],
+        ['an unknown charset', `logout_token=${token}`, { 'content-type': 'application/x-www-form-urlencoded; charset=koi8-r' }, /could not be read as a form \(unsupported charset "KOI8-R"\)/],
+        ['gzip that is not', 'not gzip at all', { ...form, 'content-encoding': 'gzip' }, /could not be read as a form/],
+        ['an unknown content encoding', 'x', { ...form, 'content-encoding': 'x-garbage' }, /could not be read as a form \(unsupported content encoding "x-garbage"\)/],
+        ['two logout tokens', `logout_token=${token}&logout_token=${token}`, form, /exactly one logout_token/],
+        ['binary junk', new Uint8Array([0, 255, 254, 37, 37, 61, 38, 1, 2, 3]), form, /exactly one logout_token/],
+        ['no logout_token', 'token=x', form, /exactly one logout_token/],
+        ['a token of garbage bytes', 'logout_token=%ff%fe%00', form, /The token is not valid/],
+      ];
+      for (const [name, body, headers, message] of cases) {
+        const answer = await post(app, body, headers);
+        assert.deepEqual([answer.status, answer.error], [400, 'invalid_request'], `${name}: ${JSON.stringify(answer)}`);
+        assert.match(answer.description ?? '', message, name);
+      }
+      // A compressed form is a form: body-parser inflates it.
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app, '/sign-in', provider.users.alice);
+      const gzipped = gzipSync(new URLSearchParams({ logout_token: await logoutTokenFor(app, provider.users.alice.sub) }).toString());
+      assert.equal((await post(app, gzipped, { ...form, 'content-encoding': 'gzip' })).status, 200);
+      assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.user, null);
+      assert.deepEqual(app.errors, [], 'nothing reached the error handler');
+    });
+
+    test('a token over 16 KiB that the app\'s own parser let through is refused all the same', async () => {
+      const app = appFor('urlencoded');
+      const answer = await post(app, `logout_token=${'a'.repeat(20 * 1024)}`, form);
+      assert.deepEqual([answer.status, answer.error], [400, 'invalid_request']);
+      assert.match(answer.description ?? '', /exactly one logout_token, of at most 16 KiB/);
+      assert.deepEqual(app.errors, []);
+    });
+
+    test('a body that the app\'s parser read into something other than a form is the app\'s setup: invalid_config for its error handler', async () => {
+      const app = appFor('raw');
+      const answer = await post(app, new URLSearchParams({ logout_token: 'x' }).toString(), form);
+      assert.deepEqual([answer.status, answer.error], [500, 'invalid_config']);
+      assert.equal(app.errors.length, 1);
+      const [error] = app.errors;
+      assert.ok(isLogtoError(error, 'invalid_config'));
+      assert.match(error.message, /Mount backchannelLogout\(\) before that parser, or parse forms with express\.urlencoded\(\)/);
+      app.errors.length = 0;
+    });
+  });
+}
