@@ -23,8 +23,8 @@ import { checkVerifyArgument } from '../verify-callback.js';
 
 /**
  * Whether `client` is a helper of the strategy whose context this is. LogtoClient offers no public
- * way to tell, and giving each client a mark would cost every request; this reads its
- * constructor's `context`, which test/web/end-sign-in.test.ts relies on.
+ * way to tell, and marking each client would cost every request, so this reads the `context` it
+ * was built with (a private field of client.ts: test/web/end-sign-in.test.ts fails if it moves).
  */
 function isHelperOf(client: LogtoClient, context: LogtoContext): boolean {
   return (client as unknown as { context?: unknown }).context === context;
