@@ -38,6 +38,8 @@ export class SignInRecords {
    * {@link cacheFreshness} of the last read skips the store; refreshes always read the store.
    */
   private readonly cache = new Map<string, { record: TokenRecord | undefined; at: number }>();
+  /** Store reads in flight for requests that take a copy a few seconds old (never for refreshes). */
+  private readonly sharedReads = new Map<string, Promise<TokenRecord | undefined>>();
 
   constructor(private readonly options: SignInRecordsOptions) {}
 
@@ -70,6 +72,12 @@ export class SignInRecords {
     if (!fresh) {
       const recent = this.recent(signInId);
       if (recent !== undefined) return recent ?? undefined;
+      // A page's requests that arrive together after a pause share one store read and its outcome.
+      const shared = this.sharedReads.get(signInId);
+      if (shared) return shared;
+      const reading = this.read(store, signInId, true).finally(() => this.sharedReads.delete(signInId));
+      this.sharedReads.set(signInId, reading);
+      return reading;
     }
     const kept = this.unsaved.get(signInId);
     if (kept) {

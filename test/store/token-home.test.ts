@@ -243,6 +243,54 @@ describe('one home per sign-in, with MemoryStore', () => {
     }
   });
 
+  test("a page's requests arriving together at an instance without a copy of the record share one store read", async () => {
+    /** Holds record reads until released, so that the requests overlap as on a slow store. */
+    class GatedStore extends MemoryTokenStore {
+      recordReads = 0;
+      gated = false;
+      private waiting: Array<() => void> = [];
+      override get(key: string): Promise<string | undefined> {
+        if (!key.startsWith('tokens:') || !this.gated) return super.get(key);
+        this.recordReads += 1;
+        return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => super.get(key));
+      }
+      release(): void {
+        this.gated = false;
+        for (const resolve of this.waiting.splice(0)) resolve();
+      }
+    }
+    const tokenStore = new GatedStore();
+    let arrived = 0;
+    const options = {
+      store: new session.MemoryStore(),
+      cookieName: 'shared-read-sid',
+      strategy: { scopes, resources: [API_RESOURCE], tokenStore },
+      routes: (app: Express, logto: LogtoStrategy) => {
+        app.get('/gated', (_req, _res, next) => void (arrived += 1, next()), logto.authenticated(), (req, res) => res.json({ sub: req.logto?.getIdTokenClaims().sub }));
+      },
+    };
+    const first = await startApp(provider, options);
+    const browser = new TestBrowser();
+    let second: RunningApp | undefined;
+    try {
+      await signIn(browser, provider, first);
+      // Another instance on the same stores: it has read nothing yet.
+      second = await startApp(provider, { ...options, instanceOf: first.registered });
+      tokenStore.gated = true;
+      const answers = Promise.all(Array.from({ length: 8 }, () => getJson<{ sub?: string }>(browser, `${second?.url}/gated`)));
+      while (arrived < 8) await new Promise((resolve) => setImmediate(resolve));
+      tokenStore.release();
+      for (const answer of await answers) {
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        assert.equal(typeof answer.body.sub, 'string');
+      }
+      assert.equal(tokenStore.recordReads, 1, 'eight requests, one read of the record');
+    } finally {
+      await first.close();
+      await second?.close();
+    }
+  });
+
   test('`tokenStore` must be a store; a session middleware without a store needs one', async () => {
     assert.throws(
       () => new LogtoStrategy({ endpoint: provider.endpoint, appId: 'a', appSecret: 's', callbackURL: 'http://127.0.0.1:1/callback', tokenStore: {} as never }),
