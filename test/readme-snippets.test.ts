@@ -1,0 +1,586 @@
+/**
+ * Every `js` and `ts` snippet of README.md runs as written, and type-checks with `strict`.
+ *
+ * The snippets are found, not listed: each fenced block is read with the marker on the line before
+ * it (see test/support/readme-snippets.ts for the markers and how a fragment is put into the
+ * program it continues). Each becomes a module in a folder inside the package, so that
+ * `import 'passport-logto'` resolves to the built package (dist/, which `npm test` builds first)
+ * as it would from npm. Every module is type-checked in a process of its own, beside the tests;
+ * every module is imported here and driven over HTTP against the real test provider on
+ * 127.0.0.1, with real Express, Passport, express-session, cookie-session and Redis, and the test
+ * checks what the snippet says a user sees. A block without a marker, or without an exercise
+ * below, fails its test; so does an exercise whose block is gone.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { decodeJwt } from 'jose';
+import { logtoBearer, type LogtoStrategy } from '../lib/index.js';
+import { endSessionAtProvider, signInAtProvider, TestBrowser, type RequestInitLite, type TestResponse } from './support/http-client.js';
+import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from './support/provider/index.js';
+import { buildProgram, readSnippets, type SnippetProgram } from './support/readme-snippets.js';
+import { freePort, startRedis, type RunningRedis } from './support/redis.js';
+
+const run = promisify(execFile);
+const root = new URL('..', import.meta.url).pathname;
+// Inside the package, so that `import 'passport-logto'` resolves to this package as it would from npm.
+const folder = join(root, 'test-results', `readme-snippets-${process.pid}`);
+const snippets = readSnippets(join(root, 'README.md'));
+
+/**
+ * Type errors that come from a bug in lib/, not from the README: the snippet is left as the README
+ * shows it, its other lines must type-check, and a `todo` test shows the bug until lib/ is fixed.
+ */
+const libTypeBugs: Record<string, { bug: string; error: RegExp }> = {
+  'organization-bearer': {
+    bug: "lib/bearer/configuration.ts: `organizationId?: string | ((req: Request) => string | undefined)` refuses `(req) => req.params.orgId` (the form its own doc comment suggests) with @types/express 5, whose route parameters are `string | string[]`",
+    error: /Type 'string \| string\[\]' is not assignable to type 'string \| undefined'/,
+  },
+  fetch: {
+    bug: "lib/configuration.ts: `LogtoFetch = (url: string, init: RequestInit) => Promise<Response>` refuses undici's own `fetch` (which its doc comment says fits): undici's `Response` and `RequestInit['body']` are not the global ones",
+    error: /undici\/types\/fetch"\)\.Response' is not assignable|Types of property 'body' are incompatible/,
+  },
+};
+
+let provider: TestProvider;
+let registered: TestApp;
+let redis: RunningRedis;
+let programs: Map<string, SnippetProgram & { file: string }>;
+let typeErrors: Promise<Record<string, Array<{ line: number; message: string }>>>;
+const servers: Server[] = [];
+/** What the snippets opened besides their servers (Redis clients, an undici Agent), closed at the end even when a test fails. */
+const cleanups: Array<() => unknown> = [];
+
+before(async () => {
+  await mkdir(folder, { recursive: true });
+  programs = new Map();
+  for (const snippet of snippets) {
+    if (snippet.problem) continue;
+    try {
+      const program = buildProgram(snippet, snippets);
+      const file = join(folder, `${snippet.id}.${program.language === 'ts' ? 'mts' : 'mjs'}`);
+      await writeFile(file, program.source);
+      programs.set(snippet.id, { ...program, file });
+    } catch (error) {
+      snippet.problem = `README.md line ${snippet.line}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  const files = [...programs.values()].map((program) => program.file);
+  const checking = run(process.execPath, ['--import', 'tsx', join(root, 'test', 'support', 'readme-typecheck.ts'), ...files], { cwd: folder, maxBuffer: 64 * 1024 * 1024 });
+  typeErrors = checking.then(({ stdout }) => JSON.parse(stdout) as Record<string, Array<{ line: number; message: string }>>);
+  typeErrors.catch(() => undefined); // awaited by each test
+
+  provider = await startProvider();
+  registered = await provider.registerApp({
+    redirectUris: ['http://127.0.0.1:3000/callback'],
+    postLogoutRedirectUris: ['http://127.0.0.1:3000/'],
+    anyLoopbackRedirectUri: true,
+  });
+  redis = await startRedis();
+  Object.assign(process.env, {
+    LOGTO_ENDPOINT: provider.endpoint,
+    LOGTO_APP_ID: registered.appId,
+    LOGTO_APP_SECRET: registered.appSecret,
+    SESSION_SECRET: 'readme-snippets-secret',
+    REDIS_URL: redis.url,
+  });
+});
+
+after(async () => {
+  for (const cleanup of cleanups) await Promise.resolve().then(cleanup).catch(() => undefined);
+  for (const server of servers) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  await redis?.stop();
+  await provider?.close();
+  await rm(folder, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------
+// Running a snippet
+// ---------------------------------------------------------------------------
+
+interface Loaded {
+  /** `http://127.0.0.1:<port>`: where the program's `app.listen` listens. */
+  base: string;
+  app: Express;
+  logto: LogtoStrategy;
+  /** The values of the snippet's top-level expression statements, in order. */
+  values: unknown[];
+  /** Everything else the program declares at top level. */
+  exports: Record<string, unknown>;
+}
+
+let loads = 0;
+
+/** Imports the snippet's program with `env` set (PORT is a free port), and waits for its server. */
+async function load(id: string, env: Record<string, string> = {}): Promise<Loaded> {
+  const program = programs.get(id);
+  assert.ok(program, `snippet ${id} has a program`);
+  const port = env.PORT ?? String(await freePort());
+  Object.assign(process.env, { ...env, PORT: port });
+  loads += 1;
+  const exports = (await import(`${pathToFileURL(program.file).href}?load=${loads}`)) as Record<string, unknown>;
+  const server = exports.server as Server | undefined;
+  if (server) {
+    servers.push(server);
+    if (!server.listening) await new Promise((resolve) => server.once('listening', resolve));
+  }
+  return {
+    base: `http://127.0.0.1:${port}`,
+    app: exports.app as Express,
+    logto: exports.logto as LogtoStrategy,
+    values: exports.__values as unknown[],
+    exports,
+  };
+}
+
+/** Signs in through the app's `/sign-in` as demo; returns the callback's answer. */
+async function signIn(browser: TestBrowser, base: string, path = '/sign-in'): Promise<TestResponse> {
+  const started = await browser.get(`${base}${path}`);
+  assert.equal(started.status, 302, `${path} starts a sign-in: ${started.status} ${started.text}`);
+  const callback = await signInAtProvider(browser, started.location ?? '', provider.users.demo, `${base}/callback`);
+  return browser.get(callback);
+}
+
+const json = async <T = Record<string, unknown>>(response: Promise<TestResponse>): Promise<{ status: number; body: T }> => {
+  const answered = await response;
+  return { status: answered.status, body: JSON.parse(answered.text) as T };
+};
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+/** An access token signed with the provider's real key, as Logto issues them. */
+function accessToken(claims: Record<string, unknown>): Promise<string> {
+  return provider.sign(
+    { iss: provider.issuer, sub: provider.users.demo.sub, client_id: registered.appId, iat: now(), exp: now() + 600, jti: randomUUID(), ...claims },
+    { typ: 'at+jwt' },
+  );
+}
+
+const bearer = (token: string): RequestInitLite => ({ headers: { authorization: `Bearer ${token}` } });
+
+/** A browser's page navigation, as the silent sign-in tells it from a script's request. */
+const navigation: RequestInitLite = { raw: true, headers: { accept: 'text/html', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' } };
+
+/** A small API on 127.0.0.1 that wants Logto access tokens for API_RESOURCE. */
+async function startItemsApi(): Promise<string> {
+  const api = express();
+  api.get('/items', logtoBearer({ endpoint: provider.endpoint, audience: API_RESOURCE, requiredScopes: ['read:items'] }), (req, res) => {
+    res.json({ items: ['apple', 'pear'], for: (req.user as { sub: string }).sub });
+  });
+  const server = createServer(api);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+// ---------------------------------------------------------------------------
+// What each snippet promises
+// ---------------------------------------------------------------------------
+
+const exercises: Record<string, () => Promise<void>> = {
+  async 'quick-start'() {
+    const { base } = await load('quick-start');
+    const browser = new TestBrowser();
+    assert.match((await browser.get(`${base}/`)).text, /Sign in/);
+    assert.equal((await signIn(browser, base)).location, `${base}/`);
+    assert.match((await browser.get(`${base}/`)).text, /Signed in/);
+    const profile = await json<{ username: string; email: string }>(browser.get(`${base}/profile`));
+    assert.equal(profile.body.username, 'demo');
+    assert.equal(profile.body.email, 'demo@example.com', 'UserScope.Email puts the email in the ID token');
+
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(signOut.status, 302);
+    assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+    assert.match((await browser.get(`${base}/`)).text, /Sign in/);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+  },
+
+  async 'redis-sessions'() {
+    const client = await redis.client();
+    await client.flushAll();
+    const one = await load('redis-sessions');
+    cleanups.push(() => (one.exports.redis as { quit(): Promise<unknown> }).quit());
+    const browser = new TestBrowser();
+    assert.equal((await signIn(browser, one.base)).location, `${one.base}/`);
+    const cookie = decodeURIComponent(browser.cookie('127.0.0.1', 'connect.sid') ?? '');
+    const sessionId = /^s:([^.]+)\./.exec(cookie)?.[1];
+    assert.ok(sessionId, `a signed session cookie: ${cookie}`);
+    const stored = JSON.parse((await client.get(`sess:${sessionId}`)) ?? 'null') as { passport?: { user?: { id?: string } } } | null;
+    assert.equal(stored?.passport?.user?.id, provider.users.demo.sub, 'the session lives in Redis');
+    assert.equal((await client.keys('passport-logto:tokens:*')).length, 1, 'so does the sign-in’s token record');
+
+    // A second instance of the app, on the same Redis, serves the same browser's session.
+    const two = await load('redis-sessions');
+    cleanups.push(() => (two.exports.redis as { quit(): Promise<unknown> }).quit());
+    const profile = await json<{ username: string }>(browser.get(`${two.base}/profile`));
+    assert.equal(profile.status, 200);
+    assert.equal(profile.body.username, 'demo');
+  },
+
+  async 'redis-token-store'() {
+    const client = await redis.client();
+    await client.flushAll();
+    const { base, app, logto, exports } = await load('redis-token-store');
+    cleanups.push(() => (exports.redis as { disconnect(): void }).disconnect());
+    app.get('/id-token', logto.authenticated({}, (req, res) => void res.json(req.logto.getIdToken())));
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    assert.equal((await json<{ username: string }>(browser.get(`${base}/profile`))).body.username, 'demo');
+    const records = await client.keys('passport-logto:tokens:*');
+    assert.equal(records.length, 1, 'the sign-in’s record is in Redis, under RedisTokenStore’s prefix');
+    const idToken = (await json<string>(browser.get(`${base}/id-token`))).body;
+    assert.ok((await client.get(records[0] ?? ''))?.includes(idToken), 'with its tokens');
+    assert.deepEqual(await client.keys('sess:*'), [], 'the sessions stay in express-session’s MemoryStore');
+  },
+
+  async 'cookie-session'() {
+    const { base } = await load('cookie-session');
+    const browser = new TestBrowser();
+    assert.equal((await signIn(browser, base)).location, `${base}/`);
+    assert.ok(browser.cookie('127.0.0.1', 'session'), 'the session is the cookie-session cookie');
+    assert.equal(browser.cookie('127.0.0.1', 'connect.sid'), undefined, 'no express-session');
+    assert.equal((await json<{ username: string }>(browser.get(`${base}/profile`))).body.username, 'demo');
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+  },
+
+  async 'verify-function'() {
+    const { base, app, exports } = await load('verify-function');
+    app.get('/whoami', (req, res) => void res.json(req.user));
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    const { demo } = provider.users;
+    assert.deepEqual((exports.db as { users: { upserts: unknown[] } }).users.upserts, [{ logtoId: demo.sub, email: demo.email }]);
+    assert.deepEqual((await json(browser.get(`${base}/whoami`))).body, { id: `user-${demo.sub}`, logtoId: demo.sub, email: demo.email }, 'req.user is what the verify function returned');
+  },
+
+  async 'magic-link'() {
+    const { base } = await load('magic-link');
+    const browser = new TestBrowser();
+    const broken = await browser.get(`${base}/magic?token=only`);
+    assert.equal(broken.status, 400);
+    assert.equal(broken.text, 'Broken link');
+
+    const token = provider.issueOneTimeToken('demo@example.com');
+    const started = await browser.get(`${base}/magic?token=${token}&email=demo%40example.com`);
+    assert.equal(started.status, 302);
+    const authorization = new URL(started.location ?? '');
+    assert.equal(authorization.searchParams.get('one_time_token'), token);
+    assert.equal(authorization.searchParams.get('login_hint'), 'demo@example.com');
+    // No password: Logto signs the user in with the token and sends the browser back at once.
+    const { chain } = await browser.follow(authorization.href, { stopAt: (url) => url.startsWith(`${base}/callback`) });
+    const callback = chain[chain.length - 1] ?? '';
+    assert.ok(callback.startsWith(`${base}/callback`), `back at the callback without a sign-in page: ${chain.join(' -> ')}`);
+    assert.equal((await browser.get(callback)).location, `${base}/`);
+    assert.equal((await json<{ username: string }>(browser.get(`${base}/profile`))).body.username, 'demo');
+  },
+
+  async 'route-guard'() {
+    const { base } = await load('route-guard');
+    const browser = new TestBrowser();
+    assert.deepEqual(await json(browser.get(`${base}/api/me`)), { status: 401, body: { error: 'not_authenticated' } });
+    assert.equal((await browser.get(`${base}/settings`)).location, `${base}/sign-in`);
+    assert.equal((await browser.get(`${base}/dashboard`)).location, `${base}/sign-in`);
+    // The next sign-in lands on the page the guard turned the visitor away from.
+    assert.equal((await signIn(browser, base)).location, `${base}/dashboard`);
+
+    const dashboard = await json<{ handler: string; user: { id: string } }>(browser.get(`${base}/dashboard`));
+    assert.equal(dashboard.status, 200);
+    assert.deepEqual([dashboard.body.handler, dashboard.body.user.id], ['/dashboard', provider.users.demo.sub]);
+    assert.equal((await json<{ handler: string }>(browser.get(`${base}/api/me`))).body.handler, '/api/me');
+    const settings = await json<{ sub: string; email: string }>(browser.get(`${base}/settings`));
+    assert.deepEqual([settings.body.sub, settings.body.email], [provider.users.demo.sub, 'demo@example.com'], 'req.logto.userInfo is Logto’s userinfo');
+  },
+
+  async 'silent-sign-in'() {
+    // A page after the middleware, as the snippet's comment places it.
+    const page = (app: Express): void => void app.get('/page', (req, res) => void res.send(req.user ? `Hello ${(req.user as { username: string }).username}` : 'Hello stranger'));
+
+    // A visitor who already has a Logto session (from signing in to another instance: another
+    // app of yours, say) comes back signed in, without seeing a Logto page.
+    const known = new TestBrowser();
+    const other = await load('silent-sign-in');
+    await signIn(known, other.base);
+    const { base, app } = await load('silent-sign-in');
+    page(app);
+    assert.equal((await known.request(`${base}/page`, { headers: { accept: 'text/html' } })).text, 'Hello stranger', 'a script’s request is never redirected');
+    const detour = await known.request(`${base}/page`, navigation);
+    assert.equal(detour.status, 302);
+    assert.equal(new URL(detour.location ?? '').searchParams.get('prompt'), 'none');
+    const { chain } = await known.follow(detour.location ?? '', { stopAt: (url) => url.startsWith(`${base}/callback`) });
+    const back = await known.get(chain[chain.length - 1] ?? '');
+    assert.equal(back.location, `${base}/page`);
+    assert.equal((await known.request(`${base}/page`, navigation)).text, 'Hello demo');
+
+    // One who has none comes back to the same page, signed out, and is not sent again.
+    const stranger = new TestBrowser();
+    const attempt = await stranger.request(`${base}/page`, navigation);
+    assert.equal(attempt.status, 302);
+    const tried = await stranger.follow(attempt.location ?? '', { stopAt: (url) => url.startsWith(`${base}/callback`) });
+    assert.equal((await stranger.get(tried.chain[tried.chain.length - 1] ?? '')).location, `${base}/page`);
+    const again = await stranger.request(`${base}/page`, navigation);
+    assert.deepEqual([again.status, again.text], [200, 'Hello stranger']);
+  },
+
+  async 'api-resources'() {
+    const api = await startItemsApi();
+    const { base } = await load('api-resources', { API_URL: api });
+    const browser = new TestBrowser();
+    assert.equal((await browser.get(`${base}/items`)).location, `${base}/sign-in`);
+    assert.equal((await signIn(browser, base)).location, `${base}/items`);
+    assert.deepEqual(await json(browser.get(`${base}/items`)), { status: 200, body: { items: ['apple', 'pear'], for: provider.users.demo.sub } });
+  },
+
+  async 'organization-tokens'() {
+    const { base } = await load('organization-tokens');
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    const { status, body } = await json<string[]>(browser.get(`${base}/snippet`));
+    assert.equal(status, 200);
+    const [organizationToken, apiToken] = body.map((token) => decodeJwt(token));
+    assert.equal(organizationToken?.aud, 'urn:logto:organization:org-acme');
+    assert.match(String(organizationToken?.scope), /\bread:members\b/);
+    assert.equal(apiToken?.aud, API_RESOURCE);
+    assert.equal(apiToken?.organization_id, 'org-acme');
+  },
+
+  async organizations() {
+    const { base } = await load('organizations');
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    const { status, body } = await json<unknown[]>(browser.get(`${base}/snippet`));
+    assert.equal(status, 200);
+    assert.deepEqual(body[0], [{ id: 'org-acme', roles: ['member'] }]);
+    assert.deepEqual(body[1], [{ id: 'org-acme', roles: ['member'], name: 'Acme', description: 'Acme Corporation, the organization demo belongs to' }]);
+  },
+
+  async 'stale-scopes'() {
+    const { base, app, logto } = await load('stale-scopes');
+    app.get(
+      '/tokens',
+      logto.authenticated({}, async (req, res) => {
+        res.json({ organization: await req.logto.getOrganizationToken('org-acme'), api: await req.logto.getAccessToken(API_RESOURCE), id: req.logto.getIdToken() });
+      }),
+    );
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    type Tokens = { organization: string; api: string; id: string };
+    const before = (await json<Tokens>(browser.get(`${base}/tokens`))).body;
+    const refreshes = (): number => provider.countRequests('/oidc/token', (request) => request.params.grant_type === 'refresh_token');
+    const refreshesBefore = refreshes();
+
+    const { status, body } = await json<unknown[]>(browser.get(`${base}/snippet`));
+    assert.equal(status, 200);
+    const forced = body[3];
+    assert.equal(typeof forced, 'string');
+    assert.notEqual(forced, before.api, 'forceRefresh: true gives a new token now');
+    assert.ok(refreshes() >= refreshesBefore + 2, 'the forced token and refresh() each asked Logto');
+
+    const afterwards = (await json<Tokens>(browser.get(`${base}/tokens`))).body;
+    assert.equal(afterwards.api, forced, 'the new token is the one kept');
+    assert.notEqual(afterwards.organization, before.organization, 'the organization’s token was cleared: a new one was asked for');
+    assert.notEqual(afterwards.id, before.id, 'refresh() replaced the ID token');
+  },
+
+  async 'sign-out'() {
+    const { base } = await load('sign-out');
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    const switching = await browser.request(`${base}/switch-account`, { method: 'POST', headers: { origin: base } });
+    assert.equal(switching.status, 302);
+    const endSession = new URL(switching.location ?? '');
+    assert.equal(`${endSession.origin}${endSession.pathname}`, `${provider.endpoint}/oidc/session/end`);
+    assert.equal(endSession.searchParams.get('post_logout_redirect_uri'), `${base}/sign-in`);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`, 'signed out of the app');
+    assert.ok((await endSessionAtProvider(browser, endSession.href)).startsWith(`${base}/sign-in`), 'and of Logto, landing on the sign-in route');
+
+    await signIn(browser, base);
+    const crossSite = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { 'sec-fetch-site': 'cross-site' } });
+    assert.equal(crossSite.status, 403);
+    assert.equal((await browser.get(`${base}/profile`)).status, 200, 'a cross-site request signs nobody out');
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(new URL(signOut.location ?? '').searchParams.get('post_logout_redirect_uri'), `${base}/`);
+  },
+
+  async tenants() {
+    const { base, app } = await load('tenants');
+    const errors: unknown[] = [];
+    app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+      errors.push(error);
+      res.status(500).json({ code: (error as { code?: string }).code });
+    });
+    const browser = new TestBrowser();
+    const asHost = (host: string, path: string): Promise<TestResponse> => browser.request(`${base}${path}`, { raw: true, headers: { host } });
+    // Each tenant's guard answers for its own host; none of this needs to reach the tenants' Logto.
+    for (const host of ['acme.example.com', 'globex.example.com']) {
+      const me = await asHost(host, '/me');
+      assert.deepEqual([me.status, JSON.parse(me.text)], [401, { error: 'not_authenticated' }], host);
+    }
+    const unknown = await asHost('other.example.com', '/me');
+    assert.deepEqual([unknown.status, JSON.parse(unknown.text)], [500, { code: 'invalid_config' }], 'a host select names no tenant for goes to the error handler');
+    assert.equal(errors.length, 1);
+  },
+
+  async bearer() {
+    const { base } = await load('bearer');
+    const browser = new TestBrowser();
+    const good = await json(browser.request(`${base}/api/items`, bearer(await accessToken({ aud: API_RESOURCE, scope: 'read:items' }))));
+    assert.deepEqual(good, { status: 200, body: { user: provider.users.demo.sub, scopes: ['read:items'] } });
+
+    const none = await browser.get(`${base}/api/items`);
+    assert.equal(none.status, 401);
+    assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]*"$/);
+    const basic = await browser.request(`${base}/api/items`, { headers: { authorization: 'Basic dXNlcjpwYXNz' } });
+    assert.equal(basic.status, 401);
+    assert.doesNotMatch(basic.headers.get('www-authenticate') ?? '', /error=/);
+    const malformed = await browser.request(`${base}/api/items`, { headers: { authorization: 'Bearer' } });
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
+    const expired = await browser.request(`${base}/api/items`, bearer(await accessToken({ aud: API_RESOURCE, scope: 'read:items', iat: now() - 7200, exp: now() - 3600 })));
+    assert.equal(expired.status, 401);
+    assert.match(expired.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+    const unscoped = await browser.request(`${base}/api/items`, bearer(await accessToken({ aud: API_RESOURCE, scope: 'write:items' })));
+    assert.equal(unscoped.status, 403);
+    assert.match(unscoped.headers.get('www-authenticate') ?? '', /error="insufficient_scope".*read:items/);
+  },
+
+  async 'bearer-without-passport'() {
+    const { base } = await load('bearer-without-passport');
+    const browser = new TestBrowser();
+    const good = await json<{ handler: string; user: { sub: string } }>(browser.request(`${base}/api/items`, bearer(await accessToken({ aud: API_RESOURCE, scope: 'read:items' }))));
+    assert.equal(good.status, 200);
+    assert.deepEqual([good.body.handler, good.body.user.sub], ['/api/items', provider.users.demo.sub]);
+    assert.equal((await browser.get(`${base}/api/items`)).status, 401);
+    assert.equal((await browser.request(`${base}/api/items`, bearer(await accessToken({ aud: 'https://other.example.com', scope: 'read:items' })))).status, 401);
+    assert.equal((await browser.request(`${base}/api/items`, bearer(await accessToken({ aud: API_RESOURCE, scope: '' })))).status, 403);
+  },
+
+  async 'organization-bearer'() {
+    const { base } = await load('organization-bearer');
+    const browser = new TestBrowser();
+    const acme = await accessToken({ aud: 'urn:logto:organization:org-acme', scope: 'read:members' });
+    const members = await json<{ handler: string }>(browser.request(`${base}/orgs/org-acme/members`, bearer(acme)));
+    assert.deepEqual([members.status, members.body.handler], [200, '/orgs/org-acme/members']);
+    assert.equal((await browser.request(`${base}/orgs/org-globex/members`, bearer(acme))).status, 403, 'a token for org-acme is refused at org-globex');
+    const withoutScope = await accessToken({ aud: 'urn:logto:organization:org-acme', scope: '' });
+    assert.equal((await browser.request(`${base}/orgs/org-acme/members`, bearer(withoutScope))).status, 403, 'read:members is required');
+    assert.equal((await browser.request(`${base}/orgs/org-acme/members`, bearer(await accessToken({ aud: API_RESOURCE, scope: 'read:members' })))).status, 401, 'not an organization token');
+
+    assert.deepEqual(await json(browser.request(`${base}/me/organization`, bearer(acme))), { status: 200, body: { organization: 'org-acme' } });
+    const globex = await accessToken({ aud: 'urn:logto:organization:org-globex' });
+    assert.deepEqual(await json(browser.request(`${base}/me/organization`, bearer(globex))), { status: 200, body: { organization: 'org-globex' } });
+  },
+
+  async 'back-channel-logout'() {
+    const port = String(await freePort());
+    const app = await provider.registerApp({
+      redirectUris: [`http://127.0.0.1:${port}/callback`],
+      postLogoutRedirectUris: [`http://127.0.0.1:${port}/`],
+      backchannelLogoutUri: `http://127.0.0.1:${port}/logto/backchannel-logout`,
+    });
+    const { base } = await load('back-channel-logout', { PORT: port, LOGTO_APP_ID: app.appId, LOGTO_APP_SECRET: app.appSecret });
+    Object.assign(process.env, { LOGTO_APP_ID: registered.appId, LOGTO_APP_SECRET: registered.appSecret });
+
+    const bad = await fetch(`${base}/logto/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: 'not-a-token' }) });
+    assert.equal(bad.status, 400);
+
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    assert.equal((await browser.get(`${base}/profile`)).status, 200);
+    // The user's Logto session ends elsewhere (here, at Logto's own end-session page): Logto
+    // posts a logout token to the app, which ends the sign-in.
+    await endSessionAtProvider(browser, `${provider.endpoint}/oidc/session/end`);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+    assert.match((await browser.get(`${base}/`)).text, /Sign in/);
+  },
+
+  async 'oidc-config'() {
+    const { base, values, exports } = await load('oidc-config');
+    const oidc = `${provider.endpoint}/oidc`;
+    assert.deepEqual(values, [`${oidc}/me`, `${oidc}/session/end`]);
+    const config = exports.config as Record<string, unknown>;
+    assert.equal(config.issuer, oidc);
+    assert.deepEqual(
+      [config.authorizationEndpoint, config.tokenEndpoint, config.endSessionEndpoint, config.jwksUri],
+      [`${oidc}/auth`, `${oidc}/token`, `${oidc}/session/end`, `${oidc}/jwks`],
+    );
+    // The strategy that discovered it still signs users in.
+    const browser = new TestBrowser();
+    assert.equal((await signIn(browser, base)).location, `${base}/`);
+  },
+
+  async fetch() {
+    const { base, exports } = await load('fetch');
+    const dispatcher = exports.dispatcher as { on(event: 'connect', listener: (origin: URL) => void): void; close(): Promise<void> };
+    cleanups.push(() => dispatcher.close());
+    const connections: string[] = [];
+    dispatcher.on('connect', (origin) => connections.push(origin.origin));
+    const browser = new TestBrowser();
+    assert.equal((await signIn(browser, base)).location, `${base}/`);
+    assert.equal((await json<{ username: string }>(browser.get(`${base}/profile`))).body.username, 'demo');
+    assert.ok(connections.includes(provider.endpoint), `the requests to Logto went through the snippet's dispatcher: ${connections.join(', ')}`);
+  },
+
+  async 'jest-import'() {
+    const { exports } = await load('jest-import');
+    const LogtoStrategyClass = exports.LogtoStrategy as typeof LogtoStrategy;
+    assert.equal(LogtoStrategyClass, (await import('passport-logto')).LogtoStrategy, 'the package’s ES module');
+    const strategy = new LogtoStrategyClass({ endpoint: provider.endpoint, appId: registered.appId, appSecret: registered.appSecret, callbackURL: 'http://127.0.0.1:3000/callback' });
+    assert.equal(strategy.name, 'logto');
+  },
+};
+
+// ---------------------------------------------------------------------------
+// One test per snippet
+// ---------------------------------------------------------------------------
+
+describe('README.md snippets', () => {
+  for (const snippet of snippets) {
+    describe(`${snippet.id} (README.md line ${snippet.line})`, () => {
+      const typeCheckTest = async (ignoreKnownBug: boolean): Promise<void> => {
+        assert.ok(!snippet.problem, snippet.problem);
+        const program = programs.get(snippet.id);
+        assert.ok(program);
+        const errors = (await typeErrors)[program.file] ?? [];
+        const known = ignoreKnownBug ? libTypeBugs[snippet.id]?.error : undefined;
+        const own = errors.filter((error) => program.ownLines.has(error.line) && !(known && known.test(error.message)));
+        const lines = program.source.split('\n');
+        const described = own.map((error) => `line ${error.line} of its program: ${error.message}\n    > ${(lines[error.line - 1] ?? '').trim()}`);
+        assert.ok(own.length === 0, `the snippet does not type-check with strict:\n${described.join('\n')}`);
+      };
+
+      test('runs, and does what the README says', async () => {
+        assert.ok(!snippet.problem, snippet.problem);
+        const exercise = exercises[snippet.id];
+        assert.ok(exercise, `no exercise for snippet "${snippet.id}": add one to the exercises of test/readme-snippets.test.ts`);
+        await exercise();
+      });
+
+      const bug = libTypeBugs[snippet.id];
+      if (bug) {
+        test('type-checks with strict, apart from a known lib/ bug', () => typeCheckTest(true));
+        test('type-checks with strict', { todo: `lib/ bug: ${bug.bug}` }, () => typeCheckTest(false));
+      } else {
+        test('type-checks with strict', () => typeCheckTest(false));
+      }
+    });
+  }
+
+  test('every exercise has its snippet in README.md', () => {
+    const ids = new Set(snippets.map((snippet) => snippet.id));
+    assert.deepEqual(Object.keys(exercises).filter((id) => !ids.has(id)), []);
+    assert.deepEqual(Object.keys(libTypeBugs).filter((id) => !ids.has(id)), []);
+  });
+});
