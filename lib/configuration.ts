@@ -15,12 +15,35 @@ import {
 import type { TokenStore } from './store/token-store.js';
 import { signInResources, signInScopes } from './logto/scopes.js';
 
+/** What passport-logto passes to `fetch` besides the URL. */
+export interface LogtoFetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | URLSearchParams | null;
+  redirect?: 'follow' | 'manual' | 'error';
+  signal?: AbortSignal | null;
+}
+
+/**
+ * What passport-logto reads of `fetch`'s answer: a WHATWG `Response`. Declared by its shape, so
+ * that undici's own `Response` fits as well as the global one.
+ */
+export interface LogtoFetchResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  json(): Promise<unknown>;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
 /**
  * The `fetch` that passport-logto uses for every request to Logto: discovery, the token endpoint,
- * userinfo, revocation and the JWKS. Called with the URL as a string and a `RequestInit`; the
- * global `fetch` fits, and so does a wrapper that adds a proxy, tracing headers or mTLS.
+ * userinfo, revocation and the JWKS. Called with the URL as a string and a {@link LogtoFetchInit};
+ * the global `fetch` fits, so does undici's `fetch`, and so does a wrapper that adds a proxy,
+ * tracing headers or mTLS. It must answer with a real `Response` (the global one or undici's).
  */
-export type LogtoFetch = (url: string, init: RequestInit) => Promise<Response>;
+export type LogtoFetch = (url: string, init: LogtoFetchInit) => Promise<LogtoFetchResponse>;
 
 /** Options that LogtoStrategy and LogtoBearerStrategy share: where Logto is and how to trust it. */
 export interface LogtoConnectionOptions {

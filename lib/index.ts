@@ -3,7 +3,7 @@ export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction,
 export { FirstScreen, Prompt } from './web/sign-in-options.js';
 export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
 export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
-export type { LogtoConnectionOptions, LogtoFetch, LogtoStrategyOptions } from './configuration.js';
+export type { LogtoConnectionOptions, LogtoFetch, LogtoFetchInit, LogtoFetchResponse, LogtoStrategyOptions } from './configuration.js';
 export type { LogtoOidcConfig } from './logto/connection.js';
 export { LogtoClient } from './web/client.js';
 export type { ClearAccessTokensOptions, GetAccessTokenOptions } from './web/client.js';

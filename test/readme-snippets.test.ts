@@ -39,16 +39,7 @@ const snippets = readSnippets(join(root, 'README.md'));
  * Type errors that come from a bug in lib/, not from the README: the snippet is left as the README
  * shows it, its other lines must type-check, and a `todo` test shows the bug until lib/ is fixed.
  */
-const libTypeBugs: Record<string, { bug: string; error: RegExp }> = {
-  'organization-bearer': {
-    bug: "lib/bearer/configuration.ts: `organizationId?: string | ((req: Request) => string | undefined)` refuses `(req) => req.params.orgId` (the form its own doc comment suggests) with @types/express 5, whose route parameters are `string | string[]`",
-    error: /Type 'string \| string\[\]' is not assignable to type 'string \| undefined'/,
-  },
-  fetch: {
-    bug: "lib/configuration.ts: `LogtoFetch = (url: string, init: RequestInit) => Promise<Response>` refuses undici's own `fetch` (which its doc comment says fits): undici's `Response` and `RequestInit['body']` are not the global ones",
-    error: /undici\/types\/fetch"\)\.Response' is not assignable|Types of property 'body' are incompatible/,
-  },
-};
+const libTypeBugs: Record<string, { bug: string; error: RegExp }> = {};
 
 let provider: TestProvider;
 let registered: TestApp;

@@ -32,14 +32,16 @@ export interface LogtoBearerOptions extends LogtoConnectionOptions {
   /**
    * The organization a request is about, e.g. `(req) => req.params.organizationId`. When it gives
    * an ID, the token must belong to that organization: an organization token for it, or an
-   * organization-scoped API token whose `organization_id` claim names it (otherwise 403).
+   * organization-scoped API token whose `organization_id` claim names it (otherwise 403). Its
+   * type takes what Express 5 types route parameters as; an array (from a wildcard parameter) is
+   * refused as a setup error.
    *
    * Organization-scoped API tokens (a resource token with an `organization_id` claim) are refused
    * (403) whenever no organization is expected for the request, including when this option is
    * not set: their scopes come from the user's roles in one organization, and an API that does
    * not check the organization would take them for global permissions.
    */
-  organizationId?: string | ((req: Request) => string | undefined);
+  organizationId?: string | ((req: Request) => string | string[] | undefined);
   /**
    * Where tokens are looked for. Default `['header']` only: a token in a query string ends up in
    * access logs, proxy logs and browser history, and one in a body invites CSRF-style misuse.
@@ -60,7 +62,7 @@ export interface BearerSettings {
   /** `organizations: 'any'`: an organization token is accepted even when no organization is expected. */
   readonly organizationUnchecked: boolean;
   readonly requiredScopes: readonly string[];
-  readonly organizationId: string | ((req: Request) => string | undefined) | undefined;
+  readonly organizationId: string | ((req: Request) => string | string[] | undefined) | undefined;
   readonly tokenLocations: ReadonlySet<BearerTokenLocation>;
   readonly realm: string;
   readonly name: string;

@@ -204,7 +204,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
       const expectedOrganization =
         typeof this.settings.organizationId === 'function' ? this.settings.organizationId(req) : this.settings.organizationId;
       if (expectedOrganization !== undefined && (typeof expectedOrganization !== 'string' || expectedOrganization === '')) {
-        throw new LogtoError('invalid_config', 'passport-logto: option `organizationId` must give a non-empty string or undefined.');
+        throw new LogtoError('invalid_config', 'passport-logto: option `organizationId` must give a non-empty string or undefined (a wildcard route parameter gives an array: name the parameter that holds the ID).');
       }
       const { claims, organizationId } = await this.checks.check(token, routeScopes, expectedOrganization);
       const user = await this.userFor(req, claims);

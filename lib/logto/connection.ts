@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { decodeJwt, type JWTPayload } from 'jose';
-import type { LogtoFetch, ResolvedConfig } from '../configuration.js';
+import type { LogtoFetch, LogtoFetchInit, ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { IdTokenClaims } from './claims.js';
 import { toLogtoError } from './provider-errors.js';
@@ -137,8 +137,8 @@ export class LogtoConnection {
   }
 
   private customFetch(appFetch: LogtoFetch): oidc.CustomFetch {
-    // openid-client's options are a RequestInit in all but name (its body type is narrower).
-    return (url, options) => appFetch(url, options as RequestInit);
+    // openid-client checks that the answer is a Response (undici's passes), so the shape is enough here.
+    return async (url, options) => (await appFetch(url, options as LogtoFetchInit)) as Response;
   }
 
   /**

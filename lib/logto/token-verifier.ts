@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import type { LogtoFetch } from '../configuration.js';
+import type { LogtoFetch, LogtoFetchInit } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import { toLogtoError, type JwtKind } from './provider-errors.js';
 
@@ -96,7 +96,7 @@ export class TokenVerifier {
         cacheMaxAge: Infinity,
         // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
         [customFetch]: async (url: string, init: RequestInit) => {
-          const response = await (this.options.fetch ?? fetch)(url, init);
+          const response = this.options.fetch ? ((await this.options.fetch(url, init as LogtoFetchInit)) as Response) : await fetch(url, init);
           if (response.status >= 500) {
             throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { status: response.status });
           }
