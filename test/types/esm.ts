@@ -69,11 +69,19 @@ app.use((error: unknown, _req: express.Request, res: express.Response, next: exp
     return;
   }
   if (isLogtoError(error, 'unknown_tenant')) {
+    const target: string | undefined = error.requestTarget;
+    console.warn('no tenant for', target);
     res.status(error.httpStatus).end();
     return;
   }
   if (isLogtoError(error, 'not_authenticated')) {
     res.redirect('/sign-in');
+    return;
+  }
+  if (error instanceof LogtoError) {
+    const status: number = error.statusCode;
+    const shown: boolean = error.expose;
+    res.status(status).send(shown ? error.message : 'Something went wrong');
     return;
   }
   next(error);
