@@ -51,6 +51,10 @@ app.post('/log-out-everywhere', (req, res, next) => {
   const ended: Promise<void> = tenants.endSignIns(req);
   ended.then(() => res.redirect('/'), next);
 });
+app.post('/log-out-helper', (req, res, next) => {
+  const loggedOut: Promise<void> = logto.logOut(req);
+  loggedOut.then(() => tenants.logOut(req)).then(() => res.redirect('/'), next);
+});
 app.get('/api/items', passport.authenticate('logto-bearer', { session: false, requiredScopes: ['read:items'] }), (_req, res) => {
   res.json([]);
 });

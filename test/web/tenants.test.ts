@@ -172,6 +172,10 @@ before(async () => {
       .then(() => req.logout((error) => (error ? next(error) : res.json({ loggedOut: true }))))
       .catch(next);
   });
+  // The same with the helper that does both.
+  app.post('/log-out-helper', (req, res, next) => {
+    tenants.logOut(req).then(() => res.json({ loggedOut: true }), next);
+  });
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
     // As the README's Errors section says: a LogtoError's httpStatus is the status to answer with.
@@ -371,6 +375,21 @@ describe('LogtoTenants: several tenants in one app', () => {
     const contents = JSON.stringify(await storeContents());
     for (const token of refreshTokens) assert.equal(contents.includes(String(token)), false, 'no tenant\'s tokens left in the store');
     assert.equal(providerA.countRequests('/oidc/token') + providerB.countRequests('/oidc/token'), refreshesBefore, 'no refresh reached either Logto');
+    assert.equal((await json(browser, `${url}/session`)).body.passport, undefined, 'Passport\'s login ended too');
+  });
+
+  test('logOut(req) does the same: every tenant\'s sign-in ends, then Passport\'s login', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${url}/a`, providerA);
+    await signInTo(browser, `${url}/b`, providerB);
+    const refreshTokens = [(await json(browser, `${url}/a/tokens`)).body.refreshToken, (await json(browser, `${url}/b/tokens`)).body.refreshToken];
+    const loggedOut = await browser.post(`${url}/log-out-helper`, {});
+    assert.equal(loggedOut.status, 200, loggedOut.text);
+    for (const prefix of ['/a', '/b']) assert.equal((await json(browser, `${url}${prefix}/me`)).status, 401, prefix);
+    const contents = JSON.stringify(await storeContents());
+    for (const token of refreshTokens) assert.equal(contents.includes(String(token)), false, 'no tenant\'s tokens left in the store');
+    assert.equal(providerA.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshTokens[0]), 1);
+    assert.equal(providerB.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshTokens[1]), 1);
     assert.equal((await json(browser, `${url}/session`)).body.passport, undefined, 'Passport\'s login ended too');
   });
 
