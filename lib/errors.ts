@@ -103,6 +103,8 @@ export interface LogtoErrorOptions {
   oauthError?: string;
   /** The HTTP status that Logto answered with, when there was one. */
   status?: number;
+  /** For `unknown_tenant`: the request's method, host and path, which the client chose (see {@link LogtoError.requestTarget}). */
+  requestTarget?: string;
   cause?: unknown;
 }
 
@@ -117,6 +119,12 @@ export class LogtoError extends Error {
   readonly code: LogtoErrorCode;
   readonly oauthError: string | undefined;
   readonly status: number | undefined;
+  /**
+   * For `unknown_tenant`: the method, host and path that no tenant serves, as the client sent them
+   * (cut to 200 characters), for logs. Kept out of `message`, which Passport's `failureMessage`
+   * stores in the session and apps show to users: the client chose this text.
+   */
+  readonly requestTarget: string | undefined;
 
   constructor(code: LogtoErrorCode, message: string, options: LogtoErrorOptions = {}) {
     const cause = options.cause === undefined ? undefined : withoutTokens(options.cause, 0);
@@ -124,6 +132,7 @@ export class LogtoError extends Error {
     this.code = code;
     this.oauthError = options.oauthError;
     this.status = options.status;
+    this.requestTarget = options.requestTarget;
   }
 
   /** Who caused this failure, from the code's entry in the table of codes. */
@@ -137,6 +146,21 @@ export class LogtoError extends Error {
    */
   get httpStatus(): number {
     return entryOf(this.code).httpStatus;
+  }
+
+  /**
+   * `httpStatus` under the name that Express's default error handler (finalhandler) and
+   * http-errors-style handlers read, so that an error an app passes to `next()` unhandled is
+   * answered 4xx when the request caused it, not 500. finalhandler reads `status` first, though,
+   * which is Logto's status when Logto answered (`provider_error`, `token_request_failed`).
+   */
+  get statusCode(): number {
+    return this.httpStatus;
+  }
+
+  /** Whether the message may be shown to the client (http-errors' convention): only for what the request caused. */
+  get expose(): boolean {
+    return this.causedBy === 'request';
   }
 }
 

@@ -39,6 +39,22 @@ describe('the table of error codes', () => {
     assert.deepEqual([new LogtoError('unknown_tenant', 'x').httpStatus, new LogtoError('unknown_tenant', 'x').causedBy], [404, 'request']);
   });
 
+  test('statusCode (what finalhandler and http-errors-style handlers read) is httpStatus; expose only for what the request caused', () => {
+    for (const [code, { causedBy, httpStatus }] of Object.entries(logtoErrorCodes)) {
+      const error = new LogtoError(code as LogtoErrorCode, 'x');
+      assert.deepEqual([error.statusCode, error.expose], [httpStatus, causedBy === 'request'], code);
+      assert.equal(error.status, undefined, `${code}: status stays Logto's`);
+    }
+    // Logto's status is kept apart from the one to answer with.
+    const refused = new LogtoError('token_request_failed', 'x', { status: 400, oauthError: 'invalid_grant' });
+    assert.deepEqual([refused.status, refused.statusCode, refused.httpStatus], [400, 401, 401]);
+    assert.equal(new LogtoBearerError('insufficient_scope', 'x').statusCode, 403);
+    assert.equal(new LogtoBearerError('invalid_request', 'x').expose, true);
+    const unknown = new LogtoError('unknown_tenant', 'fixed text', { requestTarget: 'GET evil.example/x' });
+    assert.deepEqual([unknown.message, unknown.requestTarget], ['fixed text', 'GET evil.example/x']);
+    assert.equal(new LogtoError('invalid_state', 'x').requestTarget, undefined);
+  });
+
   test('a code outside the table counts as an infrastructure fault', () => {
     const unknown = new LogtoError('no_such_code' as LogtoErrorCode, 'x');
     assert.deepEqual([unknown.causedBy, unknown.httpStatus], ['infrastructure', 500]);

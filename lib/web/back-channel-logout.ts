@@ -111,6 +111,17 @@ function invalidToken(message: string): LogtoError {
 }
 
 /**
+ * Whether the client went away before its body was read: Node destroys a request whose
+ * connection closes before the message is complete, or the connection is gone. body-parser then
+ * reads nothing (2.x leaves `req.body` unset) or fails with "stream is not readable" (1.x, a 500),
+ * neither of which is the app's setup. Neither flag alone says it: a request read to its end is
+ * destroyed too, and one that body-parser refuses at once (a charset) is not complete yet.
+ */
+function requestGone(req: Request): boolean {
+  return (req.destroyed && !req.complete) || (req.socket as Request['socket'] | null)?.destroyed === true;
+}
+
+/**
  * Reads `logout_token` from the form body, which Express's own parser (body-parser, with a size
  * limit) reads unless a body parser of the app already did.
  */
@@ -120,7 +131,12 @@ async function logoutTokenOf(req: Request, res: Response, parseForm: RequestHand
   }
   // A consumed stream means the app's parser ran: read what it left in req.body. Asking body-parser
   // to decide instead would fail when the app's parser is of another major version.
-  if (!req.readableEnded) await readForm(parseForm, req, res);
+  if (!req.readableEnded) {
+    const failure = await readForm(parseForm, req, res);
+    // Checked first: whatever body-parser made of an aborted request, the client caused it.
+    if (requestGone(req)) throw invalidToken('The logout request was aborted: the client closed the connection before its body was read.');
+    if (failure !== undefined) throw formError(failure);
+  }
   const body: unknown = (req as { body?: unknown }).body;
   if (typeof body !== 'object' || body === null || Buffer.isBuffer(body)) {
     throw new LogtoError(
@@ -135,31 +151,28 @@ async function logoutTokenOf(req: Request, res: Response, parseForm: RequestHand
   return token;
 }
 
-/**
- * Runs body-parser. What it refuses (too large, too many parameters, an unknown charset or content
- * encoding, a corrupt compressed body, an aborted upload: its 4xx errors) is the request's fault;
- * anything else (the stream was already read, or set to a text encoding) is the app's setup.
- */
-function readForm(parseForm: RequestHandler, req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    parseForm(req, res, (error?: unknown) => {
-      if (error === undefined || error === null) {
-        resolve();
-        return;
-      }
-      const detail = error instanceof Error ? error.message : String(error);
-      const status = (error as { status?: unknown }).status;
-      reject(
-        typeof status === 'number' && status >= 400 && status < 500
-          ? invalidToken(`The logout request's body could not be read as a form (${detail}): Logto sends one form-encoded logout_token, and this handler reads at most 16 KiB.`)
-          : new LogtoError(
-            'invalid_config',
-            `passport-logto: backchannelLogout() could not read the request's body (${detail}). Mount no middleware that reads the body before it, other than express.urlencoded().`,
-            { cause: error },
-          ),
-      );
-    });
+/** Runs body-parser; resolves with its error, if any, for {@link formError} to judge. */
+function readForm(parseForm: RequestHandler, req: Request, res: Response): Promise<unknown> {
+  return new Promise((resolve) => {
+    parseForm(req, res, (error?: unknown) => resolve(error === null ? undefined : error));
   });
+}
+
+/**
+ * What body-parser refuses (too large, too many parameters, an unknown charset or content
+ * encoding, a corrupt compressed body: its 4xx errors) is the request's fault; anything else (the
+ * stream was already read, or set to a text encoding) is the app's setup.
+ */
+function formError(error: unknown): LogtoError {
+  const detail = error instanceof Error ? error.message : String(error);
+  const status = (error as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500
+    ? invalidToken(`The logout request's body could not be read as a form (${detail}): Logto sends one form-encoded logout_token, and this handler reads at most 16 KiB.`)
+    : new LogtoError(
+      'invalid_config',
+      `passport-logto: backchannelLogout() could not read the request's body (${detail}). Mount no middleware that reads the body before it, other than express.urlencoded().`,
+      { cause: error },
+    );
 }
 
 /** Checks what the signature check leaves open (OpenID Connect Back-Channel Logout 1.0, 2.6). */
@@ -207,6 +220,7 @@ export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 
   return (req: Request, res: Response, next: NextFunction): void => {
     handle(req, res).catch((error: unknown) => {
       if (error instanceof LogtoError && isCausedByRequest(error)) {
+        // Also when the client has gone (Node discards the answer): every refusal ends the same way.
         res.set('Cache-Control', 'no-store').status(400).json({ error: 'invalid_request', error_description: error.message });
       } else {
         next(error);

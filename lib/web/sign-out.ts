@@ -14,12 +14,13 @@ export interface SignOutOptions {
 
 type LogOut = (options: object, done: (error?: unknown) => void) => void;
 
-function logOutOfPassport(req: Request): Promise<void> {
+/** Passport's `req.logout()`, as a promise; nothing to do when Passport is not in use on this request. */
+export function logOutOfPassport(req: Request, during = 'at sign-out'): Promise<void> {
   const logOut = (req as unknown as { logout?: LogOut }).logout;
   if (typeof logOut !== 'function') return Promise.resolve();
   return new Promise((resolve, reject) => {
     // Passport's logout only saves and regenerates the session: an error is the store's.
-    logOut.call(req, {}, (error) => (error ? reject(sessionStoreError(error, 'at sign-out')) : resolve()));
+    logOut.call(req, {}, (error) => (error ? reject(sessionStoreError(error, during)) : resolve()));
   });
 }
 
@@ -36,21 +37,42 @@ function isCrossSite(req: Request, allowedOrigins: ReadonlySet<string>): boolean
   return host === undefined || origin !== `${req.protocol}://${host}`;
 }
 
+/** The ends in progress, by request and sign-in: a second call while one runs shares its outcome. */
+const ending = new WeakMap<Request, Map<string, Promise<TokenRecord | undefined>>>();
+
 /**
  * Ends this request's sign-in for every instance: its token record becomes an ended mark (a
  * refresh still in flight then cannot write the tokens back), the refresh token is revoked (best
  * effort: nobody can use it once the record is gone, so it should not stay valid at Logto), and the
- * session's reference goes. Returns the ended record, for the sign-out's `id_token_hint`.
+ * session's reference goes. Returns the ended record, for the sign-out's `id_token_hint`. Called
+ * again for the same request while it runs, it waits for the first call instead of revoking twice.
  */
-export async function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | 'session'>, req: Request): Promise<TokenRecord | undefined> {
-  const { provider, records, session } = context;
-  const reference = session.read(req);
-  let record: TokenRecord | undefined;
-  if (reference) {
-    const store = records.storeFor(req);
-    record = reference.legacy ?? (await records.read(store, reference.signInId));
-    await records.end(store, reference.signInId);
+export function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | 'session'>, req: Request): Promise<TokenRecord | undefined> {
+  const reference = context.session.read(req);
+  if (!reference) {
+    context.session.clear(req);
+    return Promise.resolve(undefined);
   }
+  let inRequest = ending.get(req);
+  const running = inRequest?.get(reference.signInId);
+  if (running) return running;
+  if (!inRequest) {
+    inRequest = new Map();
+    ending.set(req, inRequest);
+  }
+  const started = end(context, req, reference).finally(() => inRequest.delete(reference.signInId));
+  inRequest.set(reference.signInId, started);
+  return started;
+}
+
+async function end(
+  { provider, records, session }: Pick<LogtoContext, 'provider' | 'records' | 'session'>,
+  req: Request,
+  reference: { signInId: string; legacy?: TokenRecord },
+): Promise<TokenRecord | undefined> {
+  const store = records.storeFor(req);
+  const record = reference.legacy ?? (await records.read(store, reference.signInId));
+  await records.end(store, reference.signInId);
   if (record?.refreshToken) {
     // Best effort: the user is signed out locally (and at Logto, for sign-out) whether or not this works.
     await provider.revokeRefreshToken(record.refreshToken).catch(() => undefined);

@@ -9,7 +9,7 @@ import type { LogtoContext } from './context.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
-import { endSignIn, signOutHandler, type SignOutOptions } from './sign-out.js';
+import { endSignIn, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
 import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
@@ -124,13 +124,27 @@ export class LogtoStrategy extends PassportStrategy {
    * record ends for every instance (as at sign-out, so a refresh in flight cannot bring it back),
    * its refresh token is revoked (best effort), and the session no longer refers to it. The Logto
    * session stays, so the next sign-in may not ask for a password. Call it before `req.logout()`,
-   * which gives the session a new id and so loses the reference. Nothing happens when the request
-   * has no sign-in; a store failure rejects with `session_store_failed` or `token_store_failed`.
+   * which gives the session a new id and so loses the reference; {@link logOut} does both in that
+   * order. Nothing happens when the request has no sign-in; a store failure rejects with
+   * `session_store_failed` or `token_store_failed`. A second call while one runs for the same
+   * request waits for it.
    */
   async endSignIn(req: Request): Promise<void> {
     await endSignIn(this.context, req);
     // The guard's helper keeps the record it loaded: a fresh one reads the session, and so says signed out.
     if (req.logto !== undefined && isHelperOf(req.logto, this.context)) req.logto = this.client(req);
+  }
+
+  /**
+   * Logs out of the app only: {@link endSignIn}, then Passport's `req.logout()` (which gives the
+   * session a new id). The Logto session stays; for a sign-out at Logto too, use {@link signOut}.
+   * When the sign-in cannot be ended (a store failure), it rejects before `req.logout()`, so the
+   * user stays logged in and can try again, as with `signOut()`. `req.logout()`'s own failure
+   * (the session store's) rejects with `session_store_failed`.
+   */
+  async logOut(req: Request): Promise<void> {
+    await this.endSignIn(req);
+    await logOutOfPassport(req, 'at log-out');
   }
 
   /**

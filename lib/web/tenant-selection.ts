@@ -10,8 +10,8 @@ import { isCausedByRequest, LogtoError } from '../errors.js';
 export type TenantSelector = (req: Request) => string | undefined;
 
 const tenantNamePattern = /^[A-Za-z0-9_.-]+$/;
-/** How much of a request's host and path an error message repeats: they come from the client. */
-const maxQuotedLength = 200;
+/** How much of a request's host and path an unknown_tenant error keeps: the client chose their length. */
+const maxTargetLength = 200;
 
 /**
  * The tenants that a selector from byHost() or byPath() can name, so that a strategy checks them
@@ -23,14 +23,56 @@ function invalidConfig(message: string): LogtoError {
   return new LogtoError('invalid_config', `passport-logto: ${message}`);
 }
 
-function quoted(text: string): string {
-  return JSON.stringify(text.length > maxQuotedLength ? `${text.slice(0, maxQuotedLength)}...` : text);
+function cut(text: string): string {
+  return text.length > maxTargetLength ? `${text.slice(0, maxTargetLength)}...` : text;
 }
 
-function pathOf(req: Request): string {
-  const url = req.originalUrl || req.url || '/';
-  const end = url.search(/[?#]/);
-  return end === -1 ? url : url.slice(0, end);
+/**
+ * The path of the request target as the client sent it (`req.originalUrl`): an origin-form
+ * target up to its query, or the path of an absolute-form one (`http://host/path`, which Express
+ * routes by its path), not percent-decoded, as Express's router matches it. Undefined for any
+ * other form (`*`).
+ */
+function targetPathOf(req: Request): string | undefined {
+  const target = req.originalUrl || req.url;
+  if (typeof target !== 'string') return undefined;
+  let rest = target;
+  if (!target.startsWith('/')) {
+    const origin = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(target);
+    if (origin === null) return undefined;
+    rest = target.slice(origin[0].length);
+  }
+  const end = rest.search(/[?#]/);
+  const path = end === -1 ? rest : rest.slice(0, end);
+  return path === '' ? '/' : path;
+}
+
+/**
+ * The path that Express's router matched to reach this handler: `req.baseUrl + req.path` (the
+ * mount paths it stripped, and the path of `req.url` after them), which follows a middleware that
+ * rewrote `req.url`. Undefined outside Express, or when Express cannot parse `req.url`.
+ */
+function routedPathOf(req: Request): string | undefined {
+  const base = (req as { baseUrl?: unknown }).baseUrl;
+  if (typeof base !== 'string') return undefined;
+  try {
+    // Express's getter parses req.url, which can throw on a malformed target.
+    const path: unknown = (req as { path?: unknown }).path;
+    return typeof path === 'string' ? base + path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether Express routed this request: it sets `req.baseUrl` on every request it routes. */
+function isRoutedByExpress(req: Request): boolean {
+  return typeof (req as { baseUrl?: unknown }).baseUrl === 'string';
+}
+
+/** Whether the app routes case-sensitively (Express's `case sensitive routing`; off by default). */
+function routesCaseSensitively(req: Request): boolean {
+  const app = (req as { app?: { get?: (setting: string) => unknown } }).app;
+  return typeof app?.get === 'function' && Boolean(app.get('case sensitive routing'));
 }
 
 /** The request's host name without the port; Express's `req.hostname` (which honours `trust proxy`) when there is one. */
@@ -65,21 +107,64 @@ export function byHost(hosts: Readonly<Record<string, string>>): TenantSelector 
 }
 
 /**
+ * What a prefix may hold: characters that every Express major reads literally in a mount path
+ * (Express 4 passes `$ ^ | +` into its regular expression as they are; Express 5 reads `: * ( ) { }`
+ * as parameters and groups), so that the prefix means what the app's own routes mean.
+ */
+const literalPathPattern = /^\/[A-Za-z0-9\-._~%@&=,;'/]*$/;
+
+/**
  * Selects the tenant by the start of the path: `byPath({ '/acme': 'acme', '/globex': 'globex' })`.
- * A prefix matches whole segments (`/acme` matches `/acme` and `/acme/x`, not `/acmex`); the
- * longest one wins. It reads `req.originalUrl`, so it works inside routers mounted on a prefix.
+ * A prefix matches as `app.use(prefix, ...)` does, so that the tenant is the one whose routes
+ * Express serves: whole segments (`/acme` matches `/acme` and `/acme/x`, not `/acmex`), the path
+ * as sent (`/%61cme` is not `/acme`), an absolute-form target by its path, and letter case ignored
+ * unless the app sets `case sensitive routing`. The longest prefix wins. It reads both the request
+ * target and the path Express routed (`req.baseUrl + req.path`); when they name different tenants
+ * (a middleware rewrote `req.url`, say), no tenant serves the request.
  */
 export function byPath(prefixes: Readonly<Record<string, string>>): TenantSelector {
   if (typeof prefixes !== 'object' || prefixes === null) throw invalidConfig('byPath() needs an object of path prefixes to tenant names.');
+  const seen = new Map<string, string>();
   const table = Object.entries(prefixes).map(([prefix, tenant]) => {
-    if (!prefix.startsWith('/') || /[\s?#]/.test(prefix)) throw invalidConfig(`byPath(): "${prefix}" must be a path starting with "/".`);
+    if (!literalPathPattern.test(prefix)) {
+      throw invalidConfig(
+        `byPath(): "${prefix}" must be a path starting with "/" that holds only letters, digits and - . _ ~ % @ & = , ; ' / `
+          + '(percent-encode anything else, as clients send it; Express reads characters such as : * ? + ( ) as route syntax).',
+      );
+    }
     if (typeof tenant !== 'string') throw invalidConfig(`byPath(): the tenant of "${prefix}" must be a tenant name.`);
-    return { prefix: prefix.replace(/\/+$/, ''), tenant };
+    const trimmed = prefix.replace(/\/+$/, '');
+    const other = seen.get(trimmed.toLowerCase());
+    if (other !== undefined) throw invalidConfig(`byPath(): "${other}" and "${prefix}" are the same prefix (Express ignores a trailing slash, and letter case by default).`);
+    seen.set(trimmed.toLowerCase(), prefix);
+    // Express compiles a path into a regular expression, with the `i` flag unless routing is case-sensitive; so does this, to fold case as it does.
+    const source = `^${trimmed.replace(/\./g, '\\.')}(?:/|$)`;
+    return { length: trimmed.length, sensitive: new RegExp(source), insensitive: new RegExp(source, 'i'), tenant };
   });
-  table.sort((a, b) => b.prefix.length - a.prefix.length);
+  // Longest first, so that the root prefix ('/', which matches every path, as app.use('/') does) comes last.
+  table.sort((a, b) => b.length - a.length);
+  type Entry = (typeof table)[number];
+  const matchOf = (path: string, pattern: (entry: Entry) => RegExp): Entry | undefined =>
+    table.find((entry) => entry.length === 0 || pattern(entry).test(path));
+  const tenantAt = (path: string, caseSensitive: boolean): string | undefined => {
+    const ignoringCase = matchOf(path, (entry) => entry.insensitive);
+    if (!caseSensitive) return ignoringCase?.tenant;
+    // Routers made with express.Router() ignore case even where the app does not, so a path that
+    // names a prefix only in other letters may reach that prefix's routes: no tenant, not a guess.
+    const exact = matchOf(path, (entry) => entry.sensitive);
+    return exact === ignoringCase ? exact?.tenant : undefined;
+  };
   const select: TenantSelector = (req) => {
-    const path = pathOf(req);
-    return table.find(({ prefix }) => prefix === '' || path === prefix || path.startsWith(`${prefix}/`))?.tenant;
+    const sent = targetPathOf(req);
+    if (sent === undefined) return undefined;
+    const caseSensitive = routesCaseSensitively(req);
+    const tenant = tenantAt(sent, caseSensitive);
+    if (!isRoutedByExpress(req)) return tenant;
+    // Both must name the same tenant. The routed path follows a rewritten req.url; the target's
+    // path catches what the routed one loses: Express 4 drops a slash of `//` after a mount path
+    // (`/api//acme` reaches the router mounted at /api as `/acme`, so reads as `/api/acme`).
+    const routed = routedPathOf(req);
+    return routed !== undefined && tenantAt(routed, caseSensitive) === tenant ? tenant : undefined;
   };
   namedTenants.set(select, table.map(({ tenant }) => tenant));
   return select;
@@ -122,12 +207,15 @@ export class TenantTable<S> {
     if (tenant !== undefined && typeof tenant !== 'string') {
       throw invalidConfig(`${this.owner}: select() must give a tenant name or undefined, not ${tenant === null ? 'null' : typeof tenant}.`);
     }
-    const request = quoted(`${req.method} ${hostnameOf(req) ?? '(no host)'}${pathOf(req)}`);
+    // The host and path are the client's text: they go in requestTarget, never in the message,
+    // which failureMessage stores in the session and apps show.
+    const requestTarget = cut(`${req.method} ${hostnameOf(req) ?? '(no host)'}${targetPathOf(req) ?? ' (a target without a path)'}`);
     throw new LogtoError(
       'unknown_tenant',
       tenant === undefined
-        ? `passport-logto: ${this.owner} serves no tenant at ${request}. If this host or path is one of yours, map it to a tenant in byHost() or byPath() (or your select function); if it is not (a spoofed Host header, say), this 404 is the right answer.`
-        : `passport-logto: ${this.owner} serves no tenant at ${request}: select() named ${quoted(tenant)}, which is not one of its tenants (${this.names.join(', ')}). Add it to \`tenants\` if it should be served.`,
+        ? `passport-logto: ${this.owner} serves no tenant at this request's host and path (the error's requestTarget names them). If they are yours, map them to a tenant in byHost() or byPath() (or your select function); if not (a spoofed Host header, say), this 404 is the right answer.`
+        : `passport-logto: ${this.owner} serves no tenant at this request's host and path (the error's requestTarget names them): select() named a tenant that is not one of its tenants (${this.names.join(', ')}). Add it to \`tenants\` if it should be served.`,
+      { requestTarget },
     );
   }
 }
@@ -143,9 +231,9 @@ export function reportSelectionFailure(outer: PassportActions, error: unknown): 
 
 /**
  * A handler that runs `handle` with the request's tenant. A request that no tenant serves is
- * answered 404 here, as the handlers answer what the request caused; the app's error handler
- * would see a LogtoError without an HTTP `status` and most answer 500. Calling `next()` instead
- * would skip a route guard. Anything else (a select function that throws) goes to `next`.
+ * answered 404 here, as the handlers answer what the request caused, rather than handed to an
+ * error handler that may log it or answer 500 (anyone can send a spoofed Host). Calling `next()`
+ * instead would skip a route guard. Anything else (a select function that throws) goes to `next`.
  */
 export function tenantHandler<S>(
   table: TenantTable<S>,

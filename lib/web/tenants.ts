@@ -5,7 +5,7 @@ import type { LogtoClient } from './client.js';
 import type { LogtoStrategyOptions } from '../configuration.js';
 import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import type { LogtoSignInOptions } from './sign-in-options.js';
-import type { SignOutOptions } from './sign-out.js';
+import { logOutOfPassport, type SignOutOptions } from './sign-out.js';
 import { LogtoStrategy } from './strategy.js';
 import {
   actingFor,
@@ -163,13 +163,23 @@ export class LogtoTenants extends PassportStrategy {
    * Ends the session's sign-ins of every tenant, without sending the browser to Logto; see
    * {@link LogtoStrategy.endSignIn}. It does not need the request's tenant, so a log-out route can
    * sit outside every tenant's hosts and paths. Call it before `req.logout()`, which drops the
-   * session's references to them. Each sign-in is ended even when another fails; the first
-   * failure is then thrown.
+   * session's references to them; {@link logOut} does both in that order. Each sign-in is ended
+   * even when another fails; the first failure is then thrown.
    */
   async endSignIns(req: Request): Promise<void> {
     const results = await Promise.allSettled(this.table.names.map((tenant) => this.table.get(tenant).endSignIn(req)));
     const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failure) throw failure.reason;
+  }
+
+  /**
+   * Logs out of the app only: {@link endSignIns} (every tenant's sign-in of the session), then
+   * Passport's `req.logout()`; see {@link LogtoStrategy.logOut}. Like `endSignIns`, it needs no
+   * tenant for the request. If a sign-in cannot be ended, it rejects before `req.logout()`.
+   */
+  async logOut(req: Request): Promise<void> {
+    await this.endSignIns(req);
+    await logOutOfPassport(req, 'at log-out');
   }
 
   /**

@@ -51,6 +51,10 @@ app.post('/log-out-everywhere', (req, res, next) => {
   const ended: Promise<void> = tenants.endSignIns(req);
   ended.then(() => res.redirect('/'), next);
 });
+app.post('/log-out-helper', (req, res, next) => {
+  const loggedOut: Promise<void> = logto.logOut(req);
+  loggedOut.then(() => tenants.logOut(req)).then(() => res.redirect('/'), next);
+});
 app.get('/api/items', passport.authenticate('logto-bearer', { session: false, requiredScopes: ['read:items'] }), (_req, res) => {
   res.json([]);
 });
@@ -69,11 +73,19 @@ app.use((error: unknown, _req: express.Request, res: express.Response, next: exp
     return;
   }
   if (isLogtoError(error, 'unknown_tenant')) {
+    const target: string | undefined = error.requestTarget;
+    console.warn('no tenant for', target);
     res.status(error.httpStatus).end();
     return;
   }
   if (isLogtoError(error, 'not_authenticated')) {
     res.redirect('/sign-in');
+    return;
+  }
+  if (error instanceof LogtoError) {
+    const status: number = error.statusCode;
+    const shown: boolean = error.expose;
+    res.status(status).send(shown ? error.message : 'Something went wrong');
     return;
   }
   next(error);

@@ -3,12 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import type { Express, RequestHandler } from 'express';
+import type { Express, RequestHandler, Response as ExpressResponse } from 'express';
 import { isLogtoError, LogtoError, LogtoStrategy, type LogtoStrategyOptions } from '../../lib/index.js';
 import { startApp, type ExpressFlavor, type RunningApp } from '../support/app.js';
 import { watchForCrashes } from '../support/crash-watch.js';
 import { getJson, signIn, type HomeBody } from '../support/flows.js';
 import { endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import { partialPost } from '../support/raw-http.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
 
 const require = createRequire(import.meta.url);
@@ -290,6 +291,41 @@ for (const flavor of ['express5', 'express4'] as const) {
       assert.deepEqual([answer.status, answer.error], [400, 'invalid_request']);
       assert.match(answer.description ?? '', /exactly one logout_token, of at most 16 KiB/);
       assert.deepEqual(app.errors, []);
+    });
+
+    test('a client that closes the connection halfway through its body gets 400 invalid_request, and the app\'s error handler hears nothing', async () => {
+      // Before the handler: a middleware ahead of it (a session store, a rate limiter) is still
+      // busy when the client goes; here it waits for the connection to close, so the race is
+      // always lost. While it reads: the handler is reading the body when the client goes.
+      for (const when of ['before the handler', 'while it reads'] as const) {
+        let arrived!: () => void;
+        const arrival = new Promise<void>((resolve) => (arrived = resolve));
+        let answered!: (status: number) => void;
+        const answer = new Promise<number>((resolve) => (answered = resolve));
+        const routes = (app: Express): void => {
+          app.post('/backchannel-logout', (req, res, next) => {
+            // The answer that the handler (or an error handler) gives, though the client cannot hear it.
+            const end = res.end.bind(res) as (...args: unknown[]) => ExpressResponse;
+            res.end = ((...args: unknown[]) => {
+              answered(res.statusCode);
+              return end(...args);
+            }) as ExpressResponse['end'];
+            arrived();
+            if (when === 'while it reads' || req.socket.destroyed) next();
+            else req.socket.once('close', () => next());
+          });
+        };
+        const app = await startApp(provider, { express: flavor, backchannelLogout: true, strategy: { backchannelLogout: true }, routes });
+        try {
+          const socket = await partialPost(Number(new URL(app.url).port), '/backchannel-logout', form, 2000, 'logout_token=eyJhbGciOiJSUzI1NiJ9.');
+          await arrival;
+          socket.destroy();
+          assert.equal(await answer, 400, when);
+          assert.deepEqual(app.errors, [], `${when}: not the app's setup, nothing for its error handler`);
+        } finally {
+          await app.close();
+        }
+      }
     });
 
     test('a body that the app\'s parser read into something other than a form is the app\'s setup: invalid_config for its error handler', async () => {

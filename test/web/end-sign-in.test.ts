@@ -50,6 +50,14 @@ function routes(app: Express, logto: LogtoStrategy): void {
       .then(() => req.logout((error) => (error ? next(error) : res.json({ loggedOut: true }))))
       .catch(next);
   });
+  // The same with the helper that does both, in that order.
+  app.post('/log-out-helper', (req, res, next) => {
+    logto.logOut(req).then(() => res.json({ loggedOut: true, user: req.user ?? null }), next);
+  });
+  // Two calls at once for one request, as two parts of an app may make.
+  app.post('/end-twice', (req, res, next) => {
+    Promise.all([logto.endSignIn(req), logto.endSignIn(req)]).then(() => res.json({ ended: true }), next);
+  });
   app.get('/end-in-guard', logto.authenticated({}, async (req, res) => {
     const before = stateOf(req.logto);
     await logto.endSignIn(req);
@@ -202,5 +210,42 @@ describe('endSignIn(req)', () => {
     assert.equal((await browser.post(`${app.url}/log-out`, {})).status, 200);
     await signedIn(app, browser);
     assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.authenticated, true);
+  });
+
+  test('logOut(req) ends the sign-in, then logs out of Passport: on Express 5 with Passport 0.7 and Express 4 with Passport 0.6', async () => {
+    for (const [express, passport] of [['express5', 'passport07'], ['express4', 'passport06']] as const) {
+      const app = await setup.app({ express, passport });
+      const { browser, refreshToken, idToken } = await signedIn(app);
+      const sessionBefore = (await getJson<SessionBody>(browser, `${app.url}/session`)).body.sessionID;
+
+      const loggedOut = await browser.post(`${app.url}/log-out-helper`, {});
+      assert.equal(loggedOut.status, 200, `${express}: ${loggedOut.text}`);
+      assert.deepEqual(JSON.parse(loggedOut.text), { loggedOut: true, user: null }, express);
+      const contents = await allOf(app.store);
+      assert.equal(contents.includes(refreshToken), false, `${express}: no refresh token left in the store, not even in the session left behind`);
+      assert.equal(contents.includes(idToken), false, express);
+      assert.equal(provider.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshToken), 1, express);
+      const home = (await getJson<HomeBody>(browser, `${app.url}/`)).body;
+      assert.deepEqual([home.user, home.authenticated], [null, false], express);
+      assert.notEqual(home.sessionID, sessionBefore, `${express}: Passport gave the session a new id`);
+      assert.deepEqual(app.errors, [], express);
+
+      // Without a sign-in it still logs out of Passport, and revokes nothing.
+      const revocations = provider.countRequests('/oidc/token/revocation');
+      assert.equal((await browser.post(`${app.url}/log-out-helper`, {})).status, 200);
+      assert.equal(provider.countRequests('/oidc/token/revocation'), revocations, express);
+    }
+  });
+
+  test('two endSignIn(req) calls at once for one request end it once: one revocation', async () => {
+    const app = await setup.app();
+    const { browser, refreshToken } = await signedIn(app);
+    const revocations = provider.countRequests('/oidc/token/revocation');
+    const ended = await browser.post(`${app.url}/end-twice`, {});
+    assert.equal(ended.status, 200, ended.text);
+    assert.equal(provider.countRequests('/oidc/token/revocation'), revocations + 1);
+    assert.equal(provider.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshToken), 1);
+    assert.deepEqual(await tokensOf(browser, app), { idToken: null, refreshToken: null, authenticated: false });
+    assert.deepEqual(app.errors, []);
   });
 });

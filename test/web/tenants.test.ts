@@ -172,6 +172,10 @@ before(async () => {
       .then(() => req.logout((error) => (error ? next(error) : res.json({ loggedOut: true }))))
       .catch(next);
   });
+  // The same with the helper that does both.
+  app.post('/log-out-helper', (req, res, next) => {
+    tenants.logOut(req).then(() => res.json({ loggedOut: true }), next);
+  });
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     errors.push(error);
     // As the README's Errors section says: a LogtoError's httpStatus is the status to answer with.
@@ -374,6 +378,21 @@ describe('LogtoTenants: several tenants in one app', () => {
     assert.equal((await json(browser, `${url}/session`)).body.passport, undefined, 'Passport\'s login ended too');
   });
 
+  test('logOut(req) does the same: every tenant\'s sign-in ends, then Passport\'s login', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${url}/a`, providerA);
+    await signInTo(browser, `${url}/b`, providerB);
+    const refreshTokens = [(await json(browser, `${url}/a/tokens`)).body.refreshToken, (await json(browser, `${url}/b/tokens`)).body.refreshToken];
+    const loggedOut = await browser.post(`${url}/log-out-helper`, {});
+    assert.equal(loggedOut.status, 200, loggedOut.text);
+    for (const prefix of ['/a', '/b']) assert.equal((await json(browser, `${url}${prefix}/me`)).status, 401, prefix);
+    const contents = JSON.stringify(await storeContents());
+    for (const token of refreshTokens) assert.equal(contents.includes(String(token)), false, 'no tenant\'s tokens left in the store');
+    assert.equal(providerA.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshTokens[0]), 1);
+    assert.equal(providerB.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshTokens[1]), 1);
+    assert.equal((await json(browser, `${url}/session`)).body.passport, undefined, 'Passport\'s login ended too');
+  });
+
   test('a bearer token of tenant A is refused on tenant B\'s API routes', async () => {
     const browser = new TestBrowser();
     await signInTo(browser, `${url}/a`, providerA);
@@ -403,10 +422,14 @@ describe('LogtoTenants: several tenants in one app', () => {
       const response = await json(browser, `${url}${path}`);
       assert.deepEqual([response.status, response.body.error], [404, 'unknown_tenant'], path);
       const message = String(response.body.error_description ?? response.body.message);
-      assert.match(message, /serves no tenant at "GET 127\.0\.0\.1\/elsewhere\//, path);
-      assert.match(message, /map it to a tenant in byHost\(\) or byPath\(\)/, path);
+      assert.match(message, /serves no tenant at this request's host and path/, path);
+      assert.match(message, /map them to a tenant in byHost\(\) or byPath\(\)/, path);
+      assert.doesNotMatch(message, /elsewhere/, `${path}: the client's path stays out of the message`);
     }
     assert.equal(errors.length, errorsBefore + 1, 'only the helper\'s throw reached the error handler');
+    const thrown = errors.at(-1);
+    assert.ok(isLogtoError(thrown, 'unknown_tenant'));
+    assert.equal(thrown.requestTarget, 'GET 127.0.0.1/elsewhere/tokens', 'the host and path are on the error, for logs');
     // Passport's own answer for a failure without a callback: the status, and no challenge.
     for (const path of ['/elsewhere/sign-in', '/elsewhere/api']) {
       const response = await browser.get(`${url}${path}`);
@@ -424,7 +447,8 @@ describe('LogtoTenants: several tenants in one app', () => {
     assert.equal(named.status, 404);
     const body = JSON.parse(named.text) as { error: string; error_description: string };
     assert.equal(body.error, 'unknown_tenant');
-    assert.match(body.error_description, /select\(\) named "zz", which is not one of its tenants \(a\)/);
+    assert.match(body.error_description, /select\(\) named a tenant that is not one of its tenants \(a\)/);
+    assert.doesNotMatch(body.error_description, /zz/, 'the name came from a header: it stays out of the message');
     assert.equal((await new TestBrowser().request(`${url}/x/me`, { headers: { 'x-tenant': 'a' } })).status, 401, 'a known tenant, signed out');
   });
 });
@@ -477,7 +501,8 @@ async function refusedAsUnknown(what: string, request: () => Promise<{ status: n
   if (json) {
     const body = JSON.parse(response.text) as { error: string; error_description: string };
     assert.equal(body.error, 'unknown_tenant', what);
-    assert.match(body.error_description, /serves no tenant at "\w+ evil\.example\/h\/.*map it to a tenant in byHost\(\) or byPath\(\)/, what);
+    assert.match(body.error_description, /serves no tenant at this request's host and path .*map them to a tenant in byHost\(\) or byPath\(\)/, what);
+    assert.doesNotMatch(body.error_description, /evil/, `${what}: the spoofed host stays out of the message`);
   }
   const setCookie = response.headers instanceof Headers ? response.headers.getSetCookie() : (response.headers['set-cookie'] ?? []);
   assert.deepEqual(setCookie, [], `${what} sets no cookie`);
