@@ -405,6 +405,29 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal(new URL(signOut.location ?? '').searchParams.get('post_logout_redirect_uri'), `${base}/`);
   },
 
+  async 'log-out'() {
+    const { base } = await load('log-out');
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    const before = provider.countRequests('/oidc/token/revocation');
+    const loggedOut = await browser.request(`${base}/log-out`, { method: 'POST', headers: { origin: base } });
+    assert.deepEqual([loggedOut.status, loggedOut.location], [302, `${base}/`]);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`, 'logged out of the app');
+    assert.equal(provider.countRequests('/oidc/token/revocation'), before + 1, 'and the sign-in ended: its refresh token was revoked at Logto');
+    // The Logto session stays: the next sign-in goes through without the sign-in page.
+    const started = await browser.get(`${base}/sign-in`);
+    const atLogto = await browser.get(started.location ?? '');
+    assert.equal(atLogto.status, 303, `Logto signs the user straight back in: ${atLogto.status} ${atLogto.location}`);
+  },
+
+  async 'tenants-log-out'() {
+    const { base } = await load('tenants-log-out');
+    const browser = new TestBrowser();
+    // At 127.0.0.1, outside every tenant's host, with no sign-in: it still logs out (of nothing) and redirects.
+    const loggedOut = await browser.request(`${base}/log-out`, { method: 'POST', headers: { origin: base } });
+    assert.deepEqual([loggedOut.status, loggedOut.location], [302, `${base}/`], loggedOut.text);
+  },
+
   async tenants() {
     const { base, app } = await load('tenants');
     const errors: unknown[] = [];
