@@ -21,10 +21,11 @@ export type ExpressFlavor = 'express4' | 'express5';
 export type PassportFlavor = 'passport06' | 'passport07';
 
 type ExpressFactory = () => Express;
-interface PassportLike {
+/** The part of a Passport instance the tests use, for either Passport version. */
+export interface PassportLike {
   initialize(): (req: Request, res: Response, next: NextFunction) => void;
   session(): (req: Request, res: Response, next: NextFunction) => void;
-  use(strategy: LogtoStrategy): void;
+  use(strategy: object): void;
   authenticate(name: string, options?: object): (req: Request, res: Response, next: NextFunction) => void;
   serializeUser(fn: (user: unknown, done: (error: unknown, id?: unknown) => void) => void): void;
   deserializeUser(fn: (id: unknown, done: (error: unknown, user?: unknown) => void) => void): void;
@@ -37,7 +38,8 @@ function loadExpress(flavor: ExpressFlavor): ExpressFactory {
   return require(flavor === 'express4' ? 'express4' : 'express') as ExpressFactory;
 }
 
-function loadPassport(flavor: PassportFlavor): PassportLike {
+/** A new Passport instance of that version. */
+export function loadPassport(flavor: PassportFlavor): PassportLike {
   const module = require(flavor === 'passport06' ? 'passport06' : 'passport') as PassportModule;
   return new module.Passport();
 }

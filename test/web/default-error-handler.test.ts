@@ -15,18 +15,10 @@ import { byHost, LogtoBearerTenants, LogtoTenants } from '../../lib/index.js';
 import { watchForCrashes } from '../support/crash-watch.js';
 import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 import { rawGet } from '../support/raw-http.js';
+import { loadPassport } from '../support/app.js';
 
 const require = createRequire(import.meta.url);
 const crashWatch = watchForCrashes();
-
-interface PassportInstance {
-  initialize(): RequestHandler;
-  session(): RequestHandler;
-  use(strategy: unknown): void;
-  authenticate(name: string, options?: object): RequestHandler;
-  serializeUser(fn: (user: unknown, done: (error: unknown, id?: unknown) => void) => void): void;
-  deserializeUser(fn: (id: unknown, done: (error: unknown, user?: unknown) => void) => void): void;
-}
 
 let provider: TestProvider;
 const servers: Server[] = [];
@@ -65,7 +57,7 @@ for (const [flavor, passportFlavor] of [['express5', 'passport'], ['express4', '
         tenants: { main: { endpoint: provider.endpoint, appId: registered.appId, appSecret: registered.appSecret, callbackURL: `${url}/callback`, resources: [API_RESOURCE] } },
       });
       const bearer = new LogtoBearerTenants({ select: byHost({ '127.0.0.1': 'main' }), tenants: { main: { endpoint: provider.endpoint, audience: API_RESOURCE } } });
-      const passport = new (require(passportFlavor) as { Passport: new () => PassportInstance }).Passport();
+      const passport = loadPassport(passportFlavor === 'passport06' ? 'passport06' : 'passport07');
       passport.use(tenants);
       passport.serializeUser((user, done) => done(null, user));
       passport.deserializeUser((user, done) => done(null, user));

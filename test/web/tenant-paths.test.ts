@@ -17,20 +17,12 @@ import { watchForCrashes } from '../support/crash-watch.js';
 import { signInAtProvider, TestBrowser } from '../support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 import { rawGet, type RawResponse } from '../support/raw-http.js';
+import { loadPassport } from '../support/app.js';
 
 const require = createRequire(import.meta.url);
 const crashWatch = watchForCrashes();
 
 type ExpressModule = (() => Express) & { Router: (options?: { caseSensitive?: boolean }) => Router };
-interface PassportInstance {
-  initialize(): RequestHandler;
-  session(): RequestHandler;
-  use(strategy: unknown): void;
-  authenticate(name: string, options?: object): RequestHandler;
-  serializeUser(fn: (user: unknown, done: (error: unknown, id?: unknown) => void) => void): void;
-  deserializeUser(fn: (id: unknown, done: (error: unknown, user?: unknown) => void) => void): void;
-}
-
 /** Logto tenant `main` (served at `/` and `/api`) and tenant `acme` (at `/acme` and `/api/acme`), two Logtos. */
 let providers: { main: TestProvider; acme: TestProvider };
 const servers: Server[] = [];
@@ -172,7 +164,7 @@ for (const flavor of ['express5', 'express4'] as const) {
         select: byPath({ '/api': 'main', '/api/acme': 'acme' }),
         tenants: { main: { endpoint: providers.main.endpoint, audience: API_RESOURCE }, acme: { endpoint: providers.acme.endpoint, audience: API_RESOURCE } },
       });
-      const passport = new (require(flavor === 'express4' ? 'passport06' : 'passport') as { Passport: new () => PassportInstance }).Passport();
+      const passport = loadPassport(flavor === 'express4' ? 'passport06' : 'passport07');
       passport.use(tenants);
       passport.serializeUser((user, done) => done(null, user));
       passport.deserializeUser((user, done) => done(null, user));
