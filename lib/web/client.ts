@@ -92,8 +92,9 @@ export class LogtoClient {
       if (known === undefined) return true;
       return known !== null && (known.refreshToken !== undefined || this.context.refresher.isFresh(known.accessToken));
     }
-    if (this.loaded === null) return false;
-    const { record } = this.loaded;
+    const loaded = this.live();
+    if (!loaded) return false;
+    const { record } = loaded;
     return record.refreshToken !== undefined || this.context.refresher.isFresh(record.accessToken);
   }
 
@@ -128,9 +129,10 @@ export class LogtoClient {
     try {
       // A loaded, still valid token needs no async step: the common case, kept cheap.
       const force = options.forceRefresh === true;
-      if (!force && this.loaded) {
+      const loaded = force ? undefined : this.live();
+      if (loaded) {
         checkTokenRequest(this.context.config, resource, organizationId);
-        const cached = cachedToken(this.loaded.record, accessTokenKey(resource, organizationId));
+        const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
         if (this.context.refresher.isFresh(cached)) return Promise.resolve(cached.token);
       }
       return this.tokenFor(resource, organizationId, force).then((token) => token.token);
@@ -205,7 +207,7 @@ export class LogtoClient {
   }
 
   private async current(): Promise<Loaded> {
-    if (this.loaded !== undefined) return this.loaded;
+    if (this.loaded !== undefined) return this.live() ?? null;
     this.loading ??= this.read().then(
       (loaded) => (this.loaded = loaded),
       (error: unknown) => {
@@ -244,7 +246,18 @@ export class LogtoClient {
         "This sign-in's tokens are not loaded yet: put logto.authenticated() before the route, or `await logto.client(req).load()` first.",
       );
     }
-    return this.loaded?.record;
+    return this.live()?.record;
+  }
+
+  /**
+   * What this helper loaded, unless this process has seen the sign-in end since (sign-out,
+   * `endSignIn()`, a back-channel logout, a dead grant): then null, so that a helper held across
+   * the end says signed out too.
+   */
+  private live(): Loaded | undefined {
+    const loaded = this.loaded;
+    if (loaded && this.context.records.peek(loaded.signInId) === null) this.loaded = null;
+    return this.loaded;
   }
 
   private async tokenFor(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {

@@ -21,15 +21,6 @@ import { authorizationParameters, type LogtoSignInOptions } from './sign-in-opti
 import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
 import { checkVerifyArgument } from '../verify-callback.js';
 
-/**
- * Whether `client` is a helper of the strategy whose context this is. LogtoClient offers no public
- * way to tell, and marking each client would cost every request, so this reads the `context` it
- * was built with (a private field of client.ts: test/web/end-sign-in.test.ts fails if it moves).
- */
-function isHelperOf(client: LogtoClient, context: LogtoContext): boolean {
-  return (client as unknown as { context?: unknown }).context === context;
-}
-
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
 
@@ -130,9 +121,8 @@ export class LogtoStrategy extends PassportStrategy {
    * request waits for it.
    */
   async endSignIn(req: Request): Promise<void> {
+    // A helper already loaded for this sign-in (req.logto among them) sees the end by itself.
     await endSignIn(this.context, req);
-    // The guard's helper keeps the record it loaded: a fresh one reads the session, and so says signed out.
-    if (req.logto !== undefined && isHelperOf(req.logto, this.context)) req.logto = this.client(req);
   }
 
   /**

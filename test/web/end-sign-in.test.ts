@@ -74,6 +74,19 @@ function routes(app: Express, logto: LogtoStrategy): void {
       })
       .then((body) => res.json(body), next);
   });
+  // A helper held across the end: its cached access token and its getters.
+  app.get('/end-then-cached', (req, res, next) => {
+    const client = logto.client(req);
+    client
+      .load()
+      .then(async () => {
+        const before = await client.getAccessToken();
+        await logto.endSignIn(req);
+        const after = await client.getAccessToken().then(() => 'a token', codeOrThrow);
+        res.json({ before: typeof before, after, authenticated: client.isAuthenticated(), idToken: client.getIdToken() ?? null });
+      })
+      .catch(next);
+  });
   app.get('/refresh', (req, res, next) => {
     logto
       .client(req)
@@ -171,6 +184,16 @@ describe('endSignIn(req)', () => {
     const { body } = await getJson<{ error: string }>(browser, `${app.url}/end-then-refresh`);
     assert.equal(body.error, 'not_authenticated');
     assert.equal((await getJson<{ error: string }>(browser, `${app.url}/refresh`)).body.error, 'not_authenticated');
+    assert.equal(refreshRequests(provider).length, before, 'no refresh reached Logto');
+  });
+
+  test('a helper held across the end says signed out: no cached access token, no ID token', async () => {
+    const app = await setup.app();
+    const { browser } = await signedIn(app);
+    const before = refreshRequests(provider).length;
+    const { status, body } = await getJson<{ before: string; after: unknown; authenticated: boolean; idToken: string | null }>(browser, `${app.url}/end-then-cached`);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.deepEqual(body, { before: 'string', after: { error: 'not_authenticated' }, authenticated: false, idToken: null });
     assert.equal(refreshRequests(provider).length, before, 'no refresh reached Logto');
   });
 
