@@ -19,6 +19,13 @@ export interface RedisTokenStoreOptions {
 }
 
 const deleteIfEqualsScript = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+/** Adds ARGV[2..] to the set and gives it at least ARGV[1] ms to live, in one step. */
+const addToSetScript = [
+  'for i = 2, #ARGV do redis.call(\'sadd\', KEYS[1], ARGV[i]) end',
+  "local ttl = tonumber(ARGV[1])",
+  "if redis.call('exists', KEYS[1]) == 1 and redis.call('pttl', KEYS[1]) < ttl then redis.call('pexpire', KEYS[1], ttl) end",
+  'return 1',
+].join('\n');
 
 function isIoRedis(client: RedisClientLike): client is IoRedisClientLike {
   return typeof (client as Partial<IoRedisClientLike>).call === 'function';
@@ -69,6 +76,15 @@ export class RedisTokenStore implements TokenStore {
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
     await this.send(['EVAL', deleteIfEqualsScript, '1', this.prefix + key, value]);
+  }
+
+  async addToSet(key: string, members: string[], ttl: number): Promise<void> {
+    await this.send(['EVAL', addToSetScript, '1', this.prefix + key, String(Math.max(1, Math.ceil(ttl))), ...members]);
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    const reply = await this.send(['SMEMBERS', this.prefix + key]);
+    return Array.isArray(reply) ? reply.map((member) => String(member)) : [];
   }
 }
 

@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { LogtoConnection, RefreshParameters, TokenEndpointResponse } from '../logto/connection.js';
+import type { SessionIndex } from './session-index.js';
 import type { SignInRecords } from './sign-in-records.js';
 import { accessTokenKey, digest, storedAccessTokenOf, type StoredAccessToken, type TokenRecord } from './token-record.js';
 import type { TokenStore } from './token-store.js';
@@ -37,8 +38,9 @@ const retryPause = 250;
  *   store's lock), each reading the newest refresh token fresh from the record;
  * - requests that want the same token while it is being refreshed share that refresh's outcome;
  * - the record is written as soon as Logto answers, before the ID token is checked;
- * - an answer that was lost is asked for again with the same refresh token only within the
- *   retry window, and never after: past it the refresh token is dropped, not risked.
+ * - an answer that was lost is asked for again with the same refresh token within the retry
+ *   window; past it the request fails with Logto's error and the refresh token stays, so that an
+ *   outage of Logto ends no sign-in: only Logto's `invalid_grant` does.
  */
 export class Refresher {
   private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
@@ -47,6 +49,8 @@ export class Refresher {
     private readonly config: ResolvedConfig,
     private readonly provider: LogtoConnection,
     private readonly records: SignInRecords,
+    /** The back-channel logout index, while sign-ins are indexed: its entries live as long as the records. */
+    private readonly index: () => SessionIndex | undefined = () => undefined,
   ) {}
 
   isFresh(token: StoredAccessToken | undefined): token is StoredAccessToken {
@@ -95,6 +99,9 @@ export class Refresher {
             ...(keepUserinfoToken && accessToken !== undefined ? { accessToken } : {}),
             ...(Object.keys(kept).length > 0 ? { resourceTokens: kept } : {}),
           };
+        }).then(async (updated) => {
+          if (updated) await this.index()?.extend(store, updated);
+          return updated;
         }),
       { lockTtl: lockTtl(this.config), wait: lockTtl(this.config) },
     );
@@ -117,12 +124,9 @@ export class Refresher {
     const markKey = sentMarkKey(signInId);
     const mark = await this.records.getMark<SentMark>(store, markKey);
     let firstSentAt = Date.now();
-    if (mark?.rt === digest(refreshToken)) {
-      if (firstSentAt - mark.at >= this.config.refreshRetryWindow * 1000) {
-        // Logto may have rotated it and the answer never arrived: sending it now could revoke the grant.
-        await this.dropRefreshToken(store, signInId, refreshToken);
-        throw signedOut('An earlier refresh of this sign-in got no answer, so its refresh token can no longer be used safely; sign in again.');
-      }
+    if (mark?.rt === digest(refreshToken) && firstSentAt - mark.at < this.config.refreshRetryWindow * 1000) {
+      // An attempt of another request or instance (or of this process before a restart) is still
+      // within Logto's grace: this one belongs to it, so that its retries stay within the window.
       firstSentAt = mark.at;
     } else {
       await this.records.setMark(store, markKey, { rt: digest(refreshToken), at: firstSentAt } satisfies SentMark, this.config.recordTtl * 1000);
@@ -143,6 +147,8 @@ export class Refresher {
       if (rotated) await this.provider.revokeRefreshToken(rotated).catch(() => undefined);
       throw signedOut('The Logto sign-in ended while its tokens were being refreshed; sign in again.');
     }
+    // The record has a new life: so do its back-channel logout entries.
+    await this.index()?.extend(store, saved);
     if (!response.id_token) return { record: saved, token };
     // A refreshed ID token replaces the stored one only once verified and about the same user.
     const idToken = response.id_token;
@@ -173,7 +179,10 @@ export class Refresher {
           await sleep(Math.min(retryPause, left));
           if (Date.now() - firstSentAt < this.config.refreshRetryWindow * 1000) continue;
         }
-        await this.dropRefreshToken(store, signInId, refreshToken);
+        // Past the window the refresh token is kept: only Logto's word (invalid_grant) says it is
+        // dead. Had Logto rotated it, a later use ends this same sign-in, which dropping it would
+        // have ended anyway; had Logto been down, the sign-in refreshes once it is back.
+        await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
         throw error;
       }
     }
@@ -201,16 +210,6 @@ export class Refresher {
       default:
         return error;
     }
-  }
-
-  /** A refresh token whose fate is unknown is never sent again after the retry window. */
-  private async dropRefreshToken(store: TokenStore, signInId: string, refreshToken: string): Promise<void> {
-    await this.records.update(store, signInId, (current) => {
-      if (current.refreshToken !== refreshToken) return current;
-      const { refreshToken: _dropped, ...rest } = current;
-      return rest;
-    });
-    await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
   }
 }
 

@@ -8,6 +8,12 @@ import type { TokenRecord } from './token-record.js';
 /** What a record key holds: the tokens, or the mark that the sign-in has ended. */
 type StoredRecord = TokenRecord | { ended: number };
 
+/** A set kept as one value, for stores without sets of their own: its members and its expiry (ms). */
+interface EmulatedSet {
+  m: string[];
+  e: number;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface SignInRecordsOptions {
@@ -36,8 +42,15 @@ export class SignInRecords {
   /**
    * The records this process wrote or read lately, newest last. A request within
    * {@link cacheFreshness} of the last read skips the store; refreshes always read the store.
+   * A copy older than that answers nothing: the store is the one authority on whether a sign-in
+   * is alive.
    */
   private readonly cache = new Map<string, { record: TokenRecord | undefined; at: number }>();
+  /**
+   * The sign-ins this process ended or saw ended, newest last. Ids are never reused, so an end is
+   * final: no store read still in flight, nor any copy, can bring one back here.
+   */
+  private readonly endedHere = new Set<string>();
   /** Store reads in flight for requests that take a copy a few seconds old (never for refreshes). */
   private readonly sharedReads = new Map<string, Promise<TokenRecord | undefined>>();
 
@@ -84,7 +97,7 @@ export class SignInRecords {
       // Signed out elsewhere meanwhile: the copy must not bring the tokens back.
       if (await this.guard(store, store.get(endedKey(signInId)), 'read the sign-in')) {
         this.unsaved.delete(signInId);
-        this.remember(signInId, undefined);
+        this.markEnded(signInId);
         return undefined;
       }
       await this.guard(store, store.set(recordKey(signInId), JSON.stringify(kept), this.options.recordTtl), 'save the refreshed tokens');
@@ -93,9 +106,14 @@ export class SignInRecords {
       return kept;
     }
     const stored = await this.readStored(store, signInId);
-    const record = stored && !('ended' in stored) ? stored : undefined;
-    this.remember(signInId, record);
-    return record;
+    if (stored && 'ended' in stored) {
+      this.markEnded(signInId);
+      return undefined;
+    }
+    // Ended by this process while the read was in flight: its answer predates the end.
+    if (this.endedHere.has(signInId)) return undefined;
+    this.remember(signInId, stored);
+    return stored;
   }
 
   /**
@@ -104,21 +122,19 @@ export class SignInRecords {
    * no record; undefined when there is no copy that recent.
    */
   recent(signInId: string): TokenRecord | null | undefined {
+    if (this.endedHere.has(signInId)) return null;
     const cached = this.cache.get(signInId);
     if (!cached || Date.now() - cached.at >= cacheFreshness) return undefined;
     return cached.record ?? null;
   }
 
-  /**
-   * This process's last copy of a record, however old: enough to answer a getter without a store
-   * read. Null when this process saw the sign-in end; undefined when it knows nothing.
-   */
-  peek(signInId: string): TokenRecord | null | undefined {
-    const cached = this.cache.get(signInId);
-    return cached ? (cached.record ?? null) : undefined;
+  /** Whether this process ended the sign-in, or saw it ended: final, whatever a copy says. */
+  hasEnded(signInId: string): boolean {
+    return this.endedHere.has(signInId);
   }
 
   async create(store: TokenStore, signInId: string, record: TokenRecord): Promise<void> {
+    if (this.endedHere.has(signInId)) throw new LogtoError('invalid_state', 'This sign-in has already ended; start the sign-in again.');
     await this.guard(store, store.set(recordKey(signInId), JSON.stringify(record), this.options.recordTtl), 'save the sign-in');
     this.remember(signInId, record);
   }
@@ -147,23 +163,34 @@ export class SignInRecords {
     return updated;
   }
 
-  /** Copies a record written elsewhere (a 0.1.0 session) only if none exists yet. */
-  async adopt(store: TokenStore, signInId: string, record: TokenRecord): Promise<TokenRecord> {
-    const written = await this.setIfAbsent(store, recordKey(signInId), JSON.stringify(record), this.options.recordTtl);
-    if (!written) return (await this.read(store, signInId)) ?? record;
-    this.remember(signInId, record);
-    return record;
+  /**
+   * Copies a record written elsewhere (a 0.1.0 session) only if none exists yet, and resolves to
+   * the record that holds: the store's when one was there, undefined when the sign-in has ended.
+   * The session's own tokens never override the store: a replayed 0.1.0 cookie of an ended
+   * sign-in stays signed out.
+   */
+  async adopt(store: TokenStore, signInId: string, record: TokenRecord): Promise<TokenRecord | undefined> {
+    if (this.endedHere.has(signInId)) return undefined;
+    const adopted: TokenRecord = { ...record, adopted: true };
+    const written = await this.setIfAbsent(store, recordKey(signInId), JSON.stringify(adopted), this.options.recordTtl);
+    if (!written) return this.read(store, signInId);
+    this.remember(signInId, adopted);
+    return adopted;
   }
 
   /**
    * Ends a sign-in at once, for every instance: the record becomes a mark that outlives any
    * refresh still in flight, and a flag tells such a refresh not to write the tokens back.
    */
-  async end(store: TokenStore, signInId: string): Promise<void> {
-    this.remember(signInId, undefined);
+  async end(store: TokenStore, signInId: string, options: { fromSession?: boolean } = {}): Promise<void> {
+    const adopted = options.fromSession === true || this.cache.get(signInId)?.record?.adopted === true;
+    this.markEnded(signInId);
     this.unsaved.delete(signInId);
-    await this.guard(store, store.set(endedKey(signInId), '1', endedMarkTtl), 'end the sign-in');
-    await this.guard(store, store.set(recordKey(signInId), JSON.stringify({ ended: Date.now() }), endedMarkTtl), 'end the sign-in');
+    // A 0.1.0 session carries its tokens in the cookie itself, which can be replayed long after:
+    // the end of such a sign-in must outlive any copy of that cookie, not just a refresh in flight.
+    const ttl = adopted ? adoptedEndedMarkTtl : endedMarkTtl;
+    await this.guard(store, store.set(endedKey(signInId), '1', ttl), 'end the sign-in');
+    await this.guard(store, store.set(recordKey(signInId), JSON.stringify({ ended: Date.now() }), ttl), 'end the sign-in');
   }
 
   /**
@@ -217,6 +244,42 @@ export class SignInRecords {
     return this.setIfAbsent(store, key, JSON.stringify(value), ttl);
   }
 
+  /**
+   * Adds `members` to the set at `key` (none: only extends it), and keeps the set at least `ttl`
+   * ms from now. Atomic with a store that offers sets; otherwise the adds take turns under the
+   * store's lock, which holds as well as that lock does (see the README on stores without atomic
+   * commands).
+   */
+  async addToSet(store: TokenStore, key: string, members: string[], ttl: number): Promise<void> {
+    if (store.addToSet) {
+      await this.guard(store, store.addToSet(key, members, ttl), 'write the token store');
+      return;
+    }
+    await this.exclusive(
+      store,
+      `set:${key}`,
+      async () => {
+        const current = await this.emulatedSet(store, key);
+        const expiresAt = Math.max(current?.e ?? 0, Date.now() + ttl);
+        const all = [...new Set([...(current?.m ?? []), ...members])];
+        const value: EmulatedSet = { m: all, e: expiresAt };
+        await this.guard(store, store.set(key, JSON.stringify(value), expiresAt - Date.now()), 'write the token store');
+      },
+      { lockTtl: 10_000, wait: 10_000 },
+    );
+  }
+
+  /** The members of the set at `key`; none when there is no set. */
+  async setMembers(store: TokenStore, key: string): Promise<string[]> {
+    if (store.setMembers) return this.guard(store, store.setMembers(key), 'read the token store');
+    return (await this.emulatedSet(store, key))?.m ?? [];
+  }
+
+  private async emulatedSet(store: TokenStore, key: string): Promise<EmulatedSet | undefined> {
+    const value = await this.getMark<Partial<EmulatedSet>>(store, key);
+    return value && Array.isArray(value.m) && typeof value.e === 'number' ? { m: value.m.filter((member) => typeof member === 'string'), e: value.e } : undefined;
+  }
+
   private keepUnsaved(signInId: string, record: TokenRecord): void {
     this.unsaved.delete(signInId);
     this.unsaved.set(signInId, record);
@@ -226,7 +289,18 @@ export class SignInRecords {
     }
   }
 
+  private markEnded(signInId: string): void {
+    this.cache.delete(signInId);
+    this.endedHere.delete(signInId);
+    this.endedHere.add(signInId);
+    for (const oldest of this.endedHere) {
+      if (this.endedHere.size <= maxCachedRecords) break;
+      this.endedHere.delete(oldest);
+    }
+  }
+
   private remember(signInId: string, record: TokenRecord | undefined): void {
+    if (this.endedHere.has(signInId)) return;
     this.cache.delete(signInId);
     this.cache.set(signInId, { record, at: Date.now() });
     for (const oldest of this.cache.keys()) {
@@ -303,6 +377,8 @@ export class SignInRecords {
 
 /** Long enough for any refresh in flight at sign-out to have given up. */
 const endedMarkTtl = 10 * 60 * 1000;
+/** A year: how long the end of a sign-in adopted from a 0.1.0 session (whose cookie holds its tokens) is kept. */
+const adoptedEndedMarkTtl = 365 * 24 * 60 * 60 * 1000;
 /** Milliseconds during which a request may use this process's copy of a record instead of the store. */
 const cacheFreshness = 2000;
 const maxCachedRecords = 10_000;

@@ -17,6 +17,8 @@ export interface TokenRecord {
   accessToken?: StoredAccessToken;
   /** JWT access tokens for API resources and organizations, by {@link accessTokenKey}. */
   resourceTokens?: Record<string, StoredAccessToken>;
+  /** Moved here from a 0.1.0 session, whose cookie still carries these tokens: its end is kept longer. */
+  adopted?: true;
 }
 
 /** The key of an access token for a resource, an organization, or both. */

@@ -21,6 +21,14 @@ export interface TokenStore {
   setIfAbsent?(key: string, value: string, ttl: number): Promise<boolean>;
   /** Deletes `key` only while it holds `value`, atomically. */
   deleteIfEquals?(key: string, value: string): Promise<void>;
+  /**
+   * Adds `members` to the set at `key` (an empty list only extends it), atomically, and keeps the
+   * set at least `ttl` ms from now (a longer life it already has stays). Used for the back-channel
+   * logout index; without it, adds take turns under a lock made of `setIfAbsent`.
+   */
+  addToSet?(key: string, members: string[], ttl: number): Promise<void>;
+  /** The members of the set at `key` written by {@link addToSet}; an empty list when there is none. */
+  setMembers?(key: string): Promise<string[]>;
 }
 
 export interface MemoryTokenStoreOptions {
@@ -64,6 +72,29 @@ export class MemoryTokenStore implements TokenStore {
   deleteIfEquals(key: string, value: string): Promise<void> {
     if (this.live(key) === value) this.entries.delete(key);
     return Promise.resolve();
+  }
+
+  addToSet(key: string, members: string[], ttl: number): Promise<void> {
+    const entry = this.live(key) === undefined ? undefined : this.entries.get(key);
+    if (!entry && members.length === 0) return Promise.resolve();
+    const all = new Set(entry ? this.membersOf(entry.value) : []);
+    for (const member of members) all.add(member);
+    const expiresAt = Math.max(entry?.expiresAt ?? 0, Date.now() + ttl);
+    return this.set(key, JSON.stringify([...all]), expiresAt - Date.now());
+  }
+
+  setMembers(key: string): Promise<string[]> {
+    const value = this.live(key);
+    return Promise.resolve(value === undefined ? [] : this.membersOf(value));
+  }
+
+  private membersOf(value: string): string[] {
+    try {
+      const parsed: unknown = JSON.parse(value);
+      return Array.isArray(parsed) ? parsed.filter((member): member is string => typeof member === 'string') : [];
+    } catch {
+      return [];
+    }
   }
 
   private live(key: string): string | undefined {

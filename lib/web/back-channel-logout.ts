@@ -1,10 +1,8 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { isCausedByRequest, LogtoError, sessionStoreError } from '../errors.js';
+import { isCausedByRequest, LogtoError } from '../errors.js';
 import { formBodyValues, singleValue } from '../request-parameters.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
-import type { SignInRecords } from '../store/sign-in-records.js';
 import { digest } from '../store/token-record.js';
-import type { TokenStore } from '../store/token-store.js';
 import type { LogtoContext } from './context.js';
 
 export type { SessionStoreLike };
@@ -17,83 +15,10 @@ export interface BackchannelLogoutOptions {
 }
 
 const backchannelLogoutEvent = 'http://schemas.openid.net/event/backchannel-logout';
-/** How long an index entry lives: Logto's refresh token lifetime. */
-const indexLifetime = 14 * 24 * 60 * 60 * 1000;
-const maxSignInsPerIndexEntry = 50;
 /** Bytes of form body read at most; a logout token is a few hundred. */
 const maxLogoutTokenLength = 16 * 1024;
 /** Logto sends one parameter; a form of thousands is not worth parsing. */
 const maxFormParameters = 10;
-
-/** One sign-in as the index knows it: its record, and its session when the session store has ids. */
-export interface IndexedSignIn {
-  sessionId: string | undefined;
-  signInId: string;
-}
-
-/**
- * Which sign-ins belong to a Logto session (`sid`) or user (`sub`), kept in the token store so
- * that every app instance sees it. Stores cannot be searched by content, and a logout token
- * names only the Logto session or user.
- */
-export class SessionIndex {
-  constructor(
-    private readonly records: SignInRecords,
-    /** Keeps apps and tenants that share a store apart: a `sub` or `sid` is unique only per issuer and app. */
-    private readonly scope: string,
-  ) {}
-
-  private key(kind: 'sid' | 'sub', value: string): string {
-    return `logout-index:${kind}:${digest(`${this.scope} ${value}`)}`;
-  }
-
-  async add(store: TokenStore, signIn: IndexedSignIn, claims: { sub: string; sid?: string | undefined }): Promise<void> {
-    const keys = [this.key('sub', claims.sub)];
-    if (claims.sid) keys.push(this.key('sid', claims.sid));
-    for (const key of keys) {
-      const existing = (await this.records.getMark<IndexedSignIn[]>(store, key)) ?? [];
-      const entries = [...existing.filter((entry) => entry.signInId !== signIn.signInId), signIn].slice(-maxSignInsPerIndexEntry);
-      await this.records.setMark(store, key, entries, indexLifetime);
-    }
-  }
-
-  /**
-   * Ends every indexed sign-in of the Logto session `sid`; of the user `sub` when none was indexed
-   * under that `sid` (ID tokens carry `sid` only when the app asks for session-bound logout),
-   * which ends more sessions rather than too few. Each one is tried even when another fails; the
-   * first failure is then reported, so that Logto retries.
-   */
-  async endSignIns(
-    tokenStore: TokenStore,
-    sessionStore: SessionStoreLike | undefined,
-    claims: { sub?: string | undefined; sid?: string | undefined },
-  ): Promise<number> {
-    const keys = [claims.sid && this.key('sid', claims.sid), claims.sub && this.key('sub', claims.sub)].filter(
-      (key): key is string => typeof key === 'string',
-    );
-    for (const key of keys) {
-      const entries = await this.records.getMark<IndexedSignIn[]>(tokenStore, key);
-      if (!entries?.length) continue;
-      const results = await Promise.allSettled(
-        entries.map(async (entry) => {
-          await this.records.end(tokenStore, entry.signInId);
-          if (entry.sessionId !== undefined && sessionStore) await destroySession(sessionStore, entry.sessionId);
-        }),
-      );
-      const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-      if (failure) throw failure.reason;
-      await this.records.deleteMark(tokenStore, key);
-      return entries.length;
-    }
-    return 0;
-  }
-}
-
-function destroySession(store: SessionStoreLike, sessionId: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    store.destroy(sessionId, (error?: unknown) => (error ? reject(sessionStoreError(error, 'during back-channel logout')) : resolve()));
-  });
-}
 
 interface LogoutTokenClaims {
   sub?: string;
@@ -193,7 +118,7 @@ function checkLogoutClaims(claims: LogoutTokenClaims, maxAge: number, clockToler
  * sign-ins (their token records, and their sessions in the session store), so those users' next
  * request is signed out on every instance.
  */
-export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex'>, options: BackchannelLogoutOptions = {}): RequestHandler {
+export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns'>, options: BackchannelLogoutOptions = {}): RequestHandler {
   const maxAge = options.maxTokenAge ?? 600;
   const parseForm = express.urlencoded({ extended: false, limit: maxLogoutTokenLength, parameterLimit: maxFormParameters });
 
@@ -210,7 +135,7 @@ export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 
     const seenKey = `logout-jti:${digest(`${context.config.issuer} ${jti}`)}`;
     if (await context.records.getMark(tokenStore, seenKey)) throw invalidToken('This logout token was already used.');
 
-    await context.sessionIndex.endSignIns(tokenStore, sessionStore, claims);
+    await context.sessionIndex.endSignIns(tokenStore, sessionStore, claims, (session) => context.endSessionSignIns(session, sessionStore));
     // Recorded only now: had ending the sessions failed, Logto's retry must still be accepted.
     const remaining = Math.max(1, (claims.exp as number) - Date.now() / 1000 + context.config.clockTolerance) * 1000;
     await context.records.setMark(tokenStore, seenKey, 1, remaining);

@@ -47,54 +47,60 @@ export class LogtoClient {
   /** Set by `logto.authenticated({ organizationTokens: true })`: a token per organization of the user, by ID. */
   organizationTokens: Record<string, string> | undefined;
   private loaded: Loaded | undefined;
+  /** When {@link loaded} was read (from the store, or from a copy at most 2 s old). */
+  private loadedAt = 0;
   private loading: Promise<Loaded> | undefined;
 
   constructor(
     private readonly req: object,
     private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session'>,
-  ) {}
+    /** For the route guard: a copy of the record this process read at most 2 s ago counts as a load. */
+    fromRecentCopy = false,
+  ) {
+    if (fromRecentCopy) this.loadFromRecentCopy();
+  }
 
-  /** Reads this sign-in's tokens from the token store; the getters need it. Resolves to the helper. */
+  /**
+   * Reads this sign-in's tokens from the token store (or from this process's copy, when it is at
+   * most 2 s old); the getters need it. Resolves to the helper.
+   */
   async load(): Promise<this> {
-    if (!this.isLoaded()) await this.current();
+    await this.current();
     return this;
   }
 
   /**
-   * Whether the getters can answer now, without `await load()`: after a load, or when this
-   * process read the record within the last 2 seconds (its copy is then taken as loaded).
+   * Whether the getters can answer now, without `await load()`: after this helper's `load()` (the
+   * route guard loads `req.logto`), or when the session refers to no sign-in. The same on every
+   * instance: a copy of the record that this process happens to hold does not count.
    */
   isLoaded(): boolean {
     if (this.loaded !== undefined) return true;
-    const reference = this.context.session.read(this.req);
-    if (!reference) {
-      this.loaded = null;
-      return true;
-    }
-    if (reference.legacy) return false;
-    const recent = this.context.records.recent(reference.signInId);
-    if (recent === undefined) return false;
-    this.loaded = recent ? { signInId: reference.signInId, record: recent } : null;
+    if (this.context.session.read(this.req)) return false;
+    this.settle(null);
     return true;
   }
 
   /**
-   * Signed in through this strategy with tokens that can still be used. Before `load()`, it can
-   * only say whether the session refers to a sign-in; the route guard loads first.
+   * Signed in through this strategy, with tokens that can still be used. Loaded, it answers from
+   * the record. Before `load()` it never throws: false when the session refers to no sign-in, or
+   * to one this process knows has ended (or read as ended in the last 2 s); otherwise it answers
+   * from the session. Mount `logto.session()` so that a sign-in ended anywhere turns Passport's
+   * user away on every instance within 2 s; the route guard always loads first.
    */
   isAuthenticated(): boolean {
     const passportSaysSignedIn = (this.req as PassportRequest).isAuthenticated?.() ?? true;
     if (!passportSaysSignedIn) return false;
+    let record: TokenRecord | null | undefined;
     if (this.loaded === undefined) {
       const reference = this.context.session.read(this.req);
       if (!reference) return false;
-      const known = reference.legacy ?? this.context.records.peek(reference.signInId);
-      if (known === undefined) return true;
-      return known !== null && (known.refreshToken !== undefined || this.context.refresher.isFresh(known.accessToken));
+      record = reference.legacy ?? this.context.records.recent(reference.signInId);
+      if (record === undefined) return true;
+    } else {
+      record = this.live()?.record;
     }
-    const loaded = this.live();
-    if (!loaded) return false;
-    const { record } = loaded;
+    if (!record) return false;
     return record.refreshToken !== undefined || this.context.refresher.isFresh(record.accessToken);
   }
 
@@ -130,7 +136,7 @@ export class LogtoClient {
       // A loaded, still valid token needs no async step: the common case, kept cheap.
       const force = options.forceRefresh === true;
       const loaded = force ? undefined : this.live();
-      if (loaded) {
+      if (loaded && Date.now() - this.loadedAt < copyFreshness) {
         checkTokenRequest(this.context.config, resource, organizationId);
         const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
         if (this.context.refresher.isFresh(cached)) return Promise.resolve(cached.token);
@@ -170,7 +176,7 @@ export class LogtoClient {
     if (!loaded) return;
     const store = this.context.records.storeFor(this.req);
     const updated = await this.context.refresher.clearAccessTokens(store, loaded.signInId, { resource, organizationId });
-    this.loaded = updated ? { signInId: loaded.signInId, record: updated } : null;
+    this.settle(updated ? { signInId: loaded.signInId, record: updated } : null);
   }
 
   /**
@@ -206,10 +212,15 @@ export class LogtoClient {
     }
   }
 
+  /** What this helper loaded, read again from the store once it is more than 2 s old. */
   private async current(): Promise<Loaded> {
-    if (this.loaded !== undefined) return this.live() ?? null;
+    const loaded = this.live();
+    if (loaded !== undefined && (loaded === null || Date.now() - this.loadedAt < copyFreshness)) return loaded;
     this.loading ??= this.read().then(
-      (loaded) => (this.loaded = loaded),
+      (read) => {
+        this.loading = undefined;
+        return this.settle(read);
+      },
       (error: unknown) => {
         this.loading = undefined;
         throw error;
@@ -218,14 +229,37 @@ export class LogtoClient {
     return this.loading;
   }
 
+  private settle(loaded: Loaded, at = Date.now()): Loaded {
+    this.loaded = loaded;
+    this.loadedAt = at;
+    return loaded;
+  }
+
+  /** The guard's fast path: a copy this process read at most 2 s ago, without a promise. */
+  private loadFromRecentCopy(): void {
+    const reference = this.context.session.read(this.req);
+    if (!reference) {
+      this.settle(null);
+      return;
+    }
+    if (reference.legacy) return;
+    const recent = this.context.records.recent(reference.signInId);
+    if (recent !== undefined) this.settle(recent ? { signInId: reference.signInId, record: recent } : null);
+  }
+
   private async read(): Promise<Loaded> {
     const reference = this.context.session.read(this.req);
     if (!reference) return null;
     const { records, session } = this.context;
     const store = records.storeFor(this.req);
     if (reference.legacy) {
-      // A session written by 0.1.0: move its tokens into their own record, once.
+      // A session written by 0.1.0: move its tokens into their own record, once. Should the
+      // store already hold that sign-in's record, or its end, the store's answer holds.
       const record = await records.adopt(store, reference.signInId, reference.legacy);
+      if (!record) {
+        session.clear(this.req);
+        return null;
+      }
       session.write(this.req, reference.signInId);
       return { signInId: reference.signInId, record };
     }
@@ -233,14 +267,9 @@ export class LogtoClient {
     return record ? { signInId: reference.signInId, record } : null;
   }
 
+  /** The loaded record for the synchronous getters; `not_loaded` before a load, on every instance alike. */
   private loadedRecord(): TokenRecord | undefined {
-    if (this.loaded === undefined) {
-      // Without a reference in the session there is nothing to load: signed out.
-      const reference = this.context.session.read(this.req);
-      if (reference === undefined) return undefined;
-      // This process's own copy answers when it has one (it signed the user in, or served them lately).
-      const known = reference.legacy ?? this.context.records.peek(reference.signInId);
-      if (known !== undefined) return known ?? undefined;
+    if (!this.isLoaded()) {
       throw new LogtoError(
         'not_loaded',
         "This sign-in's tokens are not loaded yet: put logto.authenticated() before the route, or `await logto.client(req).load()` first.",
@@ -250,14 +279,22 @@ export class LogtoClient {
   }
 
   /**
-   * What this helper loaded, unless this process has seen the sign-in end since (sign-out,
-   * `endSignIn()`, a back-channel logout, a dead grant): then null, so that a helper held across
-   * the end says signed out too.
+   * What this helper loaded, unless the sign-in has ended since as far as this process knows
+   * (sign-out, `endSignIn()`, a back-channel logout, a dead grant, or a copy read by another
+   * request in the meantime): a helper held across the end says signed out too.
    */
   private live(): Loaded | undefined {
     const loaded = this.loaded;
-    if (loaded && this.context.records.peek(loaded.signInId) === null) this.loaded = null;
-    return this.loaded;
+    if (!loaded) return loaded;
+    const { records } = this.context;
+    if (records.hasEnded(loaded.signInId)) return this.settle(null);
+    if (Date.now() - this.loadedAt >= copyFreshness) {
+      // Another request of this process may have read the store since: its copy is newer.
+      const recent = records.recent(loaded.signInId);
+      if (recent === null) return this.settle(null);
+      if (recent) return this.settle({ signInId: loaded.signInId, record: recent });
+    }
+    return loaded;
   }
 
   private async tokenFor(resource: string | undefined, organizationId: string | undefined, force: boolean): Promise<StoredAccessToken> {
@@ -275,17 +312,20 @@ export class LogtoClient {
     const store = this.context.records.storeFor(this.req);
     try {
       const outcome = await this.context.refresher.refresh(store, loaded.signInId, { resource, organizationId, force });
-      this.loaded = { signInId: loaded.signInId, record: outcome.record };
+      this.settle({ signInId: loaded.signInId, record: outcome.record });
       return outcome.token;
     } catch (error) {
       if (error instanceof LogtoError && error.code === 'not_authenticated') {
         // The sign-in is over (a dead grant, or signed out elsewhere): stop treating it as signed in.
-        this.loaded = null;
+        this.settle(null);
       }
       throw error;
     }
   }
 }
+
+/** How old a copy of a record may be and still answer: past it, the token store is asked again. */
+const copyFreshness = 2000;
 
 function notSignedIn(): LogtoError {
   return new LogtoError('not_authenticated', 'The user is not signed in with Logto; send them to sign in.');

@@ -6,7 +6,8 @@ import type { Refresher } from '../store/refresh.js';
 import type { SessionReference } from '../store/session-reference.js';
 import type { SignInRecords } from '../store/sign-in-records.js';
 import type { TokenRecord } from '../store/token-record.js';
-import type { SessionIndex } from './back-channel-logout.js';
+import type { SessionIndex } from '../store/session-index.js';
+import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import type { PendingSignIns } from './pending-sign-ins.js';
 import type { LogtoSignInOptions } from './sign-in-options.js';
 import type { Verified } from '../verify-callback.js';
@@ -26,6 +27,11 @@ export interface LogtoContext {
   readonly sessionIndex: SessionIndex;
   /** The index a completed sign-in is added to; undefined while sign-ins are not indexed. */
   index(): SessionIndex | undefined;
+  /**
+   * Ends the other sign-ins that a session held (other tenants'), once that session was destroyed
+   * by a back-channel logout: ending a session ends every sign-in in it.
+   */
+  endSessionSignIns(session: object, sessionStore: SessionStoreLike | undefined): Promise<void>;
   /** Runs the app's verify function (or builds the default user) for a verified sign-in. */
   userFor(req: Request, claims: IdTokenClaims, record: TokenRecord): Promise<Verified>;
   /** Keeps a started sign-in in its cookie and gives Logto's URL to send the browser to. */

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { SessionIndex } from './back-channel-logout.js';
+import type { SessionIndex } from '../store/session-index.js';
 import type { IdTokenClaims } from '../logto/claims.js';
 import { LogtoError, sessionStoreError } from '../errors.js';
 import { safeReturnTo } from './redirects.js';

@@ -66,18 +66,33 @@ export function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | '
 }
 
 async function end(
-  { provider, records, session }: Pick<LogtoContext, 'provider' | 'records' | 'session'>,
+  context: Pick<LogtoContext, 'provider' | 'records' | 'session'>,
   req: Request,
   reference: { signInId: string; legacy?: TokenRecord },
 ): Promise<TokenRecord | undefined> {
-  const store = records.storeFor(req);
-  const record = reference.legacy ?? (await records.read(store, reference.signInId));
-  await records.end(store, reference.signInId);
+  const record = await endSignInById(context, req, reference.signInId, reference.legacy);
+  context.session.clear(req);
+  return record;
+}
+
+/**
+ * Ends one sign-in by its id, for every instance, and revokes its refresh token (best effort:
+ * nobody can use it once the record is gone, so it should not stay valid at Logto). `storeOf` is
+ * the request, or `{ sessionStore }` outside one. `legacy`: the tokens a 0.1.0 session carried.
+ */
+export async function endSignInById(
+  { provider, records }: Pick<LogtoContext, 'provider' | 'records'>,
+  storeOf: object,
+  signInId: string,
+  legacy?: TokenRecord,
+): Promise<TokenRecord | undefined> {
+  const store = records.storeFor(storeOf);
+  const record = legacy ?? (await records.read(store, signInId));
+  await records.end(store, signInId, { fromSession: legacy !== undefined });
   if (record?.refreshToken) {
     // Best effort: the user is signed out locally (and at Logto, for sign-out) whether or not this works.
     await provider.revokeRefreshToken(record.refreshToken).catch(() => undefined);
   }
-  session.clear(req);
   return record;
 }
 

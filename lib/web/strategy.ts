@@ -3,13 +3,16 @@ import { Strategy as PassportStrategy } from 'passport-strategy';
 import type { Request, RequestHandler } from 'express';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
-import { backchannelLogoutHandler, SessionIndex, type BackchannelLogoutOptions } from './back-channel-logout.js';
+import { backchannelLogoutHandler, type BackchannelLogoutOptions } from './back-channel-logout.js';
+import { SessionIndex } from '../store/session-index.js';
+import type { SessionStoreLike } from '../store/session-store-adapter.js';
+import { checkSignIn, forgetPassportUser, sessionCheckHandler, type CheckedSignIn, type SignInState } from './session-check.js';
 import { LogtoClient } from './client.js';
 import type { LogtoContext } from './context.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
-import { endSignIn, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
+import { endSignIn, endSignInById, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
 import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
@@ -36,6 +39,8 @@ export class LogtoStrategy extends PassportStrategy {
   private get returnToCookie(): string {
     return `${this.config.name}.return`;
   }
+  /** The helpers that {@link session} loaded, by request: `client(req)` hands them out. */
+  private readonly checked = new WeakMap<Request, LogtoClient>();
   /** Whether sign-ins are indexed for back-channel logout: the option, or (deprecated) mounting its handler. */
   private indexSessions: boolean;
 
@@ -51,7 +56,8 @@ export class LogtoStrategy extends PassportStrategy {
     this.provider = new LogtoConnection(config);
     const provider = this.provider;
     const records = new SignInRecords({ tokenStore: config.tokenStore, recordTtl: config.recordTtl * 1000 });
-    const sessionIndex = new SessionIndex(records, `${config.issuer} ${config.appId}`);
+    const sessionIndex = new SessionIndex(records, `${config.issuer} ${config.appId}`, config.recordTtl * 1000);
+    const index = (): SessionIndex | undefined => (this.indexSessions ? sessionIndex : undefined);
     this.pendingSignIns = new PendingSignIns({
       appSecret: config.appSecret,
       callbackURL: config.callbackURL,
@@ -63,11 +69,12 @@ export class LogtoStrategy extends PassportStrategy {
       config,
       provider,
       records,
-      refresher: new Refresher(config, provider, records),
+      refresher: new Refresher(config, provider, records, index),
       session: new SessionReference(config.sessionKey),
       pendingSignIns: this.pendingSignIns,
       sessionIndex,
-      index: () => (this.indexSessions ? sessionIndex : undefined),
+      index,
+      endSessionSignIns: (session, sessionStore) => this.sessionEnded(session, sessionStore),
       userFor: (req, claims, record) => verifiedUser({ verify, passReqToCallback: config.passReqToCallback, provider }, req, claims, record),
       startSignIn: (req, options, silent) => this.prepareSignIn(req, options, silent),
     };
@@ -75,11 +82,19 @@ export class LogtoStrategy extends PassportStrategy {
   }
 
   /**
+   * What else to end when a back-channel logout destroys a session that held this strategy's
+   * sign-in: {@link LogtoTenants} ends the other tenants' sign-ins of that session through it.
+   */
+  protected sessionEnded(_session: object, _sessionStore: SessionStoreLike | undefined): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
    * The Logto helper for this request's sign-in: claims, userinfo, access and organization tokens.
    * Outside `logto.authenticated()`, `await` its `load()` before reading tokens synchronously.
    */
   client(req: Request): LogtoClient {
-    return new LogtoClient(req, this.context);
+    return this.checked.get(req) ?? new LogtoClient(req, this.context);
   }
 
   /**
@@ -90,7 +105,8 @@ export class LogtoStrategy extends PassportStrategy {
   authenticated(options?: AuthenticatedOptions): RequestHandler;
   authenticated(options: AuthenticatedOptions, handler: LogtoHandler): RequestHandler[];
   authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
-    const guard = authenticatedGuard((req) => this.client(req), options, (req, returnTo) =>
+    // The guard loads: a copy of the record this process read at most 2 s ago serves as the load.
+    const guard = authenticatedGuard((req) => this.checked.get(req) ?? new LogtoClient(req, this.context, true), options, (req, returnTo) =>
       appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') }),
     );
     return handler === undefined ? guard : [guard, withLogto(handler)];
@@ -103,6 +119,51 @@ export class LogtoStrategy extends PassportStrategy {
    */
   getOidcConfig(): Promise<LogtoOidcConfig> {
     return this.provider.oidcConfig();
+  }
+
+  /**
+   * Middleware for after `passport.session()`: a request whose sign-in has ended (signed out or
+   * logged out by Logto on any instance, its grant dead, its record expired) is signed out at
+   * once: `req.user` is gone, `req.isAuthenticated()` is false, and the session no longer refers
+   * to the sign-in. It answers from this process's copy of the record while that copy is at most
+   * 2 s old, so most requests cost no store read. With cookie-session it is what signs out a
+   * replayed copy of the cookie; with express-session it also catches a sign-in ended elsewhere.
+   */
+  session(): RequestHandler {
+    return sessionCheckHandler(
+      (req) => this.signInState(req),
+      (req) => {
+        this.context.session.clear(req);
+        forgetPassportUser(req);
+      },
+    );
+  }
+
+  /**
+   * Whether this request's sign-in of this strategy is alive, as the token store says (for
+   * {@link session}). The helper it loaded is the one `client(req)` gives for the rest of the
+   * request, so its getters answer without another `load()`.
+   */
+  protected signInState(req: Request): SignInState | Promise<SignInState> {
+    const keep = ({ state, client }: CheckedSignIn): SignInState => {
+      if (client) this.checked.set(req, client);
+      return state;
+    };
+    const checked = checkSignIn(this.context, req);
+    return checked instanceof Promise ? checked.then(keep) : keep(checked);
+  }
+
+  /**
+   * Ends one sign-in of this strategy by its id, outside the request that holds it (a session
+   * another tenant's back-channel logout destroyed): its record ends and its refresh token is revoked.
+   */
+  protected async endSignInById(signInId: string, sessionStore: SessionStoreLike | undefined): Promise<void> {
+    await endSignInById(this.context, sessionStore ? { sessionStore } : {}, signInId);
+  }
+
+  /** The session key under which this strategy keeps its sign-in's reference. */
+  protected get sessionKey(): string {
+    return this.config.sessionKey;
   }
 
   /** The sign-out route handler. */

@@ -7,6 +7,8 @@ import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route
 import type { LogtoSignInOptions } from './sign-in-options.js';
 import { logOutOfPassport, type SignOutOptions } from './sign-out.js';
 import { LogtoStrategy } from './strategy.js';
+import { forgetPassportUser, sessionCheckHandler, type SignInState } from './session-check.js';
+import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import {
   actingFor,
   checkCommon,
@@ -43,6 +45,31 @@ export interface LogtoTenantsOptions {
   passReqToCallback?: boolean;
 }
 
+/**
+ * A tenant's strategy: its sign-ins end with the session's other tenants' (a back-channel logout
+ * that destroys a session ends every sign-in in it), and {@link LogtoTenants} reads its state.
+ */
+class TenantStrategy extends LogtoStrategy {
+  /** Set once every tenant exists: ends the other tenants' sign-ins of a destroyed session. */
+  siblings: (self: TenantStrategy, session: object, sessionStore: SessionStoreLike | undefined) => Promise<void> = () => Promise.resolve();
+
+  protected override sessionEnded(session: object, sessionStore: SessionStoreLike | undefined): Promise<void> {
+    return this.siblings(this, session, sessionStore);
+  }
+
+  stateOf(req: Request): SignInState | Promise<SignInState> {
+    return this.signInState(req);
+  }
+
+  endById(signInId: string, sessionStore: SessionStoreLike | undefined): Promise<void> {
+    return this.endSignInById(signInId, sessionStore);
+  }
+
+  get referenceKey(): string {
+    return this.sessionKey;
+  }
+}
+
 type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
 type LogOut = (options: unknown, done?: unknown) => void;
 type SessionBag = Record<string, unknown>;
@@ -64,7 +91,7 @@ function sessionBagOf(req: Request): SessionBag | undefined {
  */
 export class LogtoTenants extends PassportStrategy {
   name: string;
-  private readonly table: TenantTable<LogtoStrategy>;
+  private readonly table: TenantTable<TenantStrategy>;
   /** The session key that says which tenant Passport's user (`req.user`) came from. */
   private readonly userTenantKey: string;
 
@@ -76,17 +103,18 @@ export class LogtoTenants extends PassportStrategy {
     this.name = common.name ?? 'logto';
     // Not a valid tenant name, so it can never be a tenant's session key.
     this.userTenantKey = `${this.name}:/user`;
-    const strategies = new Map<string, LogtoStrategy>();
+    const strategies = new Map<string, TenantStrategy>();
     for (const [tenant, tenantOptions] of tenantEntries<LogtoTenantOptions>('LogtoTenants', options.tenants, ['name', 'sessionKey', 'passReqToCallback'])) {
       const strategyOptions: LogtoStrategyOptions = { ...tenantOptions, name: `${this.name}:${tenant}` };
       strategies.set(
         tenant,
         common.passReqToCallback
-          ? new LogtoStrategy({ ...strategyOptions, passReqToCallback: true }, verify as VerifyFunctionWithRequest)
-          : new LogtoStrategy(strategyOptions, verify as VerifyFunction | undefined),
+          ? new TenantStrategy({ ...strategyOptions, passReqToCallback: true }, verify as VerifyFunctionWithRequest)
+          : new TenantStrategy(strategyOptions, verify as VerifyFunction | undefined),
       );
     }
     this.table = new TenantTable(`LogtoTenants "${this.name}"`, strategies, common.select);
+    for (const strategy of strategies.values()) strategy.siblings = (self, session, sessionStore) => this.endOthersIn(self, session, sessionStore);
   }
 
   /** The tenant names, in the order of `tenants`. */
@@ -127,6 +155,61 @@ export class LogtoTenants extends PassportStrategy {
   }
 
   /**
+   * Middleware for after `passport.session()`; see {@link LogtoStrategy.session}. Each tenant's
+   * sign-in that has ended leaves the session. When the one Passport's user came from has ended,
+   * the user is signed out and the session's other tenants' sign-ins end too: ending a session
+   * ends every sign-in in it.
+   */
+  session(): RequestHandler {
+    return sessionCheckHandler(
+      (req) => this.sessionState(req),
+      (req) => this.endSession(req),
+    );
+  }
+
+  /** 'ended' when Passport's user came from a tenant whose sign-in has ended; other ended tenants just leave the session. */
+  private sessionState(req: Request): SignInState | Promise<SignInState> {
+    const session = sessionBagOf(req);
+    if (!session) return 'none';
+    const present = this.table.names.filter((tenant) => typeof session[this.sessionKeyOf(tenant)] === 'string');
+    if (present.length === 0) return 'none';
+    const states = present.map((tenant) => this.table.get(tenant).stateOf(req));
+    const judge = (known: SignInState[]): SignInState => {
+      const ended = present.filter((_, index) => known[index] === 'ended');
+      if (ended.length === 0) return 'alive';
+      const userTenant = session[this.userTenantKey];
+      const userEnded = typeof userTenant === 'string' ? ended.includes(userTenant) : ended.length === present.length;
+      if (userEnded) return 'ended';
+      for (const tenant of ended) delete session[this.sessionKeyOf(tenant)];
+      return 'alive';
+    };
+    if (states.every((state): state is SignInState => typeof state === 'string')) return judge(states);
+    return Promise.all(states).then(judge);
+  }
+
+  /** Passport's user's sign-in ended: the user leaves, and every other tenant's sign-in of the session ends. */
+  private async endSession(req: Request): Promise<void> {
+    await this.endSignIns(req);
+    const session = sessionBagOf(req);
+    if (session) delete session[this.userTenantKey];
+    forgetPassportUser(req);
+  }
+
+  /** A back-channel logout destroyed a session holding `self`'s sign-in: the other tenants' sign-ins in it end too. */
+  private async endOthersIn(self: TenantStrategy, session: object, sessionStore: SessionStoreLike | undefined): Promise<void> {
+    const bag = session as SessionBag;
+    const others = this.table.names.map((tenant) => this.table.get(tenant)).filter((strategy) => strategy !== self);
+    const results = await Promise.allSettled(
+      others.map(async (strategy) => {
+        const signInId = bag[strategy.referenceKey];
+        if (typeof signInId === 'string' && signInId !== '') await strategy.endById(signInId, sessionStore);
+      }),
+    );
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) throw failure.reason;
+  }
+
+  /**
    * Sign-out of this request's tenant; see {@link LogtoStrategy.signOut}. Passport's logout, which
    * empties the whole session, runs only when `req.user` came from this tenant or no other tenant
    * is signed in; otherwise only this tenant's sign-in ends and the others stay.
@@ -136,7 +219,9 @@ export class LogtoTenants extends PassportStrategy {
     return this.dispatch((req, res, next, tenant) => {
       const handler = handlers.get(tenant) as RequestHandler;
       if (!this.othersKeepPassportUser(sessionBagOf(req), tenant)) {
-        handler(req, res, next);
+        // Passport's logout ends the whole session: every other tenant's sign-in in it ends first.
+        const others = this.table.names.filter((other) => other !== tenant).map((other) => this.table.get(other).endSignIn(req));
+        Promise.all(others).then(() => handler(req, res, next), next);
         return;
       }
       const target = req as unknown as { logout?: LogOut; logOut?: LogOut };

@@ -116,7 +116,7 @@ describe('one home per sign-in, with MemoryStore', () => {
     }
   });
 
-  test('a gateway that answers 504 after Logto rotated the token: the old refresh token is never sent after the grace', async () => {
+  test('a gateway that answers 504 after Logto rotated the token: the refresh token is kept, and its late use ends only this sign-in', async () => {
     // A proxy in front of Logto: the refresh goes through, the answer is lost behind a 504.
     let gatewayDown = false;
     const gateway = async (url: string, init: RequestInit): Promise<globalThis.Response> => {
@@ -136,9 +136,11 @@ describe('one home per sign-in, with MemoryStore', () => {
       gatewayDown = false;
       assert.equal(lost.body.error, 'provider_error');
       await sleep(3200);
+      // Logto rotated it: its late use is Logto's word that this sign-in is over, as dropping it would have said.
       const later = await getJson<{ error?: string }>(browser, `${running.url}/token?resource=${resource}`);
       assert.equal(later.body.error, 'not_authenticated', 'signing in again is the way back');
-      assertNoLateReuse(provider, grants);
+      assert.ok(provider.revokedGrants() <= grants + 1, 'at most this sign-in\'s grant ended');
+      assert.equal(await signIn(browser, provider, running), `${running.url}/`);
     } finally {
       await running.close();
     }
@@ -264,6 +266,8 @@ describe('one home per sign-in, with MemoryStore', () => {
     const options = {
       store: new session.MemoryStore(),
       cookieName: 'shared-read-sid',
+      // The guard's own read is counted here, without logto.session() reading first.
+      sessionCheck: false,
       strategy: { scopes, resources: [API_RESOURCE], tokenStore },
       routes: (app: Express, logto: LogtoStrategy) => {
         app.get('/gated', (_req, _res, next) => void (arrived += 1, next()), logto.authenticated(), (req, res) => res.json({ sub: req.logto?.getIdTokenClaims().sub }));

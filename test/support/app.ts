@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { after, before } from 'node:test';
 import type { Express, NextFunction, Request, Response } from 'express';
 import session from 'express-session';
+import cookieSession from 'cookie-session';
 import {
   LogtoError,
   LogtoStrategy,
@@ -64,6 +65,10 @@ export interface StartAppOptions {
   callbackOptions?: object;
   /** Extra routes, added before the standard ones. */
   routes?: (app: Express, logto: LogtoStrategy, passport: PassportLike) => void;
+  /** cookie-session instead of express-session (give the strategy a `tokenStore`). */
+  cookieSession?: boolean;
+  /** Mount `logto.session()` after `passport.session()`, as the README's setup does. Default true. */
+  sessionCheck?: boolean;
   /** Called with each error that reaches the app's error handler, e.g. to log it as a real app would. */
   onError?: (error: unknown) => void;
 }
@@ -135,9 +140,22 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
   const store = options.store ?? new session.MemoryStore();
   // Browsers share cookies across ports of one host, so each app names its own cookie.
   const cookieName = options.cookieName ?? `sid-${new URL(url).port}`;
-  app.use(session({ name: cookieName, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
+  if (options.cookieSession) {
+    // The session lives in the cookie: a copy of it can be replayed, on any instance.
+    app.use(cookieSession({ name: cookieName, keys: ['test-secret'] }));
+    app.use((req, _res, next) => {
+      const bag = req.session as unknown as { regenerate?: unknown; save?: unknown } | null | undefined;
+      if (bag && !bag.regenerate) bag.regenerate = (done: () => void) => done();
+      if (bag && !bag.save) bag.save = (done: () => void) => done();
+      next();
+    });
+  } else {
+    app.use(session({ name: cookieName, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
+  }
   app.use(passport.initialize());
   app.use(passport.session());
+  // As the README's setup does: an ended sign-in is signed out, and the helper is loaded.
+  if (options.sessionCheck !== false) app.use(logto.session());
 
   options.routes?.(app, logto, passport);
 

@@ -70,6 +70,7 @@ const app = express();
 app.use(session({ name: config.cookieName, secret: 'instances-secret', resave: false, saveUninitialized: false, store: new RedisStore({ client: sessionClient }) }));
 app.use(passport.initialize());
 app.use(passport.session());
+app.use(logto.session());
 app.get('/sign-in', passport.authenticate('logto'));
 app.get('/callback', passport.authenticate('logto', { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true }));
 app.get('/sign-in-failed', (req, res) => {

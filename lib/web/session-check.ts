@@ -1,0 +1,81 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { LogtoContext } from './context.js';
+import { LogtoClient } from './client.js';
+
+/** What the token store says of the session's sign-in. */
+export type SignInState = 'none' | 'alive' | 'ended';
+
+/** What the token store says of a request's sign-in, and the helper loaded to learn it. */
+export interface CheckedSignIn {
+  state: SignInState;
+  client?: LogtoClient;
+}
+
+/**
+ * Whether the session's sign-in is alive, as the token store says: at once when this process read
+ * its record at most 2 s ago (or saw it end), else after a store read, shared by the requests of
+ * one sign-in that arrive together. A missing record is an ended sign-in. The helper loaded on the
+ * way serves the rest of the request.
+ */
+export function checkSignIn(
+  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session'>,
+  req: Request,
+): CheckedSignIn | Promise<CheckedSignIn> {
+  if (!context.session.read(req)) return { state: 'none' };
+  const client = new LogtoClient(req, context, true);
+  const judge = (loaded: LogtoClient): CheckedSignIn => ({ state: loaded.getIdToken() === undefined ? 'ended' : 'alive', client: loaded });
+  // The load also moves a 0.1.0 session's tokens into their record, or finds them ended.
+  return client.isLoaded() ? judge(client) : client.load().then(judge);
+}
+
+/**
+ * Takes Passport's user off this request and out of its session, as Passport's own logout does,
+ * without regenerating the session: nothing else of the session changes, and with cookie-session
+ * the cookie is written again without the user.
+ */
+export function forgetPassportUser(req: Request): void {
+  const property = (req as { _userProperty?: string })._userProperty ?? 'user';
+  const holder = req as unknown as Record<string, unknown>;
+  if (holder[property] !== undefined) holder[property] = null;
+  const key = (req as { _sessionManager?: { _key?: string } })._sessionManager?._key ?? 'passport';
+  const session = (req as unknown as { session?: Record<string, unknown> | null }).session;
+  const passportData = session?.[key];
+  if (passportData && typeof passportData === 'object' && 'user' in passportData) delete (passportData as { user?: unknown }).user;
+}
+
+/**
+ * The middleware behind `logto.session()`: after `passport.session()`, a request whose sign-in has
+ * ended (sign-out or back-channel logout on any instance, a dead grant, an expired record) is
+ * signed out: `req.user` is gone, `req.isAuthenticated()` is false, and the session no longer
+ * refers to the sign-in. This is what makes a copy of a cookie-session cookie, replayed after
+ * the end, signed out everywhere within 2 s.
+ */
+export function sessionCheckHandler(
+  state: (req: Request) => SignInState | Promise<SignInState>,
+  ended: (req: Request) => void | Promise<void>,
+): RequestHandler {
+  const settle = (outcome: SignInState, req: Request, next: NextFunction): void => {
+    if (outcome !== 'ended') {
+      next();
+      return;
+    }
+    try {
+      const done = ended(req);
+      if (done instanceof Promise) done.then(() => next(), next);
+      else next();
+    } catch (error) {
+      next(error);
+    }
+  };
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    let outcome: SignInState | Promise<SignInState>;
+    try {
+      outcome = state(req);
+    } catch (error) {
+      next(error);
+      return;
+    }
+    if (typeof outcome === 'string') settle(outcome, req, next);
+    else outcome.then((known) => settle(known, req, next), next);
+  };
+}

@@ -1,0 +1,229 @@
+/**
+ * Issue 20: a sign-in is alive or ended in one place, the token store. Every instance, every
+ * getter and every session middleware agree; an outage of Logto ends no sign-in.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createHmac } from 'node:crypto';
+import type { Express } from 'express';
+import session from 'express-session';
+import { LogtoError, LogtoTenants, MemoryTokenStore, type LogtoStrategy } from '../../lib/index.js';
+import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
+import { getJson, signIn, tokensOf, type HomeBody } from '../support/flows.js';
+import { TestBrowser } from '../support/http-client.js';
+import { startProvider, type TestProvider } from '../support/provider/index.js';
+
+/** express-session's cookie signature, to replay a session by its id. */
+const sign = (sid: string, secret: string): string => `${sid}.${createHmac('sha256', secret).update(sid).digest('base64').replace(/=+$/, '')}`;
+
+let provider: TestProvider;
+const apps: RunningApp[] = [];
+before(async () => {
+  provider = await startProvider();
+});
+after(async () => {
+  await Promise.all(apps.map((running) => running.close()));
+  await provider.close();
+});
+
+/** What the helper says without load(), as a handler outside the guard would see it. */
+function helperRoutes(express: Express, logto: LogtoStrategy): void {
+  // Ends the sign-in and nothing else: the session keeps its user and its reference.
+  express.get('/end-only', (req, res, next) => {
+    logto.endSignIn(req).then(() => res.json({ ended: true }), next);
+  });
+  express.get('/refresh-now', (req, res) => {
+    logto
+      .client(req)
+      .load()
+      .then((client) => client.refresh())
+      .then(
+        () => res.json({ refreshed: true }),
+        (error: unknown) => res.status(error instanceof LogtoError && error.code === 'not_authenticated' ? 401 : 503).json({ error: error instanceof LogtoError ? error.code : 'other' }),
+      );
+  });
+  express.get('/unloaded', (req, res) => {
+    const client = logto.client(req);
+    const answer = (read: () => unknown): unknown => {
+      try {
+        return read();
+      } catch (error) {
+        return error instanceof LogtoError ? `throws ${error.code}` : 'other error';
+      }
+    };
+    res.json({
+      isLoaded: client.isLoaded(),
+      authenticated: answer(() => client.isAuthenticated()),
+      sub: answer(() => client.getIdTokenClaims().sub),
+    });
+  });
+}
+
+async function app(options: StartAppOptions = {}): Promise<RunningApp> {
+  const running = await startApp(provider, { routes: helperRoutes, ...options });
+  apps.push(running);
+  return running;
+}
+
+/** Polls until `check` holds; the bound is generous, since what is checked is that it happens at all. */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+/** A browser holding a copy of another's cookies for the app's host, as a copied cookie would be. */
+function copyOf(browser: TestBrowser, running: RunningApp, cookieNames: string[]): TestBrowser {
+  const copy = new TestBrowser();
+  const header = cookieNames
+    .map((name) => [name, browser.cookie('127.0.0.1', name)] as const)
+    .filter((entry): entry is readonly [string, string] => entry[1] !== undefined)
+    .map(([name, value]) => `${name}=${value}`)
+    .join('; ');
+  const original = copy.request.bind(copy);
+  copy.request = (url, init = {}) => original(url, { ...init, headers: { cookie: header, ...init.headers } });
+  void running;
+  return copy;
+}
+
+describe('one authority for alive or ended', () => {
+  test('cookie-session: a copy of the cookie replayed after sign-out is signed out on every instance', async () => {
+    const tokenStore = new MemoryTokenStore(); // shared by both instances, as a Redis would be
+    const first = await app({ cookieSession: true, cookieName: 'cs', strategy: { tokenStore } });
+    const second = await app({ cookieSession: true, cookieName: 'cs', instanceOf: first.registered, strategy: { tokenStore } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, first);
+    const copy = copyOf(browser, first, ['cs', 'cs.sig']);
+    // The other instance serves the copy first, so that it holds a copy of the record.
+    assert.equal((await getJson<HomeBody>(copy, `${second.url}/`)).body.user?.id, provider.users.demo.sub);
+
+    const signOut = await browser.get(`${first.url}/sign-out`);
+    assert.equal(signOut.status, 302);
+
+    await eventually(async () => (await getJson<HomeBody>(copy, `${second.url}/`)).body.user === null, 'the replayed cookie to be signed out on the other instance');
+    const home = (await getJson<HomeBody>(copy, `${second.url}/`)).body;
+    assert.equal(home.authenticated, false);
+    assert.equal((await copy.get(`${second.url}/api/profile`)).status, 401, 'the guard refuses');
+    assert.equal((await copy.get(`${first.url}/api/profile`)).status, 401, 'on the first instance too');
+    assert.equal((await getJson<HomeBody>(copy, `${first.url}/`)).body.user, null);
+  });
+
+  test('express-session: a sign-in ended on one instance is ended on the other, whatever copy it held', async () => {
+    const store = new session.MemoryStore();
+    const first = await app({ store, cookieName: 'shared-a' });
+    const second = await app({ store, cookieName: 'shared-a', instanceOf: first.registered });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, first);
+    assert.equal((await getJson<HomeBody>(browser, `${second.url}/`)).body.authenticated, true);
+    assert.equal((await browser.get(`${first.url}/end-only`)).status, 200);
+    await eventually(async () => (await browser.get(`${second.url}/api/profile`)).status === 401, 'the other instance to refuse');
+    assert.equal((await getJson<HomeBody>(browser, `${second.url}/`)).body.user, null, 'req.user is gone');
+  });
+
+  test('without load(), the getters answer alike on every instance: not_loaded, or the claims with logto.session()', async () => {
+    const store = new session.MemoryStore();
+    const bare = await app({ store, cookieName: 'shared-b', sessionCheck: false });
+    const bareOther = await app({ store, cookieName: 'shared-b', sessionCheck: false, instanceOf: bare.registered });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, bare);
+    for (const running of [bare, bareOther]) {
+      const body = (await getJson<Record<string, unknown>>(browser, `${running.url}/unloaded`)).body;
+      // isAuthenticated() answers from the session before load(); the getters of tokens refuse alike.
+      assert.deepEqual(body, { isLoaded: false, authenticated: true, sub: 'throws not_loaded' }, running.url);
+    }
+    const checked = await app({ store, cookieName: 'shared-c' });
+    const checkedOther = await app({ store, cookieName: 'shared-c', instanceOf: checked.registered });
+    const other = new TestBrowser();
+    await signIn(other, provider, checked);
+    for (const running of [checked, checkedOther]) {
+      const body = (await getJson<Record<string, unknown>>(other, `${running.url}/unloaded`)).body;
+      assert.deepEqual(body, { isLoaded: true, authenticated: true, sub: provider.users.demo.sub }, running.url);
+    }
+    const stranger = (await getJson<Record<string, unknown>>(new TestBrowser(), `${bareOther.url}/unloaded`)).body;
+    assert.deepEqual(stranger, { isLoaded: true, authenticated: false, sub: 'throws not_authenticated' });
+  });
+
+  test('a store read in flight when sign-out runs on the same instance does not bring the record back', async () => {
+    class GatedStore extends MemoryTokenStore {
+      gated = false;
+      private waiting: Array<() => void> = [];
+      override get(key: string): Promise<string | undefined> {
+        if (!key.startsWith('tokens:') || !this.gated) return super.get(key);
+        // The value is read now; the answer arrives later, after the sign-out.
+        const value = super.get(key);
+        return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => value);
+      }
+      release(): void {
+        this.gated = false;
+        for (const resume of this.waiting.splice(0)) resume();
+      }
+    }
+    const tokenStore = new GatedStore();
+    const running = await app({ strategy: { tokenStore } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    await sleep(2100); // the instance's copy is now too old to answer
+    tokenStore.gated = true;
+    const inFlight = getJson(browser, `${running.url}/tokens`);
+    await sleep(200);
+    const copy = copyOf(browser, running, [`sid-${new URL(running.url).port}`]);
+    tokenStore.gated = false;
+    assert.equal((await copy.get(`${running.url}/end-only`)).status, 200);
+    tokenStore.release();
+    await inFlight;
+    assert.equal((await copy.get(`${running.url}/api/profile`)).status, 401);
+    assert.equal((await tokensOf(browser, running)).idToken, null);
+  });
+
+  test('a 0.1.0 session replayed after its sign-in ended stays signed out', async () => {
+    const store = new session.MemoryStore();
+    const running = await app({ store });
+    const source = new TestBrowser();
+    await signIn(source, provider, running);
+    const tokens = await tokensOf(source, running);
+    const user = (await getJson<HomeBody>(source, `${running.url}/`)).body.user;
+    const sid = 'legacy-replayed';
+    const legacy = {
+      cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' },
+      passport: { user },
+      logto: { tokens: { signInId: 'legacy-sign-in-replayed', idToken: tokens.idToken, refreshToken: tokens.refreshToken } },
+    };
+    const plant = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => store.set(sid, legacy as unknown as session.SessionData, (error) => (error ? reject(error) : resolve())));
+    await plant();
+    const cookie = `sid-${new URL(running.url).port}=${encodeURIComponent(`s:${sign(sid, 'test-secret')}`)}`;
+    const replay = new TestBrowser();
+    const get = (path: string): Promise<{ status: number; text: string }> => replay.request(`${running.url}${path}`, { headers: { cookie } });
+    assert.equal(JSON.parse((await get('/')).text).authenticated, true, 'the 0.1.0 session works');
+    assert.equal((await get('/sign-out')).status, 302);
+    await plant(); // the same session again, as a copy of a cookie-kept session would come back
+    const home = JSON.parse((await get('/')).text) as HomeBody;
+    assert.equal(home.user, null, 'the replay is signed out');
+    assert.equal(home.authenticated, false);
+    assert.equal((await get('/api/profile')).status, 401);
+  });
+
+  test('an outage of Logto ends no sign-in: errors while it lasts, a refresh once it is back', async () => {
+    const running = await app({ strategy: { accessTokenExpiryMargin: 3600 * 24 } }); // every cached token counts as expired
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const before = await tokensOf(browser, running);
+    await provider.pause();
+    try {
+      const refused = await browser.get(`${running.url}/refresh-now`);
+      assert.notEqual(refused.status, 200);
+      assert.notEqual(refused.status, 401, 'not signed out');
+    } finally {
+      await provider.resume();
+    }
+    await sleep(3200); // past Logto's grace and the retry window
+    const after = await tokensOf(browser, running);
+    assert.equal(after.refreshToken, before.refreshToken, 'the refresh token was kept through the outage');
+    assert.equal((await browser.get(`${running.url}/refresh-now`)).status, 200, 'the sign-in refreshes once Logto is back');
+    assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.authenticated, true);
+  });
+});
+
