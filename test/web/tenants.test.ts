@@ -356,6 +356,31 @@ describe('LogtoTenants: several tenants in one app', () => {
     assert.equal((await json(reversed, `${url}/b/me`)).status, 401);
   });
 
+  test('a sign-out that ends the session ends the other tenant\'s sign-in too, its refresh token revoked', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${url}/b`, providerB);
+    await signInTo(browser, `${url}/a`, providerA); // Passport's user is A's
+    const tokenOfB = (await json(browser, `${url}/b/tokens`)).body.refreshToken;
+    assert.equal(typeof tokenOfB, 'string');
+    const copy = JSON.stringify(await storeContents());
+    assert.ok(copy.includes(String(tokenOfB)));
+    await browser.get(`${url}/a/sign-out`);
+    assert.equal(providerB.countRequests('/oidc/token/revocation', (r) => r.params.token === tokenOfB), 1, 'B\'s refresh token revoked');
+    assert.equal(JSON.stringify(await storeContents()).includes(String(tokenOfB)), false, 'B\'s record ended');
+  });
+
+  test('a back-channel logout that destroys a session ends the other tenant\'s sign-in in it, its refresh token revoked', async () => {
+    // Two tenants of `tenants` in one session, then A's Logto logs the user out: B's sign-in goes too.
+    const both = new TestBrowser();
+    await signInTo(both, `${url}/b`, providerB);
+    await signInTo(both, `${url}/a`, providerA);
+    const refreshOfB = (await json(both, `${url}/b/tokens`)).body.refreshToken;
+    assert.equal((await postLogout('/a', await logoutToken(providerA, tenants.tenant('a').config.appId, userOf(providerA).sub))).status, 200);
+    assert.equal((await json(both, `${url}/b/me`)).status, 401);
+    assert.equal(providerB.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshOfB), 1, 'B\'s refresh token revoked');
+    assert.equal(JSON.stringify(await storeContents()).includes(String(refreshOfB)), false, 'B\'s record ended');
+  });
+
   test('endSignIns(req) before req.logout() ends every tenant\'s sign-in, from a route outside every tenant', async () => {
     const browser = new TestBrowser();
     await signInTo(browser, `${url}/a`, providerA);
