@@ -10,7 +10,7 @@ import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { endSignIn, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
-import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
+import { silentSignInHandler, silentState, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from '../store/session-reference.js';
@@ -242,7 +242,7 @@ export class LogtoStrategy extends PassportStrategy {
   private async prepareSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
     const session = sessionOf(req);
     const codeVerifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
+    const state = silent ? silentState(oidc.randomState()) : oidc.randomState();
     const nonce = oidc.randomNonce();
     const parameters = this.authorizationParameters(options);
     parameters.set('state', state);
