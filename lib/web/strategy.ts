@@ -262,8 +262,10 @@ export class LogtoStrategy extends PassportStrategy {
   /**
    * Silent sign-in (express-openid-connect's attemptSilentLogin): once per visitor and
    * `retryAfter`, an anonymous page navigation goes to Logto with `prompt=none`, and comes back
-   * signed in if the visitor has a Logto session, or to the same page signed out if not. Mount it
-   * after the sign-in, callback and sign-out routes.
+   * signed in if the visitor has a Logto session, or to the same page signed out if not (never to
+   * `failureRedirect`). Only a navigation that brings back the cookie set on an earlier page view
+   * is sent, so a client that keeps no cookies never is. Mount it after the sign-in, callback and
+   * sign-out routes.
    */
   silentSignIn(options?: SilentSignInOptions): RequestHandler {
     return silentSignInHandler(this.context, options);
