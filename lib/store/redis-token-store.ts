@@ -53,10 +53,12 @@ export class RedisTokenStore implements TokenStore {
   private readonly prefix: string;
   private readonly send: Send;
 
-  constructor(client: RedisClientLike, options: RedisTokenStoreOptions = {}) {
-    if (typeof client !== 'object' || client === null) {
+  constructor(given: RedisClientLike, options: RedisTokenStoreOptions = {}) {
+    if (typeof given !== 'object' || given === null) {
       throw new LogtoError('invalid_config', 'passport-logto: new RedisTokenStore(client) needs a node-redis or ioredis client.');
     }
+    // A node-redis 4 client in legacy mode is used through its promise API.
+    const client = usable(given) ?? given;
     if (isIoRedis(client)) {
       // ioredis's Cluster routes each command by its key itself.
       this.send = (_key, _readonly, [command = '', ...args]) => client.call(command, ...args);
@@ -119,6 +121,11 @@ function usable(candidate: unknown): RedisClientLike | undefined {
   return undefined;
 }
 
+/** connect-redis 7's wrapper around its client: Redis's commands as functions, and the client out of reach. */
+function isHiddenRedisClient(client: object): boolean {
+  return ['get', 'set', 'del', 'expire', 'mget', 'scanIterator'].every((name) => typeof read(client, name) === 'function');
+}
+
 /**
  * The Redis client behind a connect-redis session store, if the app's session store is one: then
  * passport-logto uses it with atomic commands, with no setup. connect-redis 8 and later keep the
@@ -131,7 +138,7 @@ export function redisClientOfSessionStore(store: object): RedisClientLike | unde
   if (typeof client !== 'object' || client === null) return undefined;
   const found = usable(client);
   if (found) return found;
-  if (!warnedStores.has(store)) {
+  if (isHiddenRedisClient(client) && !warnedStores.has(store)) {
     warnedStores.add(store);
     process.emitWarning(
       "passport-logto: the session store's Redis client is hidden (connect-redis 7 wraps it), so the sign-ins' tokens are kept " +

@@ -168,8 +168,8 @@ describe('connect-redis 7 as the session store', () => {
   }
 });
 
-describe('node-redis 4 in legacy mode', () => {
-  test('its promise API under v4 is found and used', async () => {
+describe('other clients', () => {
+  test('node-redis 4 in legacy mode: its promise API under v4 is found and used', async () => {
     await admin.flushAll();
     const client = createClient4({ url: redis.url, legacyMode: true });
     await client.connect();
@@ -183,6 +183,16 @@ describe('node-redis 4 in legacy mode', () => {
     assert.equal(await tokens.setIfAbsent('probe', 'a', 10_000), true);
     assert.equal(await tokens.setIfAbsent('probe', 'b', 10_000), false);
     assert.equal(await tokens.get('probe'), 'a');
+    const direct = new RedisTokenStore(client as never);
+    assert.equal(await direct.setIfAbsent('probe', 'c', 10_000), false, 'given as it is, too');
+    assert.equal(await direct.get('probe'), 'a');
+  });
+
+  test("a session store whose client is no Redis client (memcached's, say) is left alone, without a warning", async () => {
+    const { redisClientOfSessionStore } = await import('../../lib/store/redis-token-store.js');
+    const { result, warnings } = await warningsDuring(async () => redisClientOfSessionStore({ client: { get() {}, set() {}, del() {} } }));
+    assert.equal(result, undefined);
+    assert.deepEqual(warnings.filter(notAtomic), []);
   });
 });
 
