@@ -47,6 +47,8 @@ export type LogtoErrorCode =
   | 'session_store_failed'
   /** The token store failed to read or write a sign-in's tokens, or a lock on them timed out. */
   | 'token_store_failed'
+  /** MemoryTokenStore was full and dropped this sign-in's tokens: raise `maxEntries` or use a shared store. */
+  | 'token_store_evicted'
   /** An organization token was refused because the user is not a member of that organization. */
   | 'not_organization_member'
   /** A token getter was called before the sign-in's tokens were loaded: use the route guard or `await client.load()`. */
@@ -87,6 +89,7 @@ export const logtoErrorCodes = Object.freeze({
   invalid_provider_response: { causedBy: 'infrastructure', httpStatus: 503 },
   session_store_failed: { causedBy: 'infrastructure', httpStatus: 503 },
   token_store_failed: { causedBy: 'infrastructure', httpStatus: 503 },
+  token_store_evicted: { causedBy: 'infrastructure', httpStatus: 503 },
   not_organization_member: { causedBy: 'request', httpStatus: 403 },
   not_loaded: { causedBy: 'infrastructure', httpStatus: 500 },
   // Anyone can send any Host header or path: a request outside every tenant is not the app's fault.

@@ -14,7 +14,7 @@ export type { BackchannelLogoutOptions, SessionStoreLike } from './web/back-chan
 export { MemoryTokenStore } from './store/token-store.js';
 export type { MemoryTokenStoreOptions, TokenStore } from './store/token-store.js';
 export { RedisTokenStore } from './store/redis-token-store.js';
-export type { IoRedisClientLike, NodeRedisClientLike, RedisClientLike, RedisTokenStoreOptions } from './store/redis-token-store.js';
+export type { IoRedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, RedisClientLike, RedisTokenStoreOptions } from './store/redis-token-store.js';
 export { LogtoError, isLogtoError } from './errors.js';
 export type { LogtoErrorCode, LogtoErrorOptions } from './errors.js';
 export {

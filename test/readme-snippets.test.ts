@@ -307,6 +307,9 @@ const exercises: Record<string, () => Promise<void>> = {
     const { base, app } = await load('silent-sign-in');
     page(app);
     assert.equal((await known.request(`${base}/page`, { headers: { accept: 'text/html' } })).text, 'Hello stranger', 'a script’s request is never redirected');
+    // The first page view only sets a cookie: a client that keeps none is never sent to Logto.
+    const firstView = await known.request(`${base}/page`, navigation);
+    assert.deepEqual([firstView.status, firstView.text], [200, 'Hello stranger']);
     const detour = await known.request(`${base}/page`, navigation);
     assert.equal(detour.status, 302);
     assert.equal(new URL(detour.location ?? '').searchParams.get('prompt'), 'none');
@@ -317,6 +320,7 @@ const exercises: Record<string, () => Promise<void>> = {
 
     // One who has none comes back to the same page, signed out, and is not sent again.
     const stranger = new TestBrowser();
+    assert.equal((await stranger.request(`${base}/page`, navigation)).status, 200, 'the first view is served as it is');
     const attempt = await stranger.request(`${base}/page`, navigation);
     assert.equal(attempt.status, 302);
     const tried = await stranger.follow(attempt.location ?? '', { stopAt: (url) => url.startsWith(`${base}/callback`) });

@@ -97,14 +97,24 @@ export class PendingSignIns {
     return jwtDecrypt<PendingClaims>(value, this.key, { keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
   }
 
-  /** Keeps at most `keep` of this app's started sign-ins in the browser, the newest. */
+  /**
+   * Keeps at most `keep` of this app's started sign-ins in the browser, the newest. Only the last
+   * {@link lookedAt} cookies of the prefix are decrypted (browsers send older cookies first); any
+   * before them are expired by name unread, so that a request stuffed with such cookies costs no
+   * more than a few decryptions.
+   */
   private async dropOldest(req: object, keep: number): Promise<void> {
     const prefix = `${this.options.cookiePrefix}.`;
     const header = (req as { headers?: Record<string, string | string[] | undefined> }).headers?.cookie;
     if (typeof header !== 'string' || !header.includes(prefix)) return;
+    const named = Object.entries(parseCookie(header)).filter(
+      (entry): entry is [string, string] => entry[0].startsWith(prefix) && entry[1] !== undefined && entry[1] !== '',
+    );
+    const lookedAt = this.options.maxPending + extraLookedAt;
+    const unread = named.slice(0, Math.max(0, named.length - lookedAt));
+    for (const [name] of unread) this.setCookie(req, name, '', 0);
     const started: Array<{ name: string; issuedAt: number }> = [];
-    for (const [name, value] of Object.entries(parseCookie(header))) {
-      if (!name.startsWith(prefix) || value === undefined || value === '') continue;
+    for (const [name, value] of named.slice(unread.length)) {
       // Only this app's cookies decrypt; another app's on the same host is left alone.
       const issuedAt = await this.decrypt(value).then(
         ({ payload }) => payload.iat ?? 0,
@@ -125,6 +135,12 @@ export class PendingSignIns {
     appendCookie(req, name, value, { maxAge, path: this.path, secure: this.secure });
   }
 }
+
+/**
+ * How many cookies of the prefix beyond `maxPending` a sign-in start decrypts at most: room for a
+ * few of another app's on the same host, which do not decrypt and are left alone.
+ */
+const extraLookedAt = 3;
 
 /** Adds a Set-Cookie for an HttpOnly, SameSite=Lax cookie to the request's response. */
 export function appendCookie(req: object, name: string, value: string, options: { maxAge: number; path: string; secure: boolean }): void {

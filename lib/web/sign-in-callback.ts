@@ -5,6 +5,7 @@ import { checkIssuer, readCallback } from './callback-parameters.js';
 import type { LogtoContext } from './context.js';
 import { keepThroughLogIn } from './keep-through-log-in.js';
 import type { PendingSignIn } from './pending-sign-ins.js';
+import { isSilentState } from './silent-sign-in.js';
 import type { TokenEndpointResponse } from '../logto/connection.js';
 import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
@@ -30,6 +31,8 @@ interface ExchangedSignIn {
 /** Whether the callback acted on Logto's answer, which ends the started sign-in. */
 interface Progress {
   used: boolean;
+  /** The started sign-in's return path, once its cookie was read. */
+  returnTo?: string | undefined;
 }
 
 const markPollInterval = 50;
@@ -70,6 +73,11 @@ export class SignInCallback {
         // No response to set a cookie on: nothing to clear.
       }
     }
+    // A silent attempt never ends on the failure page (which may try silently again): back to the
+    // page, signed out, also when its cookie did not come back (a client that keeps no cookies).
+    if (outcome.kind === 'failure' && !retryable && state !== null && isSilentState(state)) {
+      return { kind: 'redirect', url: progress.returnTo ?? '/' };
+    }
     return outcome;
   }
 
@@ -81,6 +89,7 @@ export class SignInCallback {
   private async complete(req: Request, parameters: URLSearchParams, progress: Progress): Promise<CallbackOutcome> {
     const state = readCallback(parameters);
     const pending = await this.pendingFor(req, state);
+    if (typeof pending === 'object') progress.returnTo = pending.returnTo;
     checkIssuer(parameters, this.context.config.issuer);
     if (pending === 'expired') {
       progress.used = true;

@@ -25,16 +25,24 @@ export function logOutOfPassport(req: Request, during = 'at sign-out'): Promise<
 }
 
 /**
- * A sign-out that another site started (a hidden form or image) would sign the user out against
- * their will: refused when the browser says it is cross-site, or the Origin is not the app's own.
+ * A sign-out that another page started (a hidden form or image) would sign the user out against
+ * their will. A GET is accepted only from the app's own pages or typed in (`Sec-Fetch-Site`
+ * `same-origin` or `none`, or a browser that sends no such header): a sibling subdomain is
+ * `same-site` and may not. Any method is refused when its Origin is not the app's own.
  */
-function isCrossSite(req: Request, allowedOrigins: ReadonlySet<string>): boolean {
-  if (req.get('sec-fetch-site') === 'cross-site') return true;
+function refusal(req: Request, allowedOrigins: ReadonlySet<string>): string | undefined {
+  const site = req.get('sec-fetch-site');
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+      return "Sign-out by GET was refused: it did not come from this app's own pages. Sign out with a POST form (<form method=\"post\" action=\"/sign-out\">) instead.";
+    }
+  } else if (site === 'cross-site') {
+    return 'Sign-out was refused: the request came from another site.';
+  }
   const origin = req.get('origin');
-  if (origin === undefined) return false;
-  if (allowedOrigins.has(origin)) return false;
+  if (origin === undefined || allowedOrigins.has(origin)) return undefined;
   const host = req.get('host');
-  return host === undefined || origin !== `${req.protocol}://${host}`;
+  return host !== undefined && origin === `${req.protocol}://${host}` ? undefined : 'Sign-out was refused: the request came from another site.';
 }
 
 /** The ends in progress, by request and sign-in: a second call while one runs shares its outcome. */
@@ -128,8 +136,9 @@ export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider'
   };
 
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (isCrossSite(req, allowedOrigins)) {
-      res.status(403).json({ error: 'cross_site_sign_out', error_description: 'Sign-out was refused: the request came from another site.' });
+    const refused = refusal(req, allowedOrigins);
+    if (refused !== undefined) {
+      res.status(403).json({ error: 'cross_site_sign_out', error_description: refused });
       return;
     }
     signOut(req, res).catch(next);

@@ -25,6 +25,22 @@ function isPageNavigation(req: Request): boolean {
   return (req.get('accept') ?? '').includes('text/html');
 }
 
+const seen = '0';
+/** Ends the `state` of a silent attempt, so that its callback knows it even without the attempt's cookie. */
+const silentStateSuffix = '.s';
+
+/** A `state` for a silent attempt. */
+export function silentState(random: string): string {
+  return random + silentStateSuffix;
+}
+
+/** Whether a callback's `state` is a silent attempt's: base64url never holds a dot. */
+export function isSilentState(state: string): boolean {
+  return state.endsWith(silentStateSuffix);
+}
+/** Seconds the mark is kept: it holds the time of the last attempt, so it outlives `retryAfter`. */
+const markLifetime = 180 * 24 * 3600;
+
 /** The silent sign-in middleware; see `LogtoStrategy.silentSignIn`. */
 export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'startSignIn'>, options: SilentSignInOptions = {}): RequestHandler {
   const retryAfter = options.retryAfter ?? 3600;
@@ -32,23 +48,30 @@ export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'star
     throw invalidOption('retryAfter', 'of silentSignIn() must be a positive number of seconds.');
   }
   const callback = new URL(context.config.callbackURL);
-  const attemptCookie = `${context.config.name}.silent`;
+  /** `0` once set (the browser keeps cookies), then the time of the last attempt. */
+  const markCookie = `${context.config.name}.silent`;
   const secure = callback.protocol === 'https:';
 
   return (req: Request, res: Response, next: NextFunction): void => {
     const signedIn = (req as { isAuthenticated?: () => boolean }).isAuthenticated?.() === true;
-    if (
-      signedIn ||
-      !isPageNavigation(req) ||
-      req.path === callback.pathname ||
-      requestCookie(req, attemptCookie) !== undefined ||
-      options.skip?.(req) === true
-    ) {
+    if (signedIn || !isPageNavigation(req) || req.path === callback.pathname || options.skip?.(req) === true) {
+      next();
+      return;
+    }
+    const mark = requestCookie(req, markCookie);
+    const lastTry = mark === undefined || mark === seen ? undefined : Number(mark);
+    if (mark !== seen && (lastTry === undefined || !Number.isFinite(lastTry))) {
+      // A first visit only sets the mark: a client that keeps no cookies never leaves for Logto.
+      appendCookie(req, markCookie, seen, { maxAge: markLifetime, path: '/', secure });
+      next();
+      return;
+    }
+    if (lastTry !== undefined && Date.now() - lastTry < retryAfter * 1000) {
       next();
       return;
     }
     // Marked before leaving, so that whatever Logto answers, the visitor is not sent again for a while.
-    appendCookie(req, attemptCookie, '1', { maxAge: retryAfter, path: '/', secure });
+    appendCookie(req, markCookie, String(Date.now()), { maxAge: markLifetime, path: '/', secure });
     context.startSignIn(req, { prompt: 'none', returnTo: safeReturnTo(req.originalUrl) }, true).then((url) => res.redirect(url.href), next);
   };
 }

@@ -13,7 +13,7 @@ import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
 import { endSignIn, endSignInById, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
-import { silentSignInHandler, type SilentSignInOptions } from './silent-sign-in.js';
+import { silentSignInHandler, silentState, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from '../store/session-reference.js';
@@ -303,7 +303,7 @@ export class LogtoStrategy extends PassportStrategy {
   private async prepareSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
     const session = sessionOf(req);
     const codeVerifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
+    const state = silent ? silentState(oidc.randomState()) : oidc.randomState();
     const nonce = oidc.randomNonce();
     const parameters = this.authorizationParameters(options);
     parameters.set('state', state);
@@ -323,8 +323,10 @@ export class LogtoStrategy extends PassportStrategy {
   /**
    * Silent sign-in (express-openid-connect's attemptSilentLogin): once per visitor and
    * `retryAfter`, an anonymous page navigation goes to Logto with `prompt=none`, and comes back
-   * signed in if the visitor has a Logto session, or to the same page signed out if not. Mount it
-   * after the sign-in, callback and sign-out routes.
+   * signed in if the visitor has a Logto session, or to the same page signed out if not (never to
+   * `failureRedirect`). Only a navigation that brings back the cookie set on an earlier page view
+   * is sent, so a client that keeps no cookies never is. Mount it after the sign-in, callback and
+   * sign-out routes.
    */
   silentSignIn(options?: SilentSignInOptions): RequestHandler {
     return silentSignInHandler(this.context, options);
