@@ -101,3 +101,26 @@ export function absoluteUrl(value: string, option: string): URL {
 export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
+
+/**
+ * Refuses an option outside `known`: one from another strategy (passport-oauth2's `state`,
+ * `store` or `pkce`, passport-openidconnect's `issuer`) would otherwise be ignored in silence,
+ * and the app would believe it in effect.
+ */
+export function refuseUnknownOptions(options: RawOptions, known: ReadonlySet<string>, what: string): void {
+  for (const option of Object.keys(options)) {
+    if (!known.has(option)) {
+      throw invalidOption(option, `is not an option of ${what}; passport-logto ignores nothing it is given. Check its spelling, or remove it.`);
+    }
+  }
+}
+
+/**
+ * Scopes given as `scope` (Passport's name: a space-separated string or an array) and as
+ * `scopes`, together, without repeats.
+ */
+export function scopeOptions(options: RawOptions): string[] {
+  const scope = options.scope;
+  const fromScope = typeof scope === 'string' ? scope.split(/\s+/).filter(Boolean) : optionalList(scope, 'scope', isWord, 'non-empty strings without spaces, or a space-separated string');
+  return [...new Set([...fromScope, ...wordList(options, 'scopes')])];
+}

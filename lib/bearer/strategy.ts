@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
-import { Strategy as PassportStrategy } from 'passport-strategy';
+import { PassportStrategy } from '../passport-strategy.js';
 import type { Request, RequestHandler } from 'express';
+import type { AuthenticateOptions } from 'passport';
 import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './configuration.js';
 import { LogtoBearerError } from './errors.js';
 import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.js';
@@ -9,17 +10,14 @@ import { LogtoError } from '../errors.js';
 import { AccessTokenChecks, scopesOf } from './token-checks.js';
 import { checkVerifyArgument, runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
-/** Per-route options: `passport.authenticate('logto-bearer', { requiredScopes })` or `strategy.middleware({ requiredScopes })`. */
-export interface LogtoBearerRouteOptions {
+/**
+ * Per-route options: `strategy.middleware({ requiredScopes })`, or
+ * `const route: LogtoBearerRouteOptions = { session: false, requiredScopes }; passport.authenticate('logto-bearer', route)`:
+ * passport-logto does not add them to Passport's global `AuthenticateOptions`.
+ */
+export interface LogtoBearerRouteOptions extends AuthenticateOptions {
   /** Scopes this route needs on top of the strategy's `requiredScopes`. */
-  requiredScopes?: readonly string[];
-}
-
-declare module 'passport' {
-  // Lets `passport.authenticate('logto-bearer', { session: false, requiredScopes: [...] })` type-check.
-  interface AuthenticateOptions {
-    requiredScopes?: readonly string[];
-  }
+  requiredScopes?: readonly string[] | undefined;
 }
 
 /** What `req.authInfo` holds after a successful bearer authentication. */
@@ -73,7 +71,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
   constructor(options: LogtoBearerOptions, verify?: BearerVerifyFunction | BearerVerifyFunctionWithRequest) {
     super();
     this.settings = resolveBearerSettings(options);
-    checkVerifyArgument(verify, this.settings.passReqToCallback);
+    checkVerifyArgument(verify, this.settings.passReqToCallback, 2, '(claims, done) or async (claims) => user');
     this.name = this.settings.name;
     this.verify = verify;
     this.checks = new AccessTokenChecks(this.settings);
