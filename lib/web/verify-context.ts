@@ -49,9 +49,9 @@ export type VerifyFunctionWithRequest = (
  * it keeps: told apart from {@link VerifyFunction} by its three parameters. `issuer` is Logto's
  * (`${endpoint}/oidc`).
  */
-export type ProfileVerifyFunction = (issuer: string, profile: LogtoProfile, done: VerifyDone) => void;
+export type ProfileVerifyFunction = (issuer: string, profile: LogtoProfile, done: VerifyDone) => void | Promise<void>;
 /** {@link ProfileVerifyFunction} with `passReqToCallback: true`: `(req, issuer, profile, done)`. */
-export type ProfileVerifyFunctionWithRequest = (req: Request, issuer: string, profile: LogtoProfile, done: VerifyDone) => void;
+export type ProfileVerifyFunctionWithRequest = (req: Request, issuer: string, profile: LogtoProfile, done: VerifyDone) => void | Promise<void>;
 
 /** Every form of LogtoStrategy's verify function. */
 export type AnyVerifyFunction = VerifyFunction | VerifyFunctionWithRequest | ProfileVerifyFunction | ProfileVerifyFunctionWithRequest;
