@@ -110,10 +110,25 @@ export function isLoopbackHost(hostname: string): boolean {
 export function refuseUnknownOptions(options: RawOptions, known: ReadonlySet<string>, what: string): void {
   for (const option of Object.keys(options)) {
     if (!known.has(option)) {
-      throw invalidOption(option, `is not an option of ${what}; passport-logto ignores nothing it is given. Check its spelling, or remove it.`);
+      const hint = Object.hasOwn(unknownOptionHints, option) ? unknownOptionHints[option] : 'Check its spelling, or remove it.';
+      throw invalidOption(option, `is not an option of ${what}; passport-logto ignores nothing it is given. ${hint}`);
     }
   }
 }
+
+/** What to do instead, for the options of other strategies (and of passport-logto 0.1.0) that apps bring along. */
+const unknownOptionHints: Record<string, string> = {
+  state: 'passport-logto always sends a state of its own, and PKCE and a nonce: remove it.',
+  pkce: 'passport-logto always uses PKCE (S256): remove it.',
+  store: 'passport-logto keeps each started sign-in in a cookie of its own: remove it (tokens go to `tokenStore`).',
+  issuer: 'The issuer is `${endpoint}/oidc`: give `endpoint` instead.',
+  clientID: 'Give the application ID as `appId`.',
+  clientId: 'Give the application ID as `appId`.',
+  clientSecret: 'Give the application secret as `appSecret`.',
+  callbackUrl: 'The option is `callbackURL`.',
+  redirectUri: 'The option is `callbackURL`.',
+  refreshCoordinator: 'Removed in 0.2.0: refreshes are coordinated through `tokenStore` (a RedisTokenStore across instances).',
+};
 
 /**
  * Scopes given as `scope` (Passport's name: a space-separated string or an array) and as

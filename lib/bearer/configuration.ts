@@ -1,7 +1,7 @@
 import type { Request } from 'express';
 import { connectionOptionNames, type LogtoConnectionOptions, type LogtoFetch, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
 import { LogtoError } from '../errors.js';
-import { organizationAudience } from '../logto/scopes.js';
+import { buildOrganizationUrn } from '../logto/scopes.js';
 import { invalidOption, nonNegativeNumber, optionalList, optionalString, type RawOptions, refuseUnknownOptions, requireAbsoluteUris, requireString, wordOrWords } from '../options.js';
 import { quotable } from './errors.js';
 
@@ -109,7 +109,7 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
     anyOrganization = true;
   } else if (organizations !== undefined && organizations !== false) {
     if (!Array.isArray(organizations)) throw invalidOption('organizations', 'must be true, \'any\' or an array of organization IDs.');
-    audiences.push(...wordOrWords(organizations, 'organizations').map(organizationAudience));
+    audiences.push(...wordOrWords(organizations, 'organizations').map(buildOrganizationUrn));
   }
   if (audiences.length === 0 && !anyOrganization) {
     throw invalidOption('audience', 'is required (an API resource indicator), unless `organizations` is set.');

@@ -71,6 +71,8 @@ describe('options as Passport users write them', () => {
     for (const option of ['issuer', 'secretOrKey', 'jwtFromRequest', 'requiredScope']) {
       refusedNaming(() => new LogtoBearerStrategy({ ...bearer, [option]: 'x' } as unknown as LogtoBearerOptions), option, /not an option of LogtoBearerStrategy/);
     }
+    refusedNaming(() => new LogtoStrategy({ ...valid, refreshCoordinator: {} } as unknown as LogtoStrategyOptions), 'refreshCoordinator', /Removed in 0\.2\.0.*tokenStore/);
+    refusedNaming(() => new LogtoStrategy({ ...valid, clientID: 'x' } as unknown as LogtoStrategyOptions), 'clientID', /`appId`/);
     // Every documented option is still taken.
     assert.ok(new LogtoStrategy({ ...valid, name: 'n', scopes: [], resources: [], prompt: 'consent', sessionKey: 'k', backchannelLogout: true, includeReservedScopes: true }));
   });
