@@ -139,3 +139,34 @@ export function scopeOptions(options: RawOptions): string[] {
   const fromScope = typeof scope === 'string' ? scope.split(/\s+/).filter(Boolean) : optionalList(scope, 'scope', isWord, 'non-empty strings without spaces, or a space-separated string');
   return [...new Set([...fromScope, ...wordList(options, 'scopes')])];
 }
+
+/**
+ * Options that Passport, or a framework built on it, reads itself and passes on to the strategy:
+ * passport's authenticate() middleware, @types/passport's AuthenticateOptions, and @nestjs/passport's
+ * `property`. The strategies leave them to their owner.
+ */
+const passportOptionNames: ReadonlySet<string> = new Set([
+  'session', 'keepSessionInfo', 'successRedirect', 'successReturnToOrRedirect', 'failureRedirect', 'failureFlash', 'successFlash',
+  'failureMessage', 'successMessage', 'failWithError', 'assignProperty', 'authInfo', 'userProperty', 'pauseStream', 'passReqToCallback',
+  'property',
+]);
+
+/**
+ * Refuses a per-request option (given to `passport.authenticate(name, options)`) that is neither
+ * in `known` nor Passport's: passport-oauth2's `state` or `callbackURL`, a misspelt one, a `scope`
+ * meant as the bearer's `requiredScopes`. Ignored, it would leave the app believing it in effect.
+ */
+export function refuseUnknownRequestOptions(options: unknown, known: ReadonlySet<string>, what: string): void {
+  if (options === undefined || options === null) return;
+  if (typeof options !== 'object') {
+    throw new LogtoError('invalid_config', 'passport-logto: passport.authenticate() options must be an object.');
+  }
+  for (const name of Object.keys(options)) {
+    if (!known.has(name) && !passportOptionNames.has(name)) {
+      throw new LogtoError(
+        'invalid_config',
+        `passport-logto: \`${name}\` is not ${what}; passport-logto ignores nothing it is given. Check its spelling, or remove it.`,
+      );
+    }
+  }
+}

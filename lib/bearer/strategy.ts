@@ -7,6 +7,7 @@ import { LogtoBearerError } from './errors.js';
 import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.js';
 import type { AccessTokenClaims } from '../logto/claims.js';
 import { LogtoError } from '../errors.js';
+import { refuseUnknownRequestOptions } from '../options.js';
 import { AccessTokenChecks, scopesOf } from './token-checks.js';
 import { checkVerifyArgument, runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
@@ -48,6 +49,10 @@ export interface VerifyAccessTokenOptions {
   organizationId?: string;
 }
 
+/** The keys of {@link LogtoBearerRouteOptions} besides Passport's. */
+const bearerRouteOptionNames: ReadonlySet<string> = new Set(['requiredScopes']);
+const routeOptionsWhat = 'an option of LogtoBearerStrategy\'s routes (`requiredScopes`) or of Passport; scopes a route needs go in `requiredScopes`';
+
 type Outcome =
   | { kind: 'success'; user: object; info: LogtoBearerAuthInfo }
   | { kind: 'failure'; failure: LogtoBearerError }
@@ -85,6 +90,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
   override authenticate(req: Request, options: LogtoBearerRouteOptions = {}): void {
     let routeScopes: readonly string[];
     try {
+      refuseUnknownRequestOptions(options, bearerRouteOptionNames, routeOptionsWhat);
       routeScopes = scopeList(options.requiredScopes, 'requiredScopes');
     } catch (error) {
       this.error(asError(error));
@@ -151,6 +157,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
    * `req.authInfo` and calls `next()`, or answers 400/401/403 with a `WWW-Authenticate` challenge.
    */
   middleware(options: LogtoBearerRouteOptions = {}): RequestHandler {
+    refuseUnknownRequestOptions(options, bearerRouteOptionNames, routeOptionsWhat);
     const routeScopes = scopeList(options.requiredScopes, 'requiredScopes');
     return (req, res, next) => {
       this.outcomeFor(req, routeScopes)

@@ -2,6 +2,7 @@ import type { AuthenticateOptions } from 'passport';
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import { signInResources } from '../logto/scopes.js';
+import { refuseUnknownRequestOptions } from '../options.js';
 
 /** Screens that Logto can open first (`first_screen`). */
 export const FirstScreen = {
@@ -88,34 +89,12 @@ const signInOptionNames = new Set([
 ]);
 
 /**
- * Options that Passport, or a framework built on it, reads itself and passes on to the strategy:
- * passport's authenticate() middleware, @types/passport's AuthenticateOptions, and @nestjs/passport's
- * `property`. passport-logto leaves them to their owner.
- */
-const passportOptionNames = new Set([
-  'session', 'keepSessionInfo', 'successRedirect', 'successReturnToOrRedirect', 'failureRedirect', 'failureFlash', 'successFlash',
-  'failureMessage', 'successMessage', 'failWithError', 'assignProperty', 'authInfo', 'userProperty', 'pauseStream', 'passReqToCallback',
-  'property',
-]);
-
-/**
  * Refuses a per-request option that neither passport-logto nor Passport knows (`state`, `callbackURL`,
  * a misspelt `firstscreen`, ...): ignored, it would leave the app believing it took effect.
  */
 export function checkAuthenticateOptions(options: unknown): LogtoSignInOptions {
-  if (options === undefined || options === null) return {};
-  if (typeof options !== 'object') {
-    throw new LogtoError('invalid_config', 'passport-logto: passport.authenticate() options must be an object.');
-  }
-  for (const name of Object.keys(options)) {
-    if (!signInOptionNames.has(name) && !passportOptionNames.has(name)) {
-      throw new LogtoError(
-        'invalid_config',
-        `passport-logto: \`${name}\` is not a sign-in option of passport-logto or Passport (see LogtoAuthenticateOptions); passport-logto ignores nothing it is given. Check its spelling, or remove it.`,
-      );
-    }
-  }
-  return options as LogtoSignInOptions;
+  refuseUnknownRequestOptions(options, signInOptionNames, 'a sign-in option of passport-logto or Passport (see LogtoAuthenticateOptions)');
+  return (options ?? {}) as LogtoSignInOptions;
 }
 
 /** The scopes of `scope` and `scopes`, each a list of words (or, for `scope`, a space-separated string). */

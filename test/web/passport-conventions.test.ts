@@ -159,6 +159,11 @@ describe('sign-ins as Passport users write them', () => {
         express.get('/with-state', passport.authenticate(logto.name, { state: 'fixed' }));
         express.get('/with-callback', passport.authenticate(logto.name, { callbackURL: 'https://elsewhere.example/cb' }));
         express.get('/typo', passport.authenticate(logto.name, { firstscreen: 'register' }));
+        passport.use(new LogtoBearerStrategy({ endpoint: provider.endpoint, audience: API_RESOURCE }));
+        // passport-http-bearer users may write `scope` where passport-logto needs `requiredScopes`: ignored, it would let any token in.
+        express.get('/api/items', passport.authenticate('logto-bearer', { session: false, scope: ['read:items'] }), (_req, res) => {
+          res.json({ items: [] });
+        });
         express.get('/passport-options', passport.authenticate(logto.name, {
           session: true,
           keepSessionInfo: true,
@@ -177,7 +182,7 @@ describe('sign-ins as Passport users write them', () => {
       },
     });
     const browser = new TestBrowser();
-    for (const [path, option] of [['/with-state', 'state'], ['/with-callback', 'callbackURL'], ['/typo', 'firstscreen']] as const) {
+    for (const [path, option] of [['/with-state', 'state'], ['/with-callback', 'callbackURL'], ['/typo', 'firstscreen'], ['/api/items', 'scope']] as const) {
       const answer = await browser.get(`${running.url}${path}`);
       assert.equal(answer.status, 500, path);
       const body = JSON.parse(answer.text) as { error: string; message: string };
@@ -186,6 +191,8 @@ describe('sign-ins as Passport users write them', () => {
     }
     const started = await startSignIn(browser, running, '/passport-options');
     assert.equal(started.pathname, '/oidc/auth');
+    const bearer = new LogtoBearerStrategy({ endpoint: provider.endpoint, audience: API_RESOURCE });
+    refusedNaming(() => bearer.middleware({ scope: ['read:items'] } as never), 'scope', /`requiredScopes`/);
   });
 
   test('a passport-openidconnect verify function (issuer, profile, done) gets Passport\'s normalized profile', async () => {
