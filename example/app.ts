@@ -6,7 +6,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
 import passport from 'passport';
-import { LogtoError, LogtoStrategy, UserScope, type LogtoUser } from '../lib/index.js';
+import { LogtoError, LogtoStrategy, UserScope, type LogtoAuthenticateOptions, type LogtoUser } from '../lib/index.js';
 import {
   apiPage,
   errorPage,
@@ -124,8 +124,9 @@ export function createExampleApp(settings: ExampleSettings): Express {
     send(res, homePage(contextOf(req), { demoAccount: settings.demoAccount }));
   });
 
+  const signUp: LogtoAuthenticateOptions = { firstScreen: 'register' };
   app.get('/sign-in', authenticator.authenticate(logto.name));
-  app.get('/sign-up', authenticator.authenticate(logto.name, { firstScreen: 'register' }));
+  app.get('/sign-up', authenticator.authenticate(logto.name, signUp));
   // A custom callback rather than failureRedirect/failureMessage, which keep only the message:
   // the failure's LogtoError tells a person who pressed Cancel at Logto from a sign-in that broke.
   app.get('/callback', (req, res, next) => {

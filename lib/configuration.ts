@@ -8,7 +8,9 @@ import {
   optionalString,
   positiveSeconds,
   type RawOptions,
+  refuseUnknownOptions,
   requireAbsoluteUris,
+  scopeOptions,
   requireString,
   wordList,
 } from './options.js';
@@ -89,6 +91,11 @@ export interface LogtoStrategyOptions extends LogtoConnectionOptions {
   /** Extra scopes; `openid`, `offline_access` and `profile` are added (see `includeReservedScopes`). */
   scopes?: readonly string[];
   /**
+   * Passport's name for `scopes`, as other strategies take it: an array, or a space-separated
+   * string. Given with `scopes`, both count.
+   */
+  scope?: string | readonly string[];
+  /**
    * Add `offline_access` and `profile` to the scopes, as Logto's SDKs do. Default true. With
    * false, only `openid` is added: no refresh token (so no API resource or organization tokens,
    * and the sign-in ends when the first access token expires) and no profile claims, unless
@@ -137,6 +144,19 @@ export interface LogtoStrategyOptions extends LogtoConnectionOptions {
    */
   backchannelLogout?: boolean;
 }
+
+/** Options that {@link LogtoConnectionOptions} lists; each strategy refuses every other option of its own. */
+export const connectionOptionNames: readonly string[] = [
+  'endpoint', 'name', 'passReqToCallback', 'allowInsecureEndpoint', 'signingAlgorithms', 'clockTolerance', 'timeout', 'jwksCooldown', 'fetch',
+];
+
+/** Every option of {@link LogtoStrategyOptions}: anything else is refused (see refuseUnknownOptions). */
+const strategyOptionNames: ReadonlySet<string> = new Set([
+  ...connectionOptionNames,
+  'appId', 'appSecret', 'callbackURL', 'postLogoutRedirectUri', 'scopes', 'scope', 'includeReservedScopes', 'resources', 'prompt',
+  'sessionKey', 'signInTimeout', 'maxPendingSignIns', 'accessTokenExpiryMargin', 'tokenStore', 'tokenTtl', 'refreshTimeout',
+  'refreshRetryWindow', 'backchannelLogout',
+]);
 
 /** The options after validation, with every default applied. */
 export interface ResolvedConfig {
@@ -216,6 +236,23 @@ export function resolveFetch(options: RawOptions): LogtoFetch | undefined {
   return value as LogtoFetch;
 }
 
+/**
+ * The absolute callback URL. A relative one (passport-oauth2 resolves it against each request's
+ * Host header) is refused: the host is the client's to choose, and Logto accepts only a redirect
+ * URI registered exactly, so the one sure value is the one the app registered.
+ */
+function resolveCallbackURL(options: RawOptions): string {
+  const value = requireString(options, 'callbackURL');
+  if (!URL.canParse(value)) {
+    throw invalidOption(
+      'callbackURL',
+      `must be an absolute URL, such as https://app.example.com${value.startsWith('/') ? value : '/callback'}, exactly as registered as a redirect URI in the Logto Console, got "${value}". `
+        + 'passport-logto does not build it from the request: the Host header is the client\'s to choose, and Logto accepts only the registered URI.',
+    );
+  }
+  return absoluteUrl(value, 'callbackURL').href;
+}
+
 function resolvePrompt(value: unknown): string {
   if (value === undefined) return 'consent';
   const prompts = typeof value === 'string' ? value.split(' ').filter(Boolean) : value;
@@ -231,14 +268,15 @@ export function resolveConfig(input: LogtoStrategyOptions): ResolvedConfig {
     throw new LogtoError('invalid_config', 'passport-logto: new LogtoStrategy(options) needs an options object.');
   }
   const options = input as unknown as RawOptions;
+  refuseUnknownOptions(options, strategyOptionNames, 'LogtoStrategy');
 
   const { endpoint, insecure } = resolveEndpoint(options);
 
-  const callbackURL = absoluteUrl(requireString(options, 'callbackURL'), 'callbackURL').href;
+  const callbackURL = resolveCallbackURL(options);
   const logoutRedirect = optionalString(options, 'postLogoutRedirectUri', undefined);
   const postLogoutRedirectUri = logoutRedirect === undefined ? undefined : absoluteUrl(logoutRedirect, 'postLogoutRedirectUri').href;
 
-  const configuredScopes = wordList(options, 'scopes');
+  const configuredScopes = scopeOptions(options);
   const configuredResources = wordList(options, 'resources');
   requireAbsoluteUris(configuredResources, 'resources');
   const scopes = signInScopes(configuredScopes, optionalBoolean(options, 'includeReservedScopes', true));

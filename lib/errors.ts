@@ -104,7 +104,9 @@ function entryOf(code: LogtoErrorCode): { causedBy: LogtoErrorCausedBy; httpStat
 export interface LogtoErrorOptions {
   /** The OAuth error code that Logto sent, when there was one (`access_denied`, `invalid_grant`, ...). */
   oauthError?: string;
-  /** The HTTP status that Logto answered with, when there was one. */
+  /** The HTTP status that Logto answered with, when there was one; it becomes `providerStatus`. */
+  providerStatus?: number;
+  /** @deprecated The name 0.1.0 gave `providerStatus`; still read as it. */
   status?: number;
   /** For `unknown_tenant`: the request's method, host and path, which the client chose (see {@link LogtoError.requestTarget}). */
   requestTarget?: string;
@@ -121,7 +123,8 @@ export class LogtoError extends Error {
   override readonly name = 'LogtoError';
   readonly code: LogtoErrorCode;
   readonly oauthError: string | undefined;
-  readonly status: number | undefined;
+  /** The HTTP status that Logto answered with, when Logto answered (`token_request_failed`, `provider_error`). */
+  readonly providerStatus: number | undefined;
   /**
    * For `unknown_tenant`: the method, host and path that no tenant serves, as the client sent them
    * (cut to 200 characters), for logs. Kept out of `message`, which Passport's `failureMessage`
@@ -134,7 +137,7 @@ export class LogtoError extends Error {
     super(redactJwts(message), cause === undefined ? undefined : { cause });
     this.code = code;
     this.oauthError = options.oauthError;
-    this.status = options.status;
+    this.providerStatus = options.providerStatus ?? options.status;
     this.requestTarget = options.requestTarget;
   }
 
@@ -145,18 +148,23 @@ export class LogtoError extends Error {
 
   /**
    * The HTTP status to answer the browser or API client with: 400, 401, 403 or 404 for what the
-   * request caused, 500 or 503 for the rest. Not Logto's status, which `status` holds.
+   * request caused, 500 or 503 for the rest. Not Logto's status, which `providerStatus` holds.
    */
   get httpStatus(): number {
     return entryOf(this.code).httpStatus;
   }
 
   /**
-   * `httpStatus` under the name that Express's default error handler (finalhandler) and
-   * http-errors-style handlers read, so that an error an app passes to `next()` unhandled is
-   * answered 4xx when the request caused it, not 500. finalhandler reads `status` first, though,
-   * which is Logto's status when Logto answered (`provider_error`, `token_request_failed`).
+   * `httpStatus` under the names that Express's default error handler (finalhandler) and
+   * http-errors-style handlers read (`status` first, then `statusCode`), so that an error an app
+   * passes to `next()` unhandled is answered 4xx when the request caused it, not 500. Before 0.2.0,
+   * `status` held Logto's status, now `providerStatus`.
    */
+  get status(): number {
+    return this.httpStatus;
+  }
+
+  /** `httpStatus`, as {@link status}. */
   get statusCode(): number {
     return this.httpStatus;
   }

@@ -1,8 +1,17 @@
 export { LogtoStrategy } from './web/strategy.js';
-export type { LogtoTokenResponse, LogtoUser, LogtoVerifyContext, VerifyFunction, VerifyFunctionWithRequest } from './web/verify-context.js';
+export type {
+  LogtoTokenResponse,
+  LogtoUser,
+  LogtoVerifyContext,
+  ProfileVerifyFunction,
+  ProfileVerifyFunctionWithRequest,
+  VerifyFunction,
+  VerifyFunctionWithRequest,
+} from './web/verify-context.js';
+export type { LogtoProfile } from './logto/profile.js';
 export { FirstScreen, Prompt } from './web/sign-in-options.js';
-export type { LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
-export type { Verified, VerifyDone, VerifyResult } from './verify-callback.js';
+export type { LogtoAuthenticateOptions, LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
+export type { LogtoAppAuthInfo, LogtoAppUser, Verified, VerifyDone, VerifyResult } from './verify-callback.js';
 export type { LogtoConnectionOptions, LogtoFetch, LogtoFetchInit, LogtoFetchResponse, LogtoStrategyOptions } from './configuration.js';
 export type { LogtoOidcConfig } from './logto/connection.js';
 export { LogtoClient } from './web/client.js';

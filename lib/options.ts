@@ -101,3 +101,72 @@ export function absoluteUrl(value: string, option: string): URL {
 export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
+
+/**
+ * Refuses an option outside `known`: one from another strategy (passport-oauth2's `state`,
+ * `store` or `pkce`, passport-openidconnect's `issuer`) would otherwise be ignored in silence,
+ * and the app would believe it in effect.
+ */
+export function refuseUnknownOptions(options: RawOptions, known: ReadonlySet<string>, what: string): void {
+  for (const option of Object.keys(options)) {
+    if (!known.has(option)) {
+      const hint = Object.hasOwn(unknownOptionHints, option) ? unknownOptionHints[option] : 'Check its spelling, or remove it.';
+      throw invalidOption(option, `is not an option of ${what}; passport-logto ignores nothing it is given. ${hint}`);
+    }
+  }
+}
+
+/** What to do instead, for the options of other strategies (and of passport-logto 0.1.0) that apps bring along. */
+const unknownOptionHints: Record<string, string> = {
+  state: 'passport-logto always sends a state of its own, and PKCE and a nonce: remove it.',
+  pkce: 'passport-logto always uses PKCE (S256): remove it.',
+  store: 'passport-logto keeps each started sign-in in a cookie of its own: remove it (tokens go to `tokenStore`).',
+  issuer: 'The issuer is `${endpoint}/oidc`: give `endpoint` instead.',
+  clientID: 'Give the application ID as `appId`.',
+  clientId: 'Give the application ID as `appId`.',
+  clientSecret: 'Give the application secret as `appSecret`.',
+  callbackUrl: 'The option is `callbackURL`.',
+  redirectUri: 'The option is `callbackURL`.',
+  refreshCoordinator: 'Removed in 0.2.0: refreshes are coordinated through `tokenStore` (a RedisTokenStore across instances).',
+};
+
+/**
+ * Scopes given as `scope` (Passport's name: a space-separated string or an array) and as
+ * `scopes`, together, without repeats.
+ */
+export function scopeOptions(options: RawOptions): string[] {
+  const scope = options.scope;
+  const fromScope = typeof scope === 'string' ? scope.split(/\s+/).filter(Boolean) : optionalList(scope, 'scope', isWord, 'non-empty strings without spaces, or a space-separated string');
+  return [...new Set([...fromScope, ...wordList(options, 'scopes')])];
+}
+
+/**
+ * Options that Passport, or a framework built on it, reads itself and passes on to the strategy:
+ * passport's authenticate() middleware, @types/passport's AuthenticateOptions, and @nestjs/passport's
+ * `property`. The strategies leave them to their owner.
+ */
+const passportOptionNames: ReadonlySet<string> = new Set([
+  'session', 'keepSessionInfo', 'successRedirect', 'successReturnToOrRedirect', 'failureRedirect', 'failureFlash', 'successFlash',
+  'failureMessage', 'successMessage', 'failWithError', 'assignProperty', 'authInfo', 'userProperty', 'pauseStream', 'passReqToCallback',
+  'property',
+]);
+
+/**
+ * Refuses a per-request option (given to `passport.authenticate(name, options)`) that is neither
+ * in `known` nor Passport's: passport-oauth2's `state` or `callbackURL`, a misspelt one, a `scope`
+ * meant as the bearer's `requiredScopes`. Ignored, it would leave the app believing it in effect.
+ */
+export function refuseUnknownRequestOptions(options: unknown, known: ReadonlySet<string>, what: string): void {
+  if (options === undefined || options === null) return;
+  if (typeof options !== 'object') {
+    throw new LogtoError('invalid_config', 'passport-logto: passport.authenticate() options must be an object.');
+  }
+  for (const name of Object.keys(options)) {
+    if (!known.has(name) && !passportOptionNames.has(name)) {
+      throw new LogtoError(
+        'invalid_config',
+        `passport-logto: \`${name}\` is not ${what}; passport-logto ignores nothing it is given. Check its spelling, or remove it.`,
+      );
+    }
+  }
+}

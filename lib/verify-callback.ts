@@ -1,12 +1,41 @@
 import { LogtoError } from './errors.js';
 
-/** What a verify function calls when it is done: an error, or the user (false to refuse), with optional info for Passport. */
-export type VerifyDone = (error: unknown, user?: object | false, info?: object | string) => void;
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    /*
+     * Declared (empty) here as @types/passport declares them, so that the types below resolve
+     * without it; an app's own augmentation of either types what its verify function returns.
+     */
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+    interface User {}
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+    interface AuthInfo {}
+  }
+}
+
+/**
+ * The user a verify function logs in: the app's `Express.User` once the app declares its fields
+ * (`declare global { namespace Express { interface User { id: string } } }`), any object until then.
+ */
+export type LogtoAppUser = keyof Express.User extends never ? object : Express.User;
+
+/** What `req.authInfo` gets after a sign-in: the app's `Express.AuthInfo` once declared, any object or string until then. */
+export type LogtoAppAuthInfo = keyof Express.AuthInfo extends never ? object | string : Express.AuthInfo;
+
+/**
+ * What a verify function calls when it is done: an error, or the user with optional info for
+ * `req.authInfo`, or `false` to refuse the user with optional info for Passport's failure message.
+ */
+export interface VerifyDone {
+  (error: unknown, user?: LogtoAppUser, info?: LogtoAppAuthInfo): void;
+  (error: unknown, user: false, info?: object | string): void;
+}
 /**
  * What a verify function may return instead of calling `done`. `void` lets an `async` function that
  * calls `done` later (and returns nothing) type-check.
  */
-export type VerifyResult = object | false | undefined | void;
+export type VerifyResult = LogtoAppUser | false | undefined | void;
 
 /** The user a verify function settled on, and the info it passed for Passport's messages. */
 export interface Verified {
@@ -24,12 +53,13 @@ export interface Verified {
 export function runVerify(invoke: (done: VerifyDone) => void | Promise<VerifyResult>, takesDone?: boolean): Promise<Verified> {
   return new Promise<Verified>((resolve, reject) => {
     let settled = false;
-    const done: VerifyDone = (error, user, info) => {
+    const finish = (error: unknown, user?: object | false, info?: object | string): void => {
       if (settled) return;
       settled = true;
       if (error) reject(error);
       else resolve({ user: user ?? false, info });
     };
+    const done = finish as VerifyDone;
     // A throw or a rejection is an error whatever its value: `throw ''` must not read as a refusal.
     const fail = (error: unknown, fallback: string): void => {
       if (settled) return;
@@ -42,12 +72,12 @@ export function runVerify(invoke: (done: VerifyDone) => void | Promise<VerifyRes
         returned.then(
           (user) => {
             if (user === undefined && takesDone === true) return;
-            done(null, user ?? false);
+            finish(null, user ?? false);
           },
           (error: unknown) => fail(error, 'The verify function rejected.'),
         );
       } else if (takesDone === false) {
-        done(null, (returned as VerifyResult) ?? false);
+        finish(null, (returned as object | false | undefined) ?? false);
       }
     } catch (error) {
       fail(error, 'The verify function threw.');
@@ -57,11 +87,23 @@ export function runVerify(invoke: (done: VerifyDone) => void | Promise<VerifyRes
 
 /**
  * Checks a strategy's verify argument against its `passReqToCallback` option, for both strategies
- * alike: a verify function is optional, but `passReqToCallback` means nothing without one.
+ * alike: a verify function is optional, but `passReqToCallback` means nothing without one. One
+ * that declares more parameters than the strategy passes (passport-oauth2's
+ * `(accessToken, refreshToken, profile, done)`) would find no `done` at its place and fail at the
+ * first sign-in: it is refused here, with the signatures that work. `maxParameters` counts `req`.
  */
-export function checkVerifyArgument(verify: unknown, passReqToCallback: boolean): void {
+export function checkVerifyArgument(verify: unknown, passReqToCallback: boolean, maxParameters = 2, signatures = '(context, done) or async (context) => user'): void {
   if (verify !== undefined && typeof verify !== 'function') {
     throw new LogtoError('invalid_config', 'passport-logto: the verify argument must be a function.');
+  }
+  const allowed = maxParameters + (passReqToCallback ? 1 : 0);
+  if (typeof verify === 'function' && verify.length > allowed) {
+    const written = passReqToCallback ? signatures.replaceAll('(', '(req, ') : signatures;
+    throw new LogtoError(
+      'invalid_config',
+      `passport-logto: the verify function declares ${verify.length} parameters, but it is called with at most ${allowed}${passReqToCallback ? ' (with passReqToCallback)' : ''}: write it as ${written}. `
+        + 'passport-logto keeps the tokens itself and does not pass them as arguments (passport-oauth2 style).',
+    );
   }
   if (passReqToCallback && verify === undefined) {
     throw new LogtoError('invalid_config', 'passport-logto: option `passReqToCallback` needs a verify function.');

@@ -26,28 +26,29 @@ describe('the table of error codes', () => {
     assert.deepEqual(requestCaused.sort(), [...requestCausedBefore, ...requestCausedSince].sort());
   });
 
-  test('gives each error its causedBy and httpStatus, and leaves status to Logto', () => {
-    const fromLogto = new LogtoError('provider_error', 'Logto answered HTTP 502.', { status: 502 });
-    assert.equal(fromLogto.status, 502);
+  test('gives each error its causedBy and httpStatus, and Logto\'s status as providerStatus', () => {
+    const fromLogto = new LogtoError('provider_error', 'Logto answered HTTP 502.', { providerStatus: 502 });
+    assert.equal(fromLogto.providerStatus, 502);
     assert.equal(fromLogto.httpStatus, 503);
     assert.equal(fromLogto.causedBy, 'infrastructure');
     const callback = new LogtoError('invalid_state', 'Unknown state.');
-    assert.equal(callback.status, undefined);
+    assert.equal(callback.providerStatus, undefined);
     assert.deepEqual([callback.httpStatus, callback.causedBy], [400, 'request']);
     assert.equal(new LogtoError('not_organization_member', 'x').httpStatus, 403);
     assert.equal(new LogtoError('invalid_config', 'x').httpStatus, 500);
     assert.deepEqual([new LogtoError('unknown_tenant', 'x').httpStatus, new LogtoError('unknown_tenant', 'x').causedBy], [404, 'request']);
   });
 
-  test('statusCode (what finalhandler and http-errors-style handlers read) is httpStatus; expose only for what the request caused', () => {
+  test('status and statusCode (what finalhandler and http-errors-style handlers read) are httpStatus; expose only for what the request caused', () => {
     for (const [code, { causedBy, httpStatus }] of Object.entries(logtoErrorCodes)) {
       const error = new LogtoError(code as LogtoErrorCode, 'x');
-      assert.deepEqual([error.statusCode, error.expose], [httpStatus, causedBy === 'request'], code);
-      assert.equal(error.status, undefined, `${code}: status stays Logto's`);
+      assert.deepEqual([error.status, error.statusCode, error.expose], [httpStatus, httpStatus, causedBy === 'request'], code);
+      assert.equal(error.providerStatus, undefined, `${code}: no status from Logto`);
     }
     // Logto's status is kept apart from the one to answer with.
-    const refused = new LogtoError('token_request_failed', 'x', { status: 400, oauthError: 'invalid_grant' });
-    assert.deepEqual([refused.status, refused.statusCode, refused.httpStatus], [400, 401, 401]);
+    const refused = new LogtoError('token_request_failed', 'x', { providerStatus: 400, oauthError: 'invalid_grant' });
+    assert.deepEqual([refused.providerStatus, refused.status, refused.statusCode, refused.httpStatus], [400, 401, 401, 401]);
+    assert.equal(new LogtoBearerError('insufficient_scope', 'x').status, 403);
     assert.equal(new LogtoBearerError('insufficient_scope', 'x').statusCode, 403);
     assert.equal(new LogtoBearerError('invalid_request', 'x').expose, true);
     const unknown = new LogtoError('unknown_tenant', 'fixed text', { requestTarget: 'GET evil.example/x' });

@@ -257,6 +257,30 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.deepEqual((await json(browser.get(`${base}/whoami`))).body, { id: `user-${demo.sub}`, logtoId: demo.sub, email: demo.email }, 'req.user is what the verify function returned');
   },
 
+  async 'verify-profile'() {
+    const { base, app, exports } = await load('verify-profile');
+    app.get('/whoami', (req, res) => void res.json(req.user));
+    const browser = new TestBrowser();
+    await signIn(browser, base);
+    const { demo } = provider.users;
+    assert.deepEqual((exports.db as { users: { upserts: unknown[] } }).users.upserts, [{ logtoId: demo.sub, email: demo.email }], 'the profile gave the id and the email');
+    assert.deepEqual((await json(browser.get(`${base}/whoami`))).body, { id: `user-${demo.sub}`, logtoId: demo.sub, email: demo.email });
+  },
+
+  async typescript() {
+    const { base, app } = await load('typescript');
+    app.get('/whoami', (req, res) => void res.json(req.user));
+    const browser = new TestBrowser();
+    const started = await browser.get(`${base}/sign-up`);
+    assert.equal(started.status, 302);
+    const authorization = new URL(started.location ?? '');
+    assert.equal(authorization.searchParams.get('first_screen'), 'register');
+    assert.deepEqual(authorization.searchParams.get('scope')?.split(' '), ['openid', 'offline_access', 'profile', 'email', 'phone'], 'the per-request scope on top of the configured ones');
+    await signIn(browser, base);
+    const { demo } = provider.users;
+    assert.deepEqual((await json(browser.get(`${base}/whoami`))).body, { id: demo.sub, email: demo.email }, 'req.user is what the verify function returned');
+  },
+
   async 'magic-link'() {
     const { base } = await load('magic-link');
     const browser = new TestBrowser();

@@ -1,8 +1,9 @@
 // The published types, as a consumer sees them: packs the package with `npm pack`, installs the
 // tarball into a throwaway project (its dependencies are linked from this repository's
-// node_modules, so nothing is downloaded), and type-checks a small app with `strict` and
-// `skipLibCheck: false` as an ES module and as a CommonJS consumer under node16, nodenext and
-// bundler resolution. Needs `npm run build` first (npm test does it in pretest).
+// node_modules, so nothing is downloaded), and type-checks a small app with `strict`,
+// `exactOptionalPropertyTypes` and `skipLibCheck: false` as an ES module and as a CommonJS
+// consumer under node16, nodenext and bundler resolution, with the oldest TypeScript the README
+// supports (5.3) and the newest installed. Needs `npm run build` first (npm test does it in pretest).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,7 +17,11 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const fixtures = join(root, 'test', 'types');
-const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+/** The TypeScript versions a consumer may use: the minimum the README states, and the newest. */
+const compilers = [
+  { name: 'TypeScript 5.3', tsc: join(root, 'node_modules', 'typescript53', 'bin', 'tsc'), minimum: true },
+  { name: 'TypeScript (latest installed)', tsc: join(root, 'node_modules', 'typescript', 'bin', 'tsc'), minimum: false },
+];
 
 /** What a Passport + Express app written in TypeScript has installed next to passport-logto. */
 const consumerDependencies = [
@@ -35,6 +40,8 @@ interface Setting {
   fixture: 'esm.ts' | 'cjs.ts';
   module: string;
   moduleResolution: string;
+  /** The first TypeScript version that knows this `module` setting. */
+  since?: '5.4';
 }
 
 const settings: Setting[] = [
@@ -43,12 +50,13 @@ const settings: Setting[] = [
   { name: 'ESM, bundler (module esnext)', type: 'module', fixture: 'esm.ts', module: 'esnext', moduleResolution: 'bundler' },
   { name: 'CommonJS, node16', type: 'commonjs', fixture: 'cjs.ts', module: 'node16', moduleResolution: 'node16' },
   { name: 'CommonJS, nodenext', type: 'commonjs', fixture: 'cjs.ts', module: 'nodenext', moduleResolution: 'nodenext' },
-  { name: 'CommonJS, bundler (module preserve)', type: 'commonjs', fixture: 'cjs.ts', module: 'preserve', moduleResolution: 'bundler' },
+  { name: 'CommonJS, bundler (module preserve)', type: 'commonjs', fixture: 'cjs.ts', module: 'preserve', moduleResolution: 'bundler', since: '5.4' },
 ];
 
 let workspace: string;
 let unpacked: string;
 let manifest: { dependencies?: Record<string, string>; scripts?: Record<string, string> };
+
 
 /** The directory of one consumer project. */
 function projectOf(setting: Setting): string {
@@ -65,7 +73,7 @@ async function link(name: string): Promise<void> {
 }
 
 /** `tsc --noEmit` on one consumer; resolves to its diagnostics, empty when it compiles. */
-async function typeCheck(project: string): Promise<string> {
+async function typeCheck(tsc: string, project: string): Promise<string> {
   try {
     await run(process.execPath, [tsc, '--noEmit', '-p', project], { cwd: project });
     return '';
@@ -103,6 +111,7 @@ before(async () => {
       module: setting.module,
       moduleResolution: setting.moduleResolution,
       strict: true,
+      exactOptionalPropertyTypes: true,
       skipLibCheck: false,
       esModuleInterop: true,
       noEmit: true,
@@ -116,15 +125,29 @@ after(async () => {
 });
 
 describe('the packed package', () => {
-  test('type-checks in a strict consumer with skipLibCheck: false', { concurrency: Math.min(availableParallelism(), settings.length) }, async (t) => {
-    await Promise.all(
-      settings.map((setting) =>
-        t.test(setting.name, async () => {
-          const diagnostics = await typeCheck(projectOf(setting));
-          if (diagnostics !== '') assert.fail(`tsc --noEmit failed for ${setting.name}:\n${diagnostics}`);
-        }),
-      ),
-    );
+  for (const compiler of compilers) {
+    const checked = settings.filter((setting) => !(compiler.minimum && setting.since !== undefined));
+    test(`type-checks with ${compiler.name} in a strict consumer with exactOptionalPropertyTypes and skipLibCheck: false`, { concurrency: Math.min(availableParallelism(), checked.length) }, async (t) => {
+      assert.ok(existsSync(compiler.tsc), `${compiler.name} is not installed; run npm ci`);
+      if (compiler.minimum) {
+        const { stdout } = await run(process.execPath, [compiler.tsc, '--version']);
+        assert.match(stdout, /Version 5\.3\./, 'the minimum TypeScript the README states');
+      }
+      await Promise.all(
+        checked.map((setting) =>
+          t.test(setting.name, async () => {
+            const diagnostics = await typeCheck(compiler.tsc, projectOf(setting));
+            if (diagnostics !== '') assert.fail(`${compiler.name}: tsc --noEmit failed for ${setting.name}:\n${diagnostics}`);
+          }),
+        ),
+      );
+    });
+  }
+
+  test('needs no @types package at run time: type packages are optional peers or dev dependencies', () => {
+    const runtime = Object.keys(manifest.dependencies ?? {});
+    assert.deepEqual(runtime.filter((name) => name.startsWith('@types/')), [], `dependencies: ${runtime.join(', ')}`);
+    assert.ok(!existsSync(join(workspace, 'node_modules', '@types', 'passport-strategy')), 'the consumers above type-check without @types/passport-strategy');
   });
 
   test('ships no install script', () => {

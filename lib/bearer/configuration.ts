@@ -1,8 +1,8 @@
 import type { Request } from 'express';
-import { type LogtoConnectionOptions, type LogtoFetch, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
+import { connectionOptionNames, type LogtoConnectionOptions, type LogtoFetch, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
 import { LogtoError } from '../errors.js';
-import { organizationAudience } from '../logto/scopes.js';
-import { invalidOption, nonNegativeNumber, optionalList, optionalString, type RawOptions, requireAbsoluteUris, requireString, wordOrWords } from '../options.js';
+import { buildOrganizationUrn } from '../logto/scopes.js';
+import { invalidOption, nonNegativeNumber, optionalList, optionalString, type RawOptions, refuseUnknownOptions, requireAbsoluteUris, requireString, wordOrWords } from '../options.js';
 import { quotable } from './errors.js';
 
 /**
@@ -75,6 +75,11 @@ export interface BearerSettings {
   readonly fetch: LogtoFetch | undefined;
 }
 
+/** Every option of {@link LogtoBearerOptions}: anything else is refused. */
+const bearerOptionNames: ReadonlySet<string> = new Set([
+  ...connectionOptionNames, 'audience', 'organizations', 'requiredScopes', 'organizationId', 'tokenLocations', 'realm',
+]);
+
 const tokenLocations: readonly BearerTokenLocation[] = ['header', 'body', 'query'];
 /** RFC 6749 §3.3 scope-token. */
 const scopeTokenPattern = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -91,6 +96,7 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
     throw new LogtoError('invalid_config', 'passport-logto: new LogtoBearerStrategy(options) needs an options object.');
   }
   const options = input as unknown as RawOptions;
+  refuseUnknownOptions(options, bearerOptionNames, 'LogtoBearerStrategy');
 
   const { endpoint } = resolveEndpoint(options);
 
@@ -103,7 +109,7 @@ export function resolveBearerSettings(input: LogtoBearerOptions): BearerSettings
     anyOrganization = true;
   } else if (organizations !== undefined && organizations !== false) {
     if (!Array.isArray(organizations)) throw invalidOption('organizations', 'must be true, \'any\' or an array of organization IDs.');
-    audiences.push(...wordOrWords(organizations, 'organizations').map(organizationAudience));
+    audiences.push(...wordOrWords(organizations, 'organizations').map(buildOrganizationUrn));
   }
   if (audiences.length === 0 && !anyOrganization) {
     throw invalidOption('audience', 'is required (an API resource indicator), unless `organizations` is set.');

@@ -1,25 +1,24 @@
 import { STATUS_CODES } from 'node:http';
-import { Strategy as PassportStrategy } from 'passport-strategy';
+import { PassportStrategy } from '../passport-strategy.js';
 import type { Request, RequestHandler } from 'express';
+import type { AuthenticateOptions } from 'passport';
 import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './configuration.js';
 import { LogtoBearerError } from './errors.js';
 import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.js';
 import type { AccessTokenClaims } from '../logto/claims.js';
 import { LogtoError } from '../errors.js';
+import { refuseUnknownRequestOptions } from '../options.js';
 import { AccessTokenChecks, scopesOf } from './token-checks.js';
 import { checkVerifyArgument, runVerify, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
-/** Per-route options: `passport.authenticate('logto-bearer', { requiredScopes })` or `strategy.middleware({ requiredScopes })`. */
-export interface LogtoBearerRouteOptions {
+/**
+ * Per-route options: `strategy.middleware({ requiredScopes })`, or
+ * `const route: LogtoBearerRouteOptions = { session: false, requiredScopes }; passport.authenticate('logto-bearer', route)`:
+ * passport-logto does not add them to Passport's global `AuthenticateOptions`.
+ */
+export interface LogtoBearerRouteOptions extends AuthenticateOptions {
   /** Scopes this route needs on top of the strategy's `requiredScopes`. */
-  requiredScopes?: readonly string[];
-}
-
-declare module 'passport' {
-  // Lets `passport.authenticate('logto-bearer', { session: false, requiredScopes: [...] })` type-check.
-  interface AuthenticateOptions {
-    requiredScopes?: readonly string[];
-  }
+  requiredScopes?: readonly string[] | undefined;
 }
 
 /** What `req.authInfo` holds after a successful bearer authentication. */
@@ -50,6 +49,10 @@ export interface VerifyAccessTokenOptions {
   organizationId?: string;
 }
 
+/** The keys of {@link LogtoBearerRouteOptions} besides Passport's. */
+const bearerRouteOptionNames: ReadonlySet<string> = new Set(['requiredScopes']);
+const routeOptionsWhat = 'an option of LogtoBearerStrategy\'s routes (`requiredScopes`) or of Passport; scopes a route needs go in `requiredScopes`';
+
 type Outcome =
   | { kind: 'success'; user: object; info: LogtoBearerAuthInfo }
   | { kind: 'failure'; failure: LogtoBearerError }
@@ -73,7 +76,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
   constructor(options: LogtoBearerOptions, verify?: BearerVerifyFunction | BearerVerifyFunctionWithRequest) {
     super();
     this.settings = resolveBearerSettings(options);
-    checkVerifyArgument(verify, this.settings.passReqToCallback);
+    checkVerifyArgument(verify, this.settings.passReqToCallback, 2, '(claims, done) or async (claims) => user');
     this.name = this.settings.name;
     this.verify = verify;
     this.checks = new AccessTokenChecks(this.settings);
@@ -87,6 +90,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
   override authenticate(req: Request, options: LogtoBearerRouteOptions = {}): void {
     let routeScopes: readonly string[];
     try {
+      refuseUnknownRequestOptions(options, bearerRouteOptionNames, routeOptionsWhat);
       routeScopes = scopeList(options.requiredScopes, 'requiredScopes');
     } catch (error) {
       this.error(asError(error));
@@ -153,6 +157,7 @@ export class LogtoBearerStrategy extends PassportStrategy {
    * `req.authInfo` and calls `next()`, or answers 400/401/403 with a `WWW-Authenticate` challenge.
    */
   middleware(options: LogtoBearerRouteOptions = {}): RequestHandler {
+    refuseUnknownRequestOptions(options, bearerRouteOptionNames, routeOptionsWhat);
     const routeScopes = scopeList(options.requiredScopes, 'requiredScopes');
     return (req, res, next) => {
       this.outcomeFor(req, routeScopes)

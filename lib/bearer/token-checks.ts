@@ -3,7 +3,7 @@ import type { BearerSettings } from './configuration.js';
 import { describeRejection, LogtoBearerError } from './errors.js';
 import type { AccessTokenClaims } from '../logto/claims.js';
 import { isLogtoError } from '../errors.js';
-import { organizationAudience } from '../logto/scopes.js';
+import { buildOrganizationUrn } from '../logto/scopes.js';
 import { TokenVerifier } from '../logto/token-verifier.js';
 
 /*
@@ -19,7 +19,7 @@ export interface CheckedToken {
   organizationId: string | undefined;
 }
 
-const organizationAudiencePrefix = organizationAudience('');
+const organizationAudiencePrefix = buildOrganizationUrn('');
 
 /** The checks of one LogtoBearerStrategy, with its JWKS cache; throws LogtoBearerError for a token to refuse. */
 export class AccessTokenChecks {
@@ -85,7 +85,7 @@ export class AccessTokenChecks {
     // request is about; a route about none must not take one of any organization.
     if (
       expectedOrganization === undefined && tokenOrganization !== undefined && claims.organization_id === undefined
-      && !this.settings.organizationUnchecked && !this.settings.audiences.includes(organizationAudience(tokenOrganization))
+      && !this.settings.organizationUnchecked && !this.settings.audiences.includes(buildOrganizationUrn(tokenOrganization))
     ) {
       throw new LogtoBearerError('insufficient_scope', 'Organization tokens are accepted here only for the organization the request is about, and it names none.');
     }

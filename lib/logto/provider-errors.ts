@@ -41,7 +41,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
     return new LogtoError(code, `Logto refused to ${action} with "${error.error}"${description}.`, {
       ...cause,
       oauthError: error.error,
-      status: error.status,
+      providerStatus: error.status,
     });
   }
   if (error instanceof oidc.ClientError) {
@@ -60,7 +60,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
       case 'OAUTH_RESPONSE_IS_NOT_CONFORM': {
         const status = statusOf(error.cause);
         if (status !== undefined && status >= 500) {
-          return new LogtoError('provider_error', `Logto answered HTTP ${status} when trying to ${action}.`, { ...cause, status });
+          return new LogtoError('provider_error', `Logto answered HTTP ${status} when trying to ${action}.`, { ...cause, providerStatus: status });
         }
         break;
       }

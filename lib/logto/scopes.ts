@@ -74,7 +74,7 @@ export function buildOrganizationUrn(organizationId: string): string {
   return `${organizationUrnPrefix}${organizationId}`;
 }
 
-/** The name passport-logto 0.1.0 gave {@link buildOrganizationUrn}. */
+/** @deprecated The name passport-logto 0.1.0 gave {@link buildOrganizationUrn}, Logto's name: use that. */
 export const organizationAudience = buildOrganizationUrn;
 
 /**

@@ -98,7 +98,7 @@ export class TokenVerifier {
         [customFetch]: async (url: string, init: RequestInit) => {
           const response = this.options.fetch ? ((await this.options.fetch(url, init as LogtoFetchInit)) as Response) : await fetch(url, init);
           if (response.status >= 500) {
-            throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { status: response.status });
+            throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { providerStatus: response.status });
           }
           return response;
         },

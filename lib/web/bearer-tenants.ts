@@ -1,4 +1,4 @@
-import { Strategy as PassportStrategy } from 'passport-strategy';
+import { PassportStrategy } from '../passport-strategy.js';
 import type { Request, RequestHandler } from 'express';
 import type { LogtoBearerOptions } from '../bearer/configuration.js';
 import {

@@ -112,6 +112,17 @@ export class LogtoClient {
     return this.loadedRecord()?.refreshToken;
   }
 
+  /**
+   * The scopes Logto granted at sign-in (Logto's `getContext().scopes`): the `scope` of its
+   * token endpoint's answer to the code exchange, which can be fewer than were asked for (Logto
+   * drops `offline_access` without consent, say). Empty when signed out. Needs the tokens loaded,
+   * as the other getters.
+   */
+  get scopes(): string[] {
+    const granted = this.loadedRecord()?.accessToken?.scope;
+    return granted === undefined ? [] : granted.split(' ').filter(Boolean);
+  }
+
   /** The claims of the stored ID token, verified when it was stored. */
   getIdTokenClaims(): IdTokenClaims {
     const record = this.loadedRecord();

@@ -1,5 +1,8 @@
+import type { AuthenticateOptions } from 'passport';
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
+import { signInResources } from '../logto/scopes.js';
+import { refuseUnknownRequestOptions } from '../options.js';
 
 /** Screens that Logto can open first (`first_screen`). */
 export const FirstScreen = {
@@ -27,40 +30,89 @@ export type Prompt = (typeof Prompt)[keyof typeof Prompt];
 
 export type SignInIdentifier = 'email' | 'phone' | 'username';
 
-/** Per-request sign-in options, given to `passport.authenticate('logto', options)`. */
+/**
+ * Per-request sign-in options, given to `passport.authenticate('logto', options)`. Every field
+ * takes `undefined` as "not given", so that they type-check with `exactOptionalPropertyTypes`.
+ */
 export interface LogtoSignInOptions {
   /** The screen Logto shows first, e.g. `register` for a sign-up link. */
-  firstScreen?: FirstScreen;
+  firstScreen?: FirstScreen | undefined;
   /** The identifiers the first screen offers. */
-  identifiers?: readonly SignInIdentifier[];
+  identifiers?: readonly SignInIdentifier[] | undefined;
   /**
    * Prefills the identifier (an email address, say). With `oneTimeToken`, the email address the
    * token was issued for.
    */
-  loginHint?: string;
+  loginHint?: string | undefined;
   /**
    * A one-time token from Logto's Management API (`POST /api/one-time-tokens`), for magic links and
    * organization invitations: Logto signs the user in without a password, once. Needs `loginHint`
    * set to the email address the token was issued for.
    */
-  oneTimeToken?: string;
+  oneTimeToken?: string | undefined;
   /** Skips Logto's page and goes straight to a social or enterprise SSO connector. */
-  directSignIn?: { method: 'social' | 'sso'; target: string };
+  directSignIn?: { method: 'social' | 'sso'; target: string } | undefined;
   /** Overrides the configured `prompt` for this sign-in. */
-  prompt?: string;
+  prompt?: string | undefined;
   /** Uses this organization's sign-in experience. It does not produce an organization token. */
-  organizationId?: string;
+  organizationId?: string | undefined;
   /** Preferred languages of Logto's pages, e.g. `fr-CA fr en`. */
-  uiLocales?: string;
+  uiLocales?: string | undefined;
+  /**
+   * Scopes to ask for in this sign-in on top of the configured ones (which it never removes): an
+   * array, or a space-separated string. Passport's name for it; `scopes` is the same. Typed as
+   * Passport types it, so that a {@link LogtoAuthenticateOptions} passes for its `AuthenticateOptions`.
+   */
+  scope?: string | string[] | undefined;
+  /** Scopes to ask for in this sign-in on top of the configured ones; see `scope`. */
+  scopes?: readonly string[] | undefined;
   /** More authorization parameters; they cannot replace the ones passport-logto sets for security. */
-  extraParams?: Readonly<Record<string, string>>;
+  extraParams?: Readonly<Record<string, string>> | undefined;
   /** A same-origin path to land on after sign-in; `req.session.returnTo` is used when absent. */
-  returnTo?: string;
+  returnTo?: string | undefined;
 }
 
-declare module 'passport' {
-  // Lets `passport.authenticate('logto', { firstScreen: 'register' })` type-check.
-  interface AuthenticateOptions extends LogtoSignInOptions {}
+/**
+ * What `passport.authenticate('logto', options)` takes: Passport's own options (`failureRedirect`,
+ * `successReturnToOrRedirect`, ...) and {@link LogtoSignInOptions}. passport-logto does not add its
+ * options to Passport's global `AuthenticateOptions`, so that they do not type-check for other
+ * strategies; give them through a value of this type:
+ * `const signUp: LogtoAuthenticateOptions = { firstScreen: 'register' }; passport.authenticate('logto', signUp)`.
+ * Passport's `state` is left out: passport-logto makes its own and refuses one given.
+ */
+export interface LogtoAuthenticateOptions extends Omit<AuthenticateOptions, 'scope' | 'state' | 'prompt'>, LogtoSignInOptions {}
+
+/** The keys of {@link LogtoSignInOptions}. */
+const signInOptionNames = new Set([
+  'firstScreen', 'identifiers', 'loginHint', 'oneTimeToken', 'directSignIn', 'prompt', 'organizationId', 'uiLocales', 'scope', 'scopes',
+  'extraParams', 'returnTo',
+]);
+
+/**
+ * Refuses a per-request option that neither passport-logto nor Passport knows (`state`, `callbackURL`,
+ * a misspelt `firstscreen`, ...): ignored, it would leave the app believing it took effect.
+ */
+export function checkAuthenticateOptions(options: unknown): LogtoSignInOptions {
+  refuseUnknownRequestOptions(options, signInOptionNames, 'a sign-in option of passport-logto or Passport (see LogtoAuthenticateOptions)');
+  return (options ?? {}) as LogtoSignInOptions;
+}
+
+/** The scopes of `scope` and `scopes`, each a list of words (or, for `scope`, a space-separated string). */
+function requestScopes(options: LogtoSignInOptions): string[] {
+  const scopes: string[] = [];
+  for (const option of ['scope', 'scopes'] as const) {
+    const value: unknown = options[option];
+    if (value === undefined) continue;
+    const list: unknown = typeof value === 'string' && option === 'scope' ? value.split(/\s+/).filter(Boolean) : value;
+    if (!Array.isArray(list) || !list.every((item) => typeof item === 'string' && item !== '' && !/\s/.test(item))) {
+      throw new LogtoError(
+        'invalid_config',
+        `passport-logto: the sign-in option \`${option}\` must be an array of scope names without spaces${option === 'scope' ? ', or a space-separated string' : ''}; check where the route takes it from (req.query values can be arrays of anything).`,
+      );
+    }
+    scopes.push(...(list as string[]));
+  }
+  return scopes;
 }
 
 /** Parameters that passport-logto sets for security and that `extraParams` may not replace. */
@@ -89,8 +141,10 @@ export function authorizationParameters(config: ResolvedConfig, options: LogtoSi
   }
   parameters.set('redirect_uri', config.callbackURL);
   parameters.set('response_type', 'code');
-  parameters.set('scope', config.scopes.join(' '));
-  for (const resource of config.resources) parameters.append('resource', resource);
+  // The configured scopes (with the reserved ones) stay: refreshes and organization tokens count on them.
+  const scopes = [...new Set([...config.scopes, ...requestScopes(options)])];
+  parameters.set('scope', scopes.join(' '));
+  for (const resource of signInResources(config.resources, scopes)) parameters.append('resource', resource);
   parameters.set('prompt', options.prompt ?? config.prompt);
   if (options.firstScreen) parameters.set('first_screen', options.firstScreen);
   if (options.identifiers?.length) parameters.set('identifier', options.identifiers.join(' '));

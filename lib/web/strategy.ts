@@ -1,5 +1,5 @@
 import * as oidc from 'openid-client';
-import { Strategy as PassportStrategy } from 'passport-strategy';
+import { PassportStrategy } from '../passport-strategy.js';
 import type { Request, RequestHandler } from 'express';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
@@ -20,8 +20,17 @@ import { sessionOf, SessionReference } from '../store/session-reference.js';
 import { callbackParametersOf } from './callback-parameters.js';
 import { SignInCallback, type CallbackOutcome } from './sign-in-callback.js';
 import { SignInRecords } from '../store/sign-in-records.js';
-import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
-import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
+import { authorizationParameters, checkAuthenticateOptions, type LogtoAuthenticateOptions, type LogtoSignInOptions } from './sign-in-options.js';
+import {
+  maxVerifyParameters,
+  verifiedUser,
+  verifySignatures,
+  type AnyVerifyFunction,
+  type ProfileVerifyFunction,
+  type ProfileVerifyFunctionWithRequest,
+  type VerifyFunction,
+  type VerifyFunctionWithRequest,
+} from './verify-context.js';
 import { checkVerifyArgument } from '../verify-callback.js';
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
@@ -45,11 +54,13 @@ export class LogtoStrategy extends PassportStrategy {
   private indexSessions: boolean;
 
   constructor(options: LogtoStrategyOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest);
+  constructor(options: LogtoStrategyOptions & { passReqToCallback: true }, verify: ProfileVerifyFunctionWithRequest);
   constructor(options: LogtoStrategyOptions, verify?: VerifyFunction);
-  constructor(options: LogtoStrategyOptions, verify?: VerifyFunction | VerifyFunctionWithRequest) {
+  constructor(options: LogtoStrategyOptions, verify: ProfileVerifyFunction);
+  constructor(options: LogtoStrategyOptions, verify?: AnyVerifyFunction) {
     super();
     this.config = resolveConfig(options);
-    checkVerifyArgument(verify, this.config.passReqToCallback);
+    checkVerifyArgument(verify, this.config.passReqToCallback, maxVerifyParameters, verifySignatures);
     this.name = this.config.name;
     this.indexSessions = this.config.backchannelLogout === true;
     const config = this.config;
@@ -225,12 +236,19 @@ export class LogtoStrategy extends PassportStrategy {
   }
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
-  override authenticate(req: Request, options: LogtoSignInOptions = {}): void {
+  override authenticate(req: Request, options?: LogtoAuthenticateOptions): void {
+    let signInOptions: LogtoSignInOptions;
+    try {
+      signInOptions = checkAuthenticateOptions(options);
+    } catch (error) {
+      this.settle(req, () => this.report(error));
+      return;
+    }
     const parameters = callbackParametersOf(req);
     if (parameters) {
       void this.callback.handle(req, parameters).then((outcome) => this.settle(req, () => this.finish(outcome)));
     } else {
-      void this.startSignIn(req, options);
+      void this.startSignIn(req, signInOptions);
     }
   }
 

@@ -1,10 +1,10 @@
-import { Strategy as PassportStrategy } from 'passport-strategy';
+import { PassportStrategy } from '../passport-strategy.js';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { BackchannelLogoutOptions } from './back-channel-logout.js';
 import type { LogtoClient } from './client.js';
 import type { LogtoStrategyOptions } from '../configuration.js';
 import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
-import type { LogtoSignInOptions } from './sign-in-options.js';
+import type { LogtoAuthenticateOptions } from './sign-in-options.js';
 import { logOutOfPassport, type SignOutOptions } from './sign-out.js';
 import { LogtoStrategy } from './strategy.js';
 import { forgetPassportUser, sessionCheckHandler, type SignInState } from './session-check.js';
@@ -19,7 +19,13 @@ import {
   type PassportActions,
   type TenantSelector,
 } from './tenant-selection.js';
-import type { VerifyFunction, VerifyFunctionWithRequest } from './verify-context.js';
+import type {
+  AnyVerifyFunction,
+  ProfileVerifyFunction,
+  ProfileVerifyFunctionWithRequest,
+  VerifyFunction,
+  VerifyFunctionWithRequest,
+} from './verify-context.js';
 
 /** A tenant's options: those of {@link LogtoStrategy}, less what {@link LogtoTenants} sets for every tenant. */
 export type LogtoTenantOptions = Omit<LogtoStrategyOptions, 'name' | 'sessionKey' | 'passReqToCallback'>;
@@ -96,8 +102,10 @@ export class LogtoTenants extends PassportStrategy {
   private readonly userTenantKey: string;
 
   constructor(options: LogtoTenantsOptions & { passReqToCallback: true }, verify: VerifyFunctionWithRequest);
+  constructor(options: LogtoTenantsOptions & { passReqToCallback: true }, verify: ProfileVerifyFunctionWithRequest);
   constructor(options: LogtoTenantsOptions, verify?: VerifyFunction);
-  constructor(options: LogtoTenantsOptions, verify?: VerifyFunction | VerifyFunctionWithRequest) {
+  constructor(options: LogtoTenantsOptions, verify: ProfileVerifyFunction);
+  constructor(options: LogtoTenantsOptions, verify?: AnyVerifyFunction) {
     super();
     const common = checkCommon('LogtoTenants', options);
     this.name = common.name ?? 'logto';
@@ -284,7 +292,7 @@ export class LogtoTenants extends PassportStrategy {
    * Passport calls this for both legs of the sign-in; the request's tenant handles it. A request
    * that no tenant serves fails with `unknown_tenant` and 404.
    */
-  override authenticate(req: Request, options?: LogtoSignInOptions): void {
+  override authenticate(req: Request, options?: LogtoAuthenticateOptions): void {
     const outer = this as unknown as PassportActions;
     let tenant: string;
     try {

@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import type { IdTokenClaims, UserInfoResponse } from '../logto/claims.js';
 import { profileClaims } from '../logto/claims.js';
 import type { LogtoConnection } from '../logto/connection.js';
+import { profileOf, type LogtoProfile } from '../logto/profile.js';
 import type { TokenRecord } from '../store/token-record.js';
 import { runVerify, type Verified, type VerifyDone, type VerifyResult } from '../verify-callback.js';
 
@@ -31,6 +32,8 @@ export interface LogtoVerifyContext {
   tokens: LogtoTokenResponse;
   /** The user that passport-logto would log in without a verify function. */
   profile: LogtoUser;
+  /** The same user as Passport's normalized profile (`provider: 'logto'`, `displayName`, `emails`, ...). */
+  passportProfile: LogtoProfile;
   /** Asks Logto's userinfo endpoint, for claims that only it returns (custom_data, identities, ...). */
   fetchUserInfo(): Promise<UserInfoResponse>;
 }
@@ -41,10 +44,27 @@ export type VerifyFunctionWithRequest = (
   context: LogtoVerifyContext,
   done: VerifyDone,
 ) => void | Promise<VerifyResult>;
+/**
+ * passport-openidconnect's verify function `(issuer, profile, done)`, which an app that moves from
+ * it keeps: told apart from {@link VerifyFunction} by its three parameters. `issuer` is Logto's
+ * (`${endpoint}/oidc`).
+ */
+export type ProfileVerifyFunction = (issuer: string, profile: LogtoProfile, done: VerifyDone) => void | Promise<void>;
+/** {@link ProfileVerifyFunction} with `passReqToCallback: true`: `(req, issuer, profile, done)`. */
+export type ProfileVerifyFunctionWithRequest = (req: Request, issuer: string, profile: LogtoProfile, done: VerifyDone) => void | Promise<void>;
+
+/** Every form of LogtoStrategy's verify function. */
+export type AnyVerifyFunction = VerifyFunction | VerifyFunctionWithRequest | ProfileVerifyFunction | ProfileVerifyFunctionWithRequest;
+
+/** The verify functions' signatures, for the message that refuses one with too many parameters. */
+export const verifySignatures = '(context, done), async (context) => user, or (issuer, profile, done) as with passport-openidconnect';
+
+/** How many parameters a verify function may declare, `req` aside: passport-openidconnect's form has three. */
+export const maxVerifyParameters = 3;
 
 /** What {@link verifiedUser} needs of the strategy. */
 export interface VerifySetting {
-  verify: VerifyFunction | VerifyFunctionWithRequest | undefined;
+  verify: AnyVerifyFunction | undefined;
   passReqToCallback: boolean;
   provider: LogtoConnection;
 }
@@ -54,10 +74,23 @@ export function verifiedUser(setting: VerifySetting, req: Request, claims: IdTok
   const { verify, provider } = setting;
   const profile: LogtoUser = { ...profileClaims(claims), id: claims.sub };
   if (!verify) return Promise.resolve({ user: profile, info: undefined });
+  const passportProfile = profileOf(claims);
+  const offset = setting.passReqToCallback ? 1 : 0;
+  if (verify.length - offset >= 3) {
+    // passport-openidconnect's (issuer, profile, done): it gets the profile, not the context.
+    const issuer = claims.iss;
+    if (setting.passReqToCallback) {
+      const withRequest = verify as ProfileVerifyFunctionWithRequest;
+      return runVerify((done) => withRequest(req, issuer, passportProfile, done), true);
+    }
+    const plain = verify as ProfileVerifyFunction;
+    return runVerify((done) => plain(issuer, passportProfile, done), true);
+  }
   const accessToken = record.accessToken;
   const context: LogtoVerifyContext = {
     claims,
     profile,
+    passportProfile,
     tokens: {
       idToken: record.idToken,
       accessToken: accessToken?.token ?? '',

@@ -15,6 +15,7 @@ import {
   UserScope,
   type AccessTokenClaims,
   type LogtoBearerOptions,
+  type LogtoBearerRouteOptions,
   type LogtoStrategy,
 } from '../../lib/index.js';
 import { startApp, type RunningApp } from '../support/app.js';
@@ -206,7 +207,7 @@ describe('LogtoBearerStrategy against the Logto-compatible provider', () => {
       for (const strategy of [shared, organizations, anyOrganization, organizationApi, flexible, withVerify, lateDone, withRequest]) passport.use(strategy);
       const session = { session: false };
       app.get('/passport/items', passport.authenticate('logto-bearer', session), showAuth);
-      app.get('/passport/items/write', passport.authenticate('logto-bearer', { ...session, requiredScopes: ['write:items'] }), showAuth);
+      app.get('/passport/items/write', passport.authenticate('logto-bearer', { ...session, requiredScopes: ['write:items'] } as LogtoBearerRouteOptions), showAuth);
       app.get('/passport/orgs/:org/members', passport.authenticate('organizations', session), showAuth);
       // The same strategy on a route that names no organization.
       app.get('/passport/members', passport.authenticate('organizations', session), showAuth);

@@ -7,7 +7,18 @@ import passport = require('passport');
 import passportLogto = require('passport-logto');
 
 import type * as esm from 'passport-logto' with { 'resolution-mode': 'import' };
-import type { LogtoUser } from 'passport-logto';
+// The app's own user and auth info, which the verify functions and req.authInfo are typed from.
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface User {
+      id: string;
+    }
+    interface AuthInfo extends Partial<LogtoBearerAuthInfo> {}
+  }
+}
+
+import type { LogtoAuthenticateOptions, LogtoBearerAuthInfo, LogtoBearerRouteOptions, LogtoProfile, LogtoUser, VerifyDone } from 'passport-logto';
 
 const { LogtoBearerStrategy, LogtoError, LogtoStrategy, LogtoTenants, UserScope, byPath, isLogtoError } = passportLogto;
 
@@ -56,9 +67,38 @@ app.use(passport.initialize());
 app.use(passport.session());
 
 app.get('/sign-in', passport.authenticate('logto'));
-app.get('/sign-up', passport.authenticate('logto', { firstScreen: 'register' }));
+// passport-logto's options are not Passport's: they type-check as LogtoAuthenticateOptions only.
+const signUp: LogtoAuthenticateOptions = { firstScreen: 'register', scope: ['phone'], loginHint: undefined, failureRedirect: '/' };
+app.get('/sign-up', passport.authenticate('logto', signUp));
+// @ts-expect-error not one of Passport's options: no other strategy gets firstScreen
+app.get('/google', passport.authenticate('google', { firstScreen: 'register' }));
 // @ts-expect-error not a screen Logto knows
-app.get('/typo', passport.authenticate('logto', { firstScreen: 'registr' }));
+const typo: LogtoAuthenticateOptions = { firstScreen: 'registr' };
+// @ts-expect-error passport-logto makes its own state
+const withState: LogtoAuthenticateOptions = { state: 'fixed' };
+void typo;
+void withState;
+
+// A verify function's user is the app's Express.User; refusing takes a message.
+new LogtoStrategy({ endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'https://app.example/cb' }, (context, done) => {
+  if (context.claims.email === undefined) done(null, false, { message: 'An email address is needed.' });
+  else done(null, { id: context.claims.sub });
+});
+// @ts-expect-error not the app's Express.User
+new LogtoStrategy({ endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'https://app.example/cb' }, async () => ({ foo: 1 }));
+new LogtoStrategy(
+  { endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'https://app.example/cb' },
+  // @ts-expect-error not the app's Express.User
+  (_context, done) => done(null, { foo: 1 }),
+);
+// passport-openidconnect's verify function, with Passport's Profile.
+new LogtoStrategy(
+  { endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'https://app.example/cb' },
+  (issuer: string, profile: LogtoProfile, done: VerifyDone) => {
+    const standard: passport.Profile = profile;
+    done(null, { id: `${issuer}:${standard.id}` });
+  },
+);
 app.get('/callback', passport.authenticate('logto', { successReturnToOrRedirect: '/', failureRedirect: '/' }));
 app.post('/sign-out', logto.signOut());
 app.post('/log-out', (req, res, next) => {
@@ -77,8 +117,11 @@ app.post('/log-out-helper', (req, res, next) => {
   const loggedOut: Promise<void> = logto.logOut(req);
   loggedOut.then(() => tenants.logOut(req)).then(() => res.redirect('/'), next);
 });
-app.get('/api/items', passport.authenticate('logto-bearer', { session: false, requiredScopes: ['read:items'] }), (_req, res) => {
-  res.json([]);
+const readItems: LogtoBearerRouteOptions = { session: false, requiredScopes: ['read:items'] };
+app.get('/api/items', passport.authenticate('logto-bearer', readItems), (req, res) => {
+  const scopes: string[] | undefined = req.authInfo?.scopes;
+  const organizationId: string | undefined = req.authInfo?.organizationId;
+  res.json({ scopes, organizationId });
 });
 
 app.get('/me', logto.authenticated(), async (req, res) => {
@@ -86,7 +129,8 @@ app.get('/me', logto.authenticated(), async (req, res) => {
   if (client === undefined) return;
   const claims = client.getIdTokenClaims();
   const token: string = await client.getAccessToken('https://api.example.com');
-  res.json({ sub: claims.sub, token: token.length });
+  const granted: string[] = client.scopes;
+  res.json({ sub: claims.sub, token: token.length, granted });
 });
 
 app.use((error: unknown, _req: express.Request, res: express.Response, next: express.NextFunction) => {
@@ -105,7 +149,10 @@ app.use((error: unknown, _req: express.Request, res: express.Response, next: exp
     return;
   }
   if (error instanceof LogtoError) {
-    const status: number = error.statusCode;
+    const status: number = error.status;
+    const same: number = error.statusCode;
+    const fromLogto: number | undefined = error.providerStatus;
+    console.warn(same, fromLogto);
     const shown: boolean = error.expose;
     res.status(status).send(shown ? error.message : 'Something went wrong');
     return;
