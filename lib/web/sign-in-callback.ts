@@ -9,6 +9,8 @@ import type { TokenEndpointResponse } from '../logto/connection.js';
 import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from '../verify-callback.js';
+import type { SignInHosts } from './sign-in-host.js';
+import { debug } from '../debug.js';
 
 /** What the callback ends in, for the strategy to hand to Passport. */
 export type CallbackOutcome =
@@ -37,6 +39,8 @@ const markPollInterval = 50;
 const interactionNeeded = new Set(['login_required', 'interaction_required', 'consent_required', 'account_selection_required']);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Emitted once per process: the warning is about the app's setup. */
+let warnedNoRefreshToken = false;
 
 /**
  * The callback leg. Logto revokes the whole grant when an authorization code is exchanged twice,
@@ -48,7 +52,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class SignInCallback {
   private readonly exchanges = new Map<string, Promise<string>>();
 
-  constructor(private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>) {}
+  constructor(
+    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>,
+    private readonly hosts?: SignInHosts,
+  ) {}
 
   async handle(req: Request, parameters: URLSearchParams): Promise<CallbackOutcome> {
     const progress: Progress = { used: false };
@@ -70,6 +77,7 @@ export class SignInCallback {
         // No response to set a cookie on: nothing to clear.
       }
     }
+    debug('callback: %s', describeOutcome(outcome));
     return outcome;
   }
 
@@ -82,6 +90,9 @@ export class SignInCallback {
     const state = readCallback(parameters);
     const pending = await this.pendingFor(req, state);
     checkIssuer(parameters, this.context.config.issuer);
+    // Without its cookie, a sign-in that started on another host can never finish here: say why.
+    const otherHost = pending === 'unknown' ? this.hosts?.mismatch(req, state) : undefined;
+    if (otherHost) throw otherHost;
     if (pending === 'expired') {
       progress.used = true;
       throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
@@ -174,6 +185,7 @@ export class SignInCallback {
     try {
       response = await this.exchangeCode(parameters, pending);
       if (!response.id_token) throw new LogtoError('invalid_id_token', 'Logto returned no ID token.');
+      if (!response.refresh_token) this.noRefreshToken();
     } catch (error) {
       await records.setMark(store, markKey, { s: 'failed' } satisfies CallbackMark, this.markTtl()).catch(() => undefined);
       throw error;
@@ -246,9 +258,42 @@ export class SignInCallback {
     return this.context.provider.exchangeCode(url, { codeVerifier: pending.codeVerifier, state: pending.state, nonce: pending.nonce });
   }
 
+  /** Logto drops offline_access unless `prompt` has consent: the sign-in works, but no token can be refreshed or asked for later. */
+  private noRefreshToken(): void {
+    const { scopes, prompt } = this.context.config;
+    if (!scopes.includes('offline_access')) {
+      debug('callback: no refresh token (offline_access is not among the scopes), so no access token can be asked for later');
+      return;
+    }
+    const message = 'Logto issued no refresh token although offline_access was asked for: Logto grants offline_access only when `prompt` '
+      + `includes consent (the configured prompt is "${prompt}", and a sign-in may override it). Access tokens and refreshes will fail `
+      + 'for this sign-in; keep the default prompt (consent), or add consent to it.';
+    debug('callback: %s', message);
+    if (warnedNoRefreshToken) return;
+    warnedNoRefreshToken = true;
+    process.emitWarning(`passport-logto: ${message}`, { code: 'PASSPORT_LOGTO_NO_REFRESH_TOKEN' });
+  }
+
   /** How long a `state`'s mark is kept: as long as the sign-in may take. */
   private markTtl(): number {
     return this.context.config.signInTimeout * 1000;
+  }
+}
+
+/** Why the callback ended as it did, for the debug log: codes and messages only, never a token. */
+function describeOutcome(outcome: CallbackOutcome): string {
+  switch (outcome.kind) {
+    case 'success':
+      return 'signed in';
+    case 'refused':
+      return 'the verify function refused the user (Passport fail)';
+    case 'redirect':
+      return `Logto could not sign in silently; back to ${outcome.url}, signed out`;
+    case 'failure': {
+      const { error } = outcome;
+      if (!(error instanceof LogtoError)) return `the app's verify function failed (${error instanceof Error ? error.name : typeof error})`;
+      return `failed with ${error.code} (${isCausedByRequest(error) ? 'Passport fail' : 'Passport error'}): ${error.message}`;
+    }
   }
 }
 

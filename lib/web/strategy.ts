@@ -20,9 +20,12 @@ import { SignInRecords } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
 import { checkVerifyArgument } from '../verify-callback.js';
+import { isProxied, SignInHosts } from './sign-in-host.js';
+import { debug } from '../debug.js';
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
+let warnedOtherHost = false;
 
 export class LogtoStrategy extends PassportStrategy {
   name: string;
@@ -32,6 +35,7 @@ export class LogtoStrategy extends PassportStrategy {
   /** What the handlers work with, built once here. */
   private readonly context: LogtoContext;
   private readonly callback: SignInCallback;
+  private readonly signInHosts: SignInHosts;
   /** Where the route guard keeps the page to come back to after the next sign-in. */
   private get returnToCookie(): string {
     return `${this.config.name}.return`;
@@ -71,7 +75,8 @@ export class LogtoStrategy extends PassportStrategy {
       userFor: (req, claims, record) => verifiedUser({ verify, passReqToCallback: config.passReqToCallback, provider }, req, claims, record),
       startSignIn: (req, options, silent) => this.prepareSignIn(req, options, silent),
     };
-    this.callback = new SignInCallback(this.context);
+    this.signInHosts = new SignInHosts(config.appSecret, config.callbackURL);
+    this.callback = new SignInCallback(this.context, this.signInHosts);
   }
 
   /**
@@ -242,7 +247,9 @@ export class LogtoStrategy extends PassportStrategy {
   private async prepareSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
     const session = sessionOf(req);
     const codeVerifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
+    const startHost = this.signInHosts.hostOf(req);
+    if (startHost !== undefined && startHost !== this.signInHosts.callbackHost) this.warnOtherHost(req, startHost);
+    const state = this.signInHosts.state(startHost);
     const nonce = oidc.randomNonce();
     const parameters = this.authorizationParameters(options);
     parameters.set('state', state);
@@ -256,7 +263,30 @@ export class LogtoStrategy extends PassportStrategy {
     }
     const returnTo = safeReturnTo(options.returnTo ?? remembered ?? session.returnTo);
     await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }), ...(silent ? { silent } : {}) });
+    debug(
+      'sign-in: sending the browser to Logto%s with redirect_uri=%s, prompt=%s, scope=%s%s (if Logto answers invalid_redirect_uri, register that URI for the app %s)',
+      silent ? ' silently (prompt=none)' : '',
+      this.config.callbackURL,
+      parameters.get('prompt'),
+      parameters.get('scope'),
+      parameters.has('resource') ? `, resource=${parameters.getAll('resource').join(' ')}` : '',
+      this.config.appId,
+    );
     return url;
+  }
+
+  /** The started sign-in's cookie will stay on the start host: say so now, not only at the failed callback. */
+  private warnOtherHost(req: Request, startHost: string): void {
+    const { callbackHost } = this.signInHosts;
+    debug('sign-in: started on %s, but Logto will send the browser back to %s (callbackURL); the started sign-in\'s cookie will not be there', startHost, callbackHost);
+    // Behind a proxy the Host header may be the proxy's own name, not the browser's: no warning then.
+    if (warnedOtherHost || isProxied(req)) return;
+    warnedOtherHost = true;
+    process.emitWarning(
+      `passport-logto: a sign-in started on ${startHost}, but callbackURL is on ${callbackHost}. Browsers keep cookies per host, so the `
+        + `callback will not find the started sign-in. Open the app at ${callbackHost}, or redirect other hosts to it.`,
+      { code: 'PASSPORT_LOGTO_SIGN_IN_HOST' },
+    );
   }
 
   /**
