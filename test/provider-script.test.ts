@@ -118,6 +118,8 @@ describe('npm run provider', () => {
     assert.equal(settings.LOGTO_APP_ID, 'local-passport-logto-app');
     assert.equal(settings.LOGTO_APP_SECRET, 'local-secret-for-development-only');
     const output = script.output();
+    // The fourth variable the Quick start needs: a random session secret.
+    assert.match(output, /^  export SESSION_SECRET=[\w-]{32}$/m);
     assert.match(output, /Users: +demo \/ demo-password/);
     assert.match(output, /API resource: +https:\/\/api\.example\.com, permissions read:items write:items/);
     assert.match(output, /Organizations: +org-acme, org-globex/);

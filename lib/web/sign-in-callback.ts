@@ -39,8 +39,6 @@ const markPollInterval = 50;
 const interactionNeeded = new Set(['login_required', 'interaction_required', 'consent_required', 'account_selection_required']);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-/** Emitted once per process: the warning is about the app's setup. */
-let warnedNoRefreshToken = false;
 
 /**
  * The callback leg. Logto revokes the whole grant when an authorization code is exchanged twice,
@@ -258,20 +256,10 @@ export class SignInCallback {
     return this.context.provider.exchangeCode(url, { codeVerifier: pending.codeVerifier, state: pending.state, nonce: pending.nonce });
   }
 
-  /** Logto drops offline_access unless `prompt` has consent: the sign-in works, but no token can be refreshed or asked for later. */
+  /** Logto drops offline_access unless `prompt` has consent (the sign-in start warns about that): the sign-in works, but no token can be asked for later. */
   private noRefreshToken(): void {
-    const { scopes, prompt } = this.context.config;
-    if (!scopes.includes('offline_access')) {
-      debug('callback: no refresh token (offline_access is not among the scopes), so no access token can be asked for later');
-      return;
-    }
-    const message = 'Logto issued no refresh token although offline_access was asked for: Logto grants offline_access only when `prompt` '
-      + `includes consent (the configured prompt is "${prompt}", and a sign-in may override it). Access tokens and refreshes will fail `
-      + 'for this sign-in; keep the default prompt (consent), or add consent to it.';
-    debug('callback: %s', message);
-    if (warnedNoRefreshToken) return;
-    warnedNoRefreshToken = true;
-    process.emitWarning(`passport-logto: ${message}`, { code: 'PASSPORT_LOGTO_NO_REFRESH_TOKEN' });
+    const asked = this.context.config.scopes.includes('offline_access');
+    debug('callback: Logto issued no refresh token (%s), so no access token can be asked for later in this sign-in', asked ? 'offline_access needs prompt=consent' : 'offline_access is not among the scopes');
   }
 
   /** How long a `state`'s mark is kept: as long as the sign-in may take. */

@@ -26,6 +26,7 @@ import { debug } from '../debug.js';
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
 let warnedOtherHost = false;
+let warnedNoConsent = false;
 
 export class LogtoStrategy extends PassportStrategy {
   name: string;
@@ -95,9 +96,10 @@ export class LogtoStrategy extends PassportStrategy {
   authenticated(options?: AuthenticatedOptions): RequestHandler;
   authenticated(options: AuthenticatedOptions, handler: LogtoHandler): RequestHandler[];
   authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
-    const guard = authenticatedGuard((req) => this.client(req), options, (req, returnTo) =>
-      appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') }),
-    );
+    const guard = authenticatedGuard((req) => this.client(req), options, (req, returnTo) => {
+      debug('guard: %s %s has no live sign-in; sending the browser to sign in, back here afterwards', req.method, req.path);
+      appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') });
+    });
     return handler === undefined ? guard : [guard, withLogto(handler)];
   }
 
@@ -263,6 +265,7 @@ export class LogtoStrategy extends PassportStrategy {
     }
     const returnTo = safeReturnTo(options.returnTo ?? remembered ?? session.returnTo);
     await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }), ...(silent ? { silent } : {}) });
+    if (!silent) this.warnNoConsent(parameters);
     debug(
       'sign-in: sending the browser to Logto%s with redirect_uri=%s, prompt=%s, scope=%s%s (if Logto answers invalid_redirect_uri, register that URI for the app %s)',
       silent ? ' silently (prompt=none)' : '',
@@ -273,6 +276,19 @@ export class LogtoStrategy extends PassportStrategy {
       this.config.appId,
     );
     return url;
+  }
+
+  /** Logto drops offline_access unless prompt has consent: the sign-in works, but it gets no refresh token. */
+  private warnNoConsent(parameters: URLSearchParams): void {
+    const prompt = parameters.get('prompt') ?? '';
+    if (!(parameters.get('scope') ?? '').split(' ').includes('offline_access') || prompt.split(' ').includes('consent')) return;
+    const message = `a sign-in asks for offline_access with prompt=${prompt}, but Logto grants offline_access only when prompt includes consent: `
+      + 'this sign-in will get no refresh token, so access tokens, organization tokens and refresh() will fail for it. '
+      + 'Keep the default prompt (consent), or add consent to it.';
+    debug('sign-in: %s', message);
+    if (warnedNoConsent) return;
+    warnedNoConsent = true;
+    process.emitWarning(`passport-logto: ${message}`, { code: 'PASSPORT_LOGTO_NO_REFRESH_TOKEN' });
   }
 
   /** The started sign-in's cookie will stay on the start host: say so now, not only at the failed callback. */
