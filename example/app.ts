@@ -164,7 +164,8 @@ export function createExampleApp(settings: ExampleSettings): Express {
       action: { href: '/sign-in', label: 'Try again' },
     }), 401);
   });
-  app.get('/sign-out', logto.signOut());
+  // A form posts it (see views.ts): a GET could be set off by a link or an image elsewhere.
+  app.post('/sign-out', logto.signOut());
 
   app.get('/protected', signedIn, (req, res) => {
     send(res, idTokenPage(contextOf(req), req.logto!.getIdTokenClaims()));
@@ -365,6 +366,12 @@ export function describeError(error: unknown, organizationId?: string): ErrorVie
     case 'missing_scope_organizations':
       // Configuration mistakes; the library's message says what to change.
       return { status: 400, title: 'This token cannot be had', message: error.message, action: signInAgain };
+    case 'invalid_client':
+    case 'invalid_redirect_uri':
+    case 'invalid_endpoint':
+    case 'invalid_target':
+      // Set-up mistakes: trying again will not help; the message says what to change.
+      return { status: 500, title: 'The app is not set up right for Logto', message: error.message };
     case 'provider_unreachable':
     case 'provider_timeout':
     case 'provider_error':

@@ -135,10 +135,10 @@ describe('the example in headless Chromium', () => {
     await shoot('08-not-a-member');
 
     // Sign-out goes through Logto's logout page, which submits itself by script, and comes home.
-    await page.click('a#sign-out');
+    await page.click('button#sign-out');
     await page.waitForURL(`${url}/`);
     assert.equal(await textOf('h1'), 'Welcome');
-    assert.equal(await page.locator('a#sign-out').count(), 0);
+    assert.equal(await page.locator('#sign-out').count(), 0);
     await shoot('09-signed-out');
 
     // A protected page now goes to sign-in, and on to Logto's login form: both sessions ended.
@@ -194,7 +194,7 @@ describe('the example in headless Chromium', () => {
     await person.waitForURL(`${url}/sign-in-failed`);
     assert.equal(await textOf('h1', person), 'Sign-in cancelled');
     assert.equal(await textOf('#cancelled-message', person), 'You cancelled the sign-in at Logto, so you are not signed in.');
-    assert.equal(await person.locator('a#sign-out').count(), 0);
+    assert.equal(await person.locator('#sign-out').count(), 0);
     await shoot('14-cancelled', person);
 
     await person.click('a#sign-in-again');

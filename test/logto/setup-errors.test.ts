@@ -146,7 +146,7 @@ describe('an API resource Logto does not know', () => {
     // Logto sends the browser back at once with error=invalid_target.
     const back = await browser.get(started.location!);
     assert.ok(back.location?.startsWith(running.callbackURL), `back to the callback, got ${back.status} ${back.location ?? back.text.slice(0, 200)}`);
-    const error = await callbackError(browser, running, back.location);
+    const error = await callbackError(browser, running, back.location ?? '');
     assertSetupError(error, 'invalid_target');
     assert.equal(error.oauthError, 'invalid_target');
     assert.ok(error.message.includes(unknown), error.message);
