@@ -98,11 +98,13 @@ export function createExampleApp(settings: ExampleSettings): Express {
   }
   app.use(authenticator.initialize());
   app.use(authenticator.session());
+  // The sign-out form's answer redirects to Logto's end-session endpoint, which form-action must allow too.
+  const formTargets = `'self' ${new URL(settings.endpoint).origin}`;
   app.use((_req, res, next) => {
     // Pages show claims: keep them out of caches, and allow no scripts at all.
     res.set({
       'Cache-Control': 'no-store',
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+      'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${formTargets}; base-uri 'none'; frame-ancestors 'none'`,
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'same-origin',
     });

@@ -183,6 +183,18 @@ async function startItemsApi(): Promise<string> {
 const exercises: Record<string, () => Promise<void>> = {
   async 'quick-start'() {
     const { base } = await load('quick-start');
+    // A failed sign-in: the failure page says why (failureMessage), once.
+    const failing = new TestBrowser();
+    const failed = await failing.get(`${base}/callback?code=x&state=made-up&iss=${encodeURIComponent(provider.issuer)}`);
+    assert.equal(failed.location, `${base}/sign-in-failed`);
+    const reason = await failing.get(`${base}/sign-in-failed`);
+    assert.equal(reason.status, 401);
+    assert.equal(
+      reason.text,
+      '<p>Sign-in failed: This sign-in is unknown to this browser or was already completed; start the sign-in again.</p><a href="/sign-in">Try again</a>',
+    );
+    assert.match((await failing.get(`${base}/sign-in-failed`)).text, /Sign-in failed: The sign-in did not complete\./, 'shown once');
+
     const browser = new TestBrowser();
     assert.match((await browser.get(`${base}/`)).text, /Sign in/);
     assert.equal((await signIn(browser, base)).location, `${base}/`);

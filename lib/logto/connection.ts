@@ -111,7 +111,8 @@ export class LogtoConnection {
       'invalid_endpoint',
       `\`endpoint\` (${this.config.endpoint}) does not lead to a Logto tenant: its discovery document ${url} ${what}. `
         + 'Set `endpoint` to the endpoint the Logto Console shows (https://<tenant>.logto.app or your custom domain), without /oidc.',
-      { cause: error, ...(status === undefined ? {} : { status }) },
+      // No `status` (Logto's 404 would be answered by Express's error handler): the message names it.
+      { cause: error },
     );
   }
 

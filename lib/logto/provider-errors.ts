@@ -34,9 +34,11 @@ const quoted = (value: string | undefined): string => (value === undefined ? 'th
  * fix; undefined for the others. Retrying never helps with these, so none of them reads as Logto
  * being down.
  */
-function setupError(oauthError: string, description: string | undefined, status: number | undefined, action: string, subject: ErrorSubject, cause: unknown): LogtoError | undefined {
+function setupError(oauthError: string, description: string | undefined, action: string, subject: ErrorSubject, cause: unknown): LogtoError | undefined {
   const said = `"${oauthError}"${description ? `: ${description}` : ''}`;
-  const options = { cause, oauthError, ...(status === undefined ? {} : { status }) };
+  // No `status`: Express's error handler would answer Logto's 400 or 401 for the app's own set-up
+  // mistake; Logto's status stays in `cause`.
+  const options = { cause, oauthError };
   if (oauthError === 'invalid_client') {
     return new LogtoError(
       'invalid_client',
@@ -88,7 +90,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
   const cause = { cause: error };
 
   if (error instanceof oidc.AuthorizationResponseError) {
-    const setup = setupError(error.error, error.error_description, undefined, action, subject, error);
+    const setup = setupError(error.error, error.error_description, action, subject, error);
     if (setup) return setup;
     const description = error.error_description ? `: ${error.error_description}` : '';
     return new LogtoError('authorization_failed', `Logto ended the sign-in with "${error.error}"${description}.`, {
@@ -97,7 +99,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
     });
   }
   if (error instanceof oidc.ResponseBodyError) {
-    const setup = setupError(error.error, error.error_description, error.status, action, subject, error);
+    const setup = setupError(error.error, error.error_description, action, subject, error);
     if (setup) return setup;
     const description = error.error_description ? `: ${error.error_description}` : '';
     const code: LogtoErrorCode = error.status >= 500 ? 'provider_error' : 'token_request_failed';
@@ -111,7 +113,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
     const challenge = challengeOf(error);
     // A 401 challenge without an error parameter is still a refusal of the client's credentials.
     const oauthError = challenge.error ?? (error.status === 401 ? 'invalid_client' : undefined);
-    const setup = oauthError === undefined ? undefined : setupError(oauthError, challenge.description, error.status, action, subject, error);
+    const setup = oauthError === undefined ? undefined : setupError(oauthError, challenge.description, action, subject, error);
     if (setup) return setup;
     const code: LogtoErrorCode = error.status >= 500 ? 'provider_error' : 'token_request_failed';
     return new LogtoError(code, `Logto refused to ${action} with HTTP ${error.status}${oauthError === undefined ? '' : ` and "${oauthError}"`}.`, {

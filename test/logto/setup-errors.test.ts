@@ -69,7 +69,8 @@ describe('a wrong app secret', () => {
     const error = await callbackError(browser, running, callback);
     assertSetupError(error, 'invalid_client');
     assert.equal(error.oauthError, 'invalid_client');
-    assert.equal(error.status, 401);
+    assert.equal(error.status, undefined, 'not Logto\'s 401, which Express\'s error handler would answer');
+    assert.equal(error.statusCode, 500);
     assert.ok(error.message.includes(`"${running.registered.appId}"`), error.message);
     assert.match(error.message, /App secret/);
     assert.match(error.message, /client_secret_basic/);
