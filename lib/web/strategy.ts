@@ -20,13 +20,12 @@ import { SignInRecords } from '../store/sign-in-records.js';
 import { authorizationParameters, type LogtoSignInOptions } from './sign-in-options.js';
 import { verifiedUser, type VerifyFunction, type VerifyFunctionWithRequest } from './verify-context.js';
 import { checkVerifyArgument } from '../verify-callback.js';
-import { isProxied, SignInHosts } from './sign-in-host.js';
+import { SignInHosts } from './sign-in-host.js';
+import { noteSignInStart } from './sign-in-notes.js';
 import { debug } from '../debug.js';
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
-let warnedOtherHost = false;
-let warnedNoConsent = false;
 
 export class LogtoStrategy extends PassportStrategy {
   name: string;
@@ -250,7 +249,6 @@ export class LogtoStrategy extends PassportStrategy {
     const session = sessionOf(req);
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const startHost = this.signInHosts.hostOf(req);
-    if (startHost !== undefined && startHost !== this.signInHosts.callbackHost) this.warnOtherHost(req, startHost);
     const state = this.signInHosts.state(startHost);
     const nonce = oidc.randomNonce();
     const parameters = this.authorizationParameters(options);
@@ -265,44 +263,8 @@ export class LogtoStrategy extends PassportStrategy {
     }
     const returnTo = safeReturnTo(options.returnTo ?? remembered ?? session.returnTo);
     await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }), ...(silent ? { silent } : {}) });
-    if (!silent) this.warnNoConsent(parameters);
-    debug(
-      'sign-in: sending the browser to Logto%s with redirect_uri=%s, prompt=%s, scope=%s%s (if Logto answers invalid_redirect_uri, register that URI for the app %s)',
-      silent ? ' silently (prompt=none)' : '',
-      this.config.callbackURL,
-      parameters.get('prompt'),
-      parameters.get('scope'),
-      parameters.has('resource') ? `, resource=${parameters.getAll('resource').join(' ')}` : '',
-      this.config.appId,
-    );
+    noteSignInStart(req, this.config, this.signInHosts, startHost, parameters, silent);
     return url;
-  }
-
-  /** Logto drops offline_access unless prompt has consent: the sign-in works, but it gets no refresh token. */
-  private warnNoConsent(parameters: URLSearchParams): void {
-    const prompt = parameters.get('prompt') ?? '';
-    if (!(parameters.get('scope') ?? '').split(' ').includes('offline_access') || prompt.split(' ').includes('consent')) return;
-    const message = `a sign-in asks for offline_access with prompt=${prompt}, but Logto grants offline_access only when prompt includes consent: `
-      + 'this sign-in will get no refresh token, so access tokens, organization tokens and refresh() will fail for it. '
-      + 'Keep the default prompt (consent), or add consent to it.';
-    debug('sign-in: %s', message);
-    if (warnedNoConsent) return;
-    warnedNoConsent = true;
-    process.emitWarning(`passport-logto: ${message}`, { code: 'PASSPORT_LOGTO_NO_REFRESH_TOKEN' });
-  }
-
-  /** The started sign-in's cookie will stay on the start host: say so now, not only at the failed callback. */
-  private warnOtherHost(req: Request, startHost: string): void {
-    const { callbackHost } = this.signInHosts;
-    debug('sign-in: started on %s, but Logto will send the browser back to %s (callbackURL); the started sign-in\'s cookie will not be there', startHost, callbackHost);
-    // Behind a proxy the Host header may be the proxy's own name, not the browser's: no warning then.
-    if (warnedOtherHost || isProxied(req)) return;
-    warnedOtherHost = true;
-    process.emitWarning(
-      `passport-logto: a sign-in started on ${startHost}, but callbackURL is on ${callbackHost}. Browsers keep cookies per host, so the `
-        + `callback will not find the started sign-in. Open the app at ${callbackHost}, or redirect other hosts to it.`,
-      { code: 'PASSPORT_LOGTO_SIGN_IN_HOST' },
-    );
   }
 
   /**
