@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import type { Express } from 'express';
+import session from 'express-session';
 import { LogtoError, type LogtoStrategy } from '../../lib/index.js';
 import { hardeningSetup, type RunningApp } from '../support/app.js';
 import { callbackAfterSignIn, signIn } from '../support/flows.js';
@@ -76,6 +77,24 @@ describe('a wrong app secret', () => {
     assert.match(error.message, /client_secret_basic/);
     assert.match(error.message, /Traditional web/);
     assert.ok(!error.message.includes('not-the-app-secret'), 'the secret is never in a message');
+  });
+  test('at a refresh: the message names the app ID and the secret, nothing is retried, and the sign-in still refreshes with the right secret', async () => {
+    // Two instances of one app sharing sessions, the second deployed with a wrong secret.
+    const store = new session.MemoryStore();
+    const right = await app({ strategy: { resources: [API_RESOURCE] }, store, cookieName: 'sid-shared' });
+    const wrong = await app({ strategy: { resources: [API_RESOURCE], appSecret: 'not-the-app-secret' }, store, cookieName: 'sid-shared', instanceOf: right.registered });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, right);
+    const before = provider.countRequests('/oidc/token');
+    const refused = await browser.get(`${wrong.url}/api-token`);
+    const body = JSON.parse(refused.text) as { error: string; message: string };
+    // The Refresher reads token_request_failed as "Logto answered, nothing was rotated".
+    assert.equal(body.error, 'token_request_failed');
+    assert.ok(body.message.includes(`the app "${right.registered.appId}"`), body.message);
+    assert.match(body.message, /App secret/);
+    assert.equal(provider.countRequests('/oidc/token') - before, 1, 'sent once, not retried');
+    const token = await browser.get(`${right.url}/api-token`);
+    assert.equal(token.status, 200, token.text);
   });
 });
 
