@@ -25,6 +25,8 @@ export interface VariantConfig {
   idTokenAlg: string;
   /** Bare Passport: the user that /login logs in (the same as passport-logto's, for a like-for-like session). */
   user?: Record<string, unknown>;
+  /** Bare Passport: the token length its /api/token reports, so that it answers passport-logto's body byte for byte. */
+  tokenLength?: number;
   /** passport-logto behind a load balancer: a callback URL shared by every instance. */
   callbackURL?: string;
   /** passport-logto: sessions in connect-redis on this Redis instead of MemoryStore. */

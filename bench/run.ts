@@ -6,13 +6,21 @@
  * instructions per request counted by valgrind's callgrind (bench/instructions.ts), the measure
  * that this machine's drift does not move. Prints a Markdown report and writes bench/RESULTS.md.
  *
- *   npm run bench            (node --expose-gc --import tsx bench/run.ts)
+ *   npm run bench            (node --expose-gc --import tsx bench/run.ts): the full run, for releases (44 minutes)
+ *   npm run bench -- --quick  the headline ratios against bare Passport only, in a few minutes (bench/quick.ts)
  *
  * BENCH_RUNS and BENCH_SECONDS change the load runs (default 14 rounds of 2 s per route); BENCH_QUICK=1
  * shortens everything, for checking the script itself, and leaves callgrind out, as BENCH_INSTRUCTIONS=0 does.
  * Not a test: .ci/run does not run it.
  */
 import { writeFileSync } from 'node:fs';
+
+// `npm run bench -- --quick`: the headline ratios only, in a few minutes (bench/quick.ts).
+if (process.argv.includes('--quick')) {
+  await import('./quick.js');
+  process.exit(0);
+}
+
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { API_RESOURCE, startProvider } from '../test/support/provider/index.js';

@@ -14,6 +14,8 @@ export interface TargetOptions {
   accessTokenExpiryMargin?: number;
   /** Bare Passport: the user /login logs in. */
   user?: Record<string, unknown>;
+  /** Bare Passport: the token length /api/token reports (see VariantConfig). */
+  tokenLength?: number;
 }
 
 export interface Target {
@@ -52,6 +54,7 @@ export async function startTarget(provider: TestProvider, variant: VariantName, 
     idTokenAlg: 'ES384',
     ...(options.accessTokenExpiryMargin === undefined ? {} : { accessTokenExpiryMargin: options.accessTokenExpiryMargin }),
     ...(options.user === undefined ? {} : { user: options.user }),
+    ...(options.tokenLength === undefined ? {} : { tokenLength: options.tokenLength }),
   };
   await app.send({ type: 'configure', config });
   return { variant, url: app.url, app, signInPath: signIn, callbackPath: callback };

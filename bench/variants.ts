@@ -100,7 +100,7 @@ function bare(config: VariantConfig): BuiltVariant {
   });
   app.get('/api/token', (req, res) => {
     if (!req.isAuthenticated()) return notSignedIn(res);
-    res.json({ tokenLength: 0 });
+    res.json({ tokenLength: config.tokenLength ?? 0 });
   });
   app.get('/api/me', readUser);
   app.use(errorHandler);

@@ -98,11 +98,13 @@ export function createExampleApp(settings: ExampleSettings): Express {
   }
   app.use(authenticator.initialize());
   app.use(authenticator.session());
+  // The sign-out form's answer redirects to Logto's end-session endpoint, which form-action must allow too.
+  const formTargets = `'self' ${new URL(settings.endpoint).origin}`;
   app.use((_req, res, next) => {
     // Pages show claims: keep them out of caches, and allow no scripts at all.
     res.set({
       'Cache-Control': 'no-store',
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+      'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${formTargets}; base-uri 'none'; frame-ancestors 'none'`,
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'same-origin',
     });
@@ -165,7 +167,8 @@ export function createExampleApp(settings: ExampleSettings): Express {
       action: { href: '/sign-in', label: 'Try again' },
     }), 401);
   });
-  app.get('/sign-out', logto.signOut());
+  // A form posts it (see views.ts): a GET could be set off by a link or an image elsewhere.
+  app.post('/sign-out', logto.signOut());
 
   app.get('/protected', signedIn, (req, res) => {
     send(res, idTokenPage(contextOf(req), req.logto!.getIdTokenClaims()));
@@ -366,6 +369,12 @@ export function describeError(error: unknown, organizationId?: string): ErrorVie
     case 'missing_scope_organizations':
       // Configuration mistakes; the library's message says what to change.
       return { status: 400, title: 'This token cannot be had', message: error.message, action: signInAgain };
+    case 'invalid_client':
+    case 'invalid_redirect_uri':
+    case 'invalid_endpoint':
+    case 'invalid_target':
+      // Set-up mistakes: trying again will not help; the message says what to change.
+      return { status: 500, title: 'The app is not set up right for Logto', message: error.message };
     case 'provider_unreachable':
     case 'provider_timeout':
     case 'provider_error':

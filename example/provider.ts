@@ -4,6 +4,7 @@
  * tests use, see test/support/provider/) with one application whose ID and secret never change,
  * the demo users, an API resource and organizations. Its state ends with the process.
  */
+import { randomBytes } from 'node:crypto';
 import {
   API_RESOURCE,
   API_SCOPES,
@@ -62,10 +63,11 @@ console.log(`Local Logto-compatible provider (passport-logto's test provider, no
   API resource:   ${API_RESOURCE}, permissions ${API_SCOPES.join(' ')}
   Organizations:  ${ORGANIZATIONS.map((organization) => organization.id).join(', ')}, permissions ${ORGANIZATION_SCOPES.join(' ')}
 
-Set these in your app's environment:
+Set these in your app's environment (SESSION_SECRET signs your app's session cookie; this one is new each run):
   export LOGTO_ENDPOINT=${provider.endpoint}
   export LOGTO_APP_ID=${LOCAL_APP.appId}
   export LOGTO_APP_SECRET=${LOCAL_APP.appSecret}
+  export SESSION_SECRET=${randomBytes(24).toString('base64url')}
 
 Everything is in memory: users you create and sign-ins end when this stops. Stop: Ctrl+C`);
 

@@ -45,7 +45,7 @@ export interface PageContext {
   logtoLabel: string;
 }
 
-type NavKey = 'home' | 'claims' | 'refresh' | 'userinfo' | 'api' | 'organizations';
+type NavKey = 'home' | 'claims' | 'refresh' | 'userinfo' | 'api' | 'organizations' | 'switcher';
 
 const navigation: ReadonlyArray<{ key: NavKey; href: string; label: string }> = [
   { key: 'home', href: '/', label: 'Home' },
@@ -54,6 +54,7 @@ const navigation: ReadonlyArray<{ key: NavKey; href: string; label: string }> = 
   { key: 'userinfo', href: '/protected/userinfo', label: 'User info' },
   { key: 'api', href: '/protected/api', label: 'API resource' },
   { key: 'organizations', href: '/protected/organizations', label: 'Organizations' },
+  { key: 'switcher', href: '/protected/organization-switcher', label: 'Switch organization' },
 ];
 
 const stylesheet = `
@@ -67,6 +68,8 @@ const stylesheet = `
   nav { display: flex; gap: 1rem; flex-wrap: wrap; font-size: .95rem; }
   nav a { text-decoration: none; }
   nav a[aria-current="page"] { font-weight: 600; text-decoration: underline; text-underline-offset: .3em; }
+  nav form { display: inline; margin: 0; }
+  .link { background: none; border: 0; padding: 0; font: inherit; color: var(--accent); cursor: pointer; }
   main { max-width: 60rem; margin: 2rem auto; padding: 0 1.25rem; }
   .card { background: #fff; border: 1px solid var(--border); border-radius: 10px; padding: 1.5rem; margin-bottom: 1.25rem; }
   .card.error { border-left: 4px solid var(--danger); }
@@ -93,8 +96,16 @@ const stylesheet = `
   .problem { color: var(--danger); }
   ul.switcher { list-style: none; padding: 0; margin: .75rem 0 0; }
   ul.switcher li { margin-bottom: .6rem; }
+  ul.switcher li p { margin: .1rem 0 0 1.6rem; }
+  fieldset { border: 0; padding: 0; margin: 0; }
+  legend { font-weight: 500; }
   footer { max-width: 60rem; margin: 0 auto 2rem; padding: 0 1.25rem; color: var(--muted); font-size: .85rem; }
 `;
+
+/** Sign-out is a POST (a form), so that a link or an image elsewhere cannot sign the user out. */
+function signOutForm(style: 'link' | 'button', id: string): Html {
+  return html`<form method="post" action="/sign-out"><button type="submit" id="${id}" class="${style === 'link' ? 'link' : 'button secondary'}">Sign out</button></form>`;
+}
 
 function layout(context: PageContext, title: string, current: NavKey | undefined, body: Html): string {
   const signedIn = context.userName !== undefined;
@@ -112,7 +123,7 @@ function layout(context: PageContext, title: string, current: NavKey | undefined
   <a class="brand" href="/">passport-logto example</a>
   <nav>
     ${links.map((item) => html`<a href="${item.href}"${item.key === current ? new Html(' aria-current="page"') : ''}>${item.label}</a>`)}
-    ${signedIn ? html`<a id="sign-out" href="/sign-out">Sign out</a>` : html`<a id="nav-sign-in" href="/sign-in">Sign in</a>`}
+    ${signedIn ? signOutForm('link', 'sign-out') : html`<a id="nav-sign-in" href="/sign-in">Sign in</a>`}
   </nav>
 </div></header>
 <main>
@@ -194,14 +205,14 @@ export function homePage(context: PageContext, view: HomeView): string {
     <li><a href="/protected/organization-switcher">Organization switcher</a>: <code>fetchOrganizations()</code>, and the chosen
     organization's token</li>
   </ul>
-  <div class="actions"><a class="button secondary" href="/sign-out">Sign out</a></div>
+  <div class="actions">${signOutForm('button', 'sign-out-button')}</div>
 </section>`);
 }
 
 export function idTokenPage(context: PageContext, claims: Readonly<Record<string, unknown>>): string {
   return layout(context, 'ID token claims', 'claims', html`<section class="card">
   <h1>ID token claims</h1>
-  <p class="muted">Verified at sign-in and kept in the session: <code>req.logto.getIdTokenClaims()</code>.</p>
+  <p class="muted">Verified at sign-in and kept with this sign-in's tokens, out of the session (which holds only a reference to them): <code>req.logto.getIdTokenClaims()</code>.</p>
   ${claimsTable(claims)}
 </section>`);
 }
@@ -331,12 +342,18 @@ export function organizationSwitcherPage(context: PageContext, view: Organizatio
   const current = view.current;
   const list = view.organizations.length === 0
     ? html`<p id="no-organizations">You are not a member of any organization.</p>`
-    : html`<form method="post" action="/protected/organization-switcher"><ul class="switcher">${view.organizations.map((organization) => html`<li data-switch="${organization.id}">
-    <button class="button${organization.id === current?.organization.id ? '' : ' secondary'}" type="submit" name="organization" value="${organization.id}"${organization.id === current?.organization.id ? new Html(' aria-current="true"') : ''}>${organization.name}</button>
-    <span class="muted">${organization.id}</span>
-    ${organization.roles.map((role) => html`<span class="tag">${role}</span>`)}
-    ${organization.description ? html`<br><span class="muted">${organization.description}</span>` : ''}
-  </li>`)}</ul></form>`;
+    : html`<form method="post" action="/protected/organization-switcher" id="switcher">
+  <fieldset>
+  <legend>Work in</legend>
+  <ul class="switcher">${view.organizations.map((organization) => html`<li data-switch="${organization.id}">
+    <label><input type="radio" name="organization" value="${organization.id}"${organization.id === current?.organization.id ? new Html(' checked') : ''}>
+    <strong>${organization.name}</strong> <span class="muted">(${organization.id})</span>
+    ${organization.roles.map((role) => html`<span class="tag">${role}</span>`)}</label>
+    ${organization.description ? html`<p class="muted">${organization.description}</p>` : ''}
+  </li>`)}</ul>
+  </fieldset>
+  <button class="button" type="submit" id="switch">Switch organization</button>
+</form>`;
   const chosen = current === undefined
     ? html`<p class="muted" id="no-current">No organization chosen yet.</p>`
     : html`<section class="card organization" id="current" data-organization="${current.organization.id}">
@@ -347,7 +364,7 @@ export function organizationSwitcherPage(context: PageContext, view: Organizatio
   <p>Scopes granted: ${scopeTags(current.claims.scope)}</p>
   ${claimsTable(current.claims)}`}
 </section>`;
-  return layout(context, 'Organization switcher', 'organizations', html`<section class="card">
+  return layout(context, 'Organization switcher', 'switcher', html`<section class="card">
   <h1>Organization switcher</h1>
   <p class="muted">Your organizations as Logto knows them now, from userinfo: <code>await req.logto.fetchOrganizations()</code>
   (<code>req.logto.getOrganizations()</code> gives the same from the ID token, without names). The one you choose is kept in the session.</p>
@@ -358,12 +375,12 @@ ${current === undefined ? html`<section class="card">${chosen}</section>` : chos
 
 export function refreshPage(context: PageContext, view: { claims: Readonly<Record<string, unknown>>; changed: readonly string[] | undefined }): string {
   const outcome = view.changed === undefined
-    ? html`<p class="muted">These are the claims of the ID token in the session now.</p>`
+    ? html`<p class="muted">These are the claims of this sign-in's ID token now.</p>`
     : html`<p class="notice" id="refreshed">Refreshed. Changed claims:
   <span id="changed">${view.changed.length === 0 ? html`<span class="muted">none</span>` : view.changed.map((name) => html`<span class="tag">${name}</span>`)}</span></p>`;
   return layout(context, 'Refresh', 'refresh', html`<section class="card">
   <h1>Refresh</h1>
-  <p class="muted"><code>await req.logto.refresh()</code> uses the refresh token now, and replaces the session's ID token
+  <p class="muted"><code>await req.logto.refresh()</code> uses the refresh token now, and replaces this sign-in's ID token
   with the new one Logto returns: how an app picks up a changed profile or new roles without a new sign-in.
   (<code>req.user</code> keeps what it had at sign-in.)</p>
   <form method="post" action="/protected/refresh"><button class="button" id="refresh" type="submit">Refresh now</button></form>

@@ -25,6 +25,16 @@ export type LogtoErrorCode =
   | 'invalid_access_token'
   /** Logto refused a token request with an OAuth error such as `invalid_grant`. */
   | 'token_request_failed'
+  /** Logto refused the app's credentials (`invalid_client`): a wrong app secret or authentication method. */
+  | 'invalid_client'
+  /** Logto refused the redirect URI: `callbackURL` is not registered, or the code was issued for another one. */
+  | 'invalid_redirect_uri'
+  /** `endpoint` does not lead to a Logto tenant: its discovery document is missing, not JSON, or names another issuer. */
+  | 'invalid_endpoint'
+  /** Logto does not know an API resource in `resources` (`invalid_target`): it is not created in the Logto Console under that identifier. */
+  | 'invalid_target'
+  /** The sign-in came back to another host than the one it started on, so the browser did not send its cookie. */
+  | 'callback_host_mismatch'
   /** The signed-in session holds no usable tokens, or its grant is gone. */
   | 'not_authenticated'
   /** An organization token was asked for, but the organizations scope is not configured. */
@@ -77,6 +87,13 @@ export const logtoErrorCodes = Object.freeze({
   // A LogtoBearerError answers 400, 401 or 403 as RFC 6750 says; see its httpStatus.
   invalid_access_token: { causedBy: 'request', httpStatus: 401 },
   token_request_failed: { causedBy: 'request', httpStatus: 401 },
+  // Set-up mistakes: retrying never helps, so 500, not the 503 of Logto being down.
+  invalid_client: { causedBy: 'infrastructure', httpStatus: 500 },
+  invalid_redirect_uri: { causedBy: 'infrastructure', httpStatus: 500 },
+  invalid_endpoint: { causedBy: 'infrastructure', httpStatus: 500 },
+  invalid_target: { causedBy: 'infrastructure', httpStatus: 500 },
+  // The browser's doing (it opened the app at another host), so Passport's fail and failureMessage.
+  callback_host_mismatch: { causedBy: 'request', httpStatus: 400 },
   not_authenticated: { causedBy: 'request', httpStatus: 401 },
   missing_scope_organizations: { causedBy: 'infrastructure', httpStatus: 500 },
   invalid_resource: { causedBy: 'infrastructure', httpStatus: 500 },

@@ -4,12 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
 import { startExample, type RunningExample } from '../example/start.js';
 import { API_RESOURCE } from './support/provider/index.js';
+import { readSnippets } from './support/readme-snippets.js';
+import { freePort } from './support/redis.js';
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const screenshots = fileURLToPath(new URL('../test-results/screenshots/', import.meta.url));
@@ -74,6 +77,35 @@ describe('the example in headless Chromium', () => {
     return ((await on.locator(selector).first().textContent()) ?? '').replace(/\s+/g, ' ').trim();
   }
 
+  /** The README's Quick start as a newcomer runs it (`node app.mjs`), with these variables; stopped by the caller. */
+  async function startQuickStart(env: Record<string, string>): Promise<{ url: string; output: () => string; stop: () => void }> {
+    const folder = fileURLToPath(new URL(`../test-results/browser-quick-start-${process.pid}-${Date.now()}/`, import.meta.url));
+    await mkdir(folder, { recursive: true });
+    const quickStart = readSnippets(fileURLToPath(new URL('../README.md', import.meta.url))).find((each) => each.id === 'quick-start');
+    assert.ok(quickStart, 'README.md has the Quick start');
+    await writeFile(`${folder}app.mjs`, quickStart.code);
+    const port = await freePort();
+    const child = spawn(process.execPath, ['app.mjs'], { cwd: folder, env: { ...process.env, ...env, SESSION_SECRET: 'browser-test-secret', PORT: String(port) } });
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        output += chunk.toString();
+        if (output.includes('Open http')) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`app.mjs exited with ${code}: ${output}`)));
+    });
+    return {
+      url: `http://127.0.0.1:${port}`,
+      output: () => output,
+      stop: () => {
+        child.kill('SIGTERM');
+        void rm(folder, { recursive: true, force: true });
+      },
+    };
+  }
+
   /** Every URL a navigation went through, redirects included, first to last. */
   function redirectChain(response: Response | null): string[] {
     const chain: string[] = [];
@@ -135,10 +167,10 @@ describe('the example in headless Chromium', () => {
     await shoot('08-not-a-member');
 
     // Sign-out goes through Logto's logout page, which submits itself by script, and comes home.
-    await page.click('a#sign-out');
+    await page.click('button#sign-out');
     await page.waitForURL(`${url}/`);
     assert.equal(await textOf('h1'), 'Welcome');
-    assert.equal(await page.locator('a#sign-out').count(), 0);
+    assert.equal(await page.locator('#sign-out').count(), 0);
     await shoot('09-signed-out');
 
     // A protected page now goes to sign-in, and on to Logto's login form: both sessions ended.
@@ -194,7 +226,7 @@ describe('the example in headless Chromium', () => {
     await person.waitForURL(`${url}/sign-in-failed`);
     assert.equal(await textOf('h1', person), 'Sign-in cancelled');
     assert.equal(await textOf('#cancelled-message', person), 'You cancelled the sign-in at Logto, so you are not signed in.');
-    assert.equal(await person.locator('a#sign-out').count(), 0);
+    assert.equal(await person.locator('#sign-out').count(), 0);
     await shoot('14-cancelled', person);
 
     await person.click('a#sign-in-again');
@@ -263,5 +295,67 @@ describe('the example in headless Chromium', () => {
     assert.equal(await textOf('#user-name', person), 'Demo User');
     await person.context().close();
     assert.deepEqual(pageErrors, []);
+  });
+  test('the Quick start opened on localhost while callbackURL is on 127.0.0.1: its failure page says where the sign-in started and which host to open', async () => {
+    assertChromium();
+    const provider = example.provider!;
+    const registered = await provider.registerApp({ redirectUris: ['http://127.0.0.1:3000/callback'], anyLoopbackRedirectUri: true });
+    const quickStart = await startQuickStart({ LOGTO_ENDPOINT: provider.endpoint, LOGTO_APP_ID: registered.appId, LOGTO_APP_SECRET: registered.appSecret });
+    try {
+      const port = new URL(quickStart.url).port;
+      const person = await openPage();
+      await person.goto(`http://localhost:${port}/`);
+      await person.click('text=Sign in');
+      await person.waitForURL(`${provider.endpoint}/interaction/**`);
+      await person.fill('input[name=username]', demo.username);
+      await person.fill('input[name=password]', demo.password);
+      await person.click('button#sign-in');
+      await person.waitForURL(`${quickStart.url}/sign-in-failed`);
+      assert.equal(
+        await textOf('p', person),
+        `Sign-in failed: The sign-in started on localhost:${port} but came back to 127.0.0.1:${port}; open the app at the host of callbackURL `
+          + `(127.0.0.1:${port}) and sign in again. Browsers keep cookies per host, so the started sign-in could not be found here.`,
+      );
+      await shoot('17-quick-start-sign-in-on-another-host', person);
+      // The app said so when the sign-in started, too.
+      assert.match(quickStart.output(), /\[PASSPORT_LOGTO_SIGN_IN_HOST\] Warning: passport-logto: a sign-in started on localhost:/);
+      await person.context().close();
+    } finally {
+      quickStart.stop();
+    }
+  });
+
+  test('a wrong app secret: the page says the app is not set up right, names the app ID, and says to check the secret, not to wait', async () => {
+    assertChromium();
+    const provider = example.provider!;
+    const misconfigured = await startExample({
+      port: 0,
+      baseUrl: undefined,
+      logto: { kind: 'tenant', endpoint: provider.endpoint, appId: provider.app.appId, appSecret: 'not-the-app-secret', resource: undefined, scopes: [] },
+      sessionSecret: undefined,
+    });
+    try {
+      await provider.addRedirectUris(provider.app.appId, [`${misconfigured.url}/callback`], [`${misconfigured.url}/`]);
+      const person = await openPage();
+      await person.goto(misconfigured.url);
+      await person.click('a#sign-in');
+      await person.waitForURL(`${provider.endpoint}/interaction/**`);
+      await person.fill('input[name=username]', demo.username);
+      await person.fill('input[name=password]', demo.password);
+      const [answer] = await Promise.all([
+        person.waitForResponse((response) => response.url().startsWith(`${misconfigured.url}/callback`)),
+        person.click('button#sign-in'),
+      ]);
+      assert.equal(answer.status(), 500);
+      assert.equal(await textOf('h1', person), 'The app is not set up right for Logto');
+      const shown = await textOf('main', person);
+      assert.ok(shown.includes(`the app "${provider.app.appId}"`), shown);
+      assert.match(shown, /Check that `appSecret` is that app's App secret in the Logto Console/);
+      assert.doesNotMatch(shown, /in a moment|not answering/);
+      await shoot('18-wrong-app-secret', person);
+      await person.context().close();
+    } finally {
+      await misconfigured.close();
+    }
   });
 });

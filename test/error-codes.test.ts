@@ -10,7 +10,7 @@ const requestCausedBefore = [
   'invalid_access_token', 'token_request_failed', 'not_authenticated', 'not_organization_member', 'userinfo_mismatch',
   'invalid_logout_token',
 ];
-const requestCausedSince = ['unknown_tenant'];
+const requestCausedSince = ['unknown_tenant', 'callback_host_mismatch'];
 
 describe('the table of error codes', () => {
   test('is frozen; what the request caused is a 4xx, the rest a 5xx', () => {

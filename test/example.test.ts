@@ -52,6 +52,11 @@ class Visitor {
     return this.browser.get(`${this.example.url}${path}`);
   }
 
+  /** What the page's "Sign out" form does: a POST from the app's own origin. */
+  signOut(): Promise<TestResponse> {
+    return this.browser.request(`${this.example.url}/sign-out`, { method: 'POST', form: {}, headers: { origin: this.example.url } });
+  }
+
   /** A page that must answer 200 with HTML. */
   async page(path: string): Promise<string> {
     const response = await this.get(path);
@@ -92,7 +97,7 @@ describe('the example against the bundled provider', () => {
     assert.match(home, /<a class="button" id="sign-in" href="\/sign-in">Sign in<\/a>/);
     assert.match(home, /id="sign-up" href="\/sign-up"/);
     assert.match(text(home), /username demo , password demo-password/);
-    assert.doesNotMatch(home, /href="\/sign-out"/);
+    assert.doesNotMatch(home, /action="\/sign-out"/);
     for (const path of ['/protected', '/protected/userinfo', '/protected/api', '/protected/organizations', '/protected/organizations/org-acme']) {
       const response = await visitor.get(path);
       assert.equal(response.status, 302, path);
@@ -117,7 +122,10 @@ describe('the example against the bundled provider', () => {
 
     const home = await visitor.page('/');
     assert.match(home, /Hello, <span id="user-name">Demo User<\/span>/);
-    assert.match(home, /id="sign-out" href="\/sign-out"/);
+    // Sign out is a form that POSTs, never a GET link.
+    assert.match(home, /<form method="post" action="\/sign-out"><button type="submit" id="sign-out" class="link">Sign out<\/button><\/form>/);
+    assert.doesNotMatch(home, /href="\/sign-out"/);
+    assert.equal((await visitor.get('/sign-out')).status, 404, 'no GET route signs out');
     assert.doesNotMatch(home, /id="sign-in"/);
 
     const idToken = await visitor.page('/protected');
@@ -150,12 +158,33 @@ describe('the example against the bundled provider', () => {
     assert.equal(claim(acme, 'scope'), 'read:members');
     assert.doesNotMatch(organizations, /data-organization="org-globex"/, 'only the user\'s organizations are listed');
 
+    // Tokens live in the token store, not the session: no page says otherwise.
+    for (const page of [idToken, await visitor.page('/protected/refresh')]) assert.doesNotMatch(text(page), /in the session/);
+
+    // The organization switcher: in the navigation, a labelled choice of the user's organizations.
+    assert.match(home, /<a href="\/protected\/organization-switcher">Switch organization<\/a>/);
+    const switcher = await visitor.page('/protected/organization-switcher');
+    assert.match(switcher, /<a href="\/protected\/organization-switcher" aria-current="page">Switch organization<\/a>/);
+    assert.match(switcher, /<fieldset>\s*<legend>Work in<\/legend>/);
+    assert.match(
+      switcher,
+      /<li data-switch="org-acme">\s*<label><input type="radio" name="organization" value="org-acme">\s*<strong>Acme<\/strong> <span class="muted">\(org-acme\)<\/span>\s*<span class="tag">member<\/span><\/label>/,
+    );
+    assert.match(switcher, /<button class="button" type="submit" id="switch">Switch organization<\/button>/);
+    assert.match(switcher, /id="no-current"/);
+    const switched = await visitor.browser.request(`${example.url}/protected/organization-switcher`, { method: 'POST', form: { organization: 'org-acme' } });
+    assert.equal(switched.location, `${example.url}/protected/organization-switcher`);
+    const working = await visitor.page('/protected/organization-switcher');
+    assert.match(working, /value="org-acme" checked>/);
+    assert.match(working, /Working in <span id="current-name">Acme<\/span>/);
+    assert.equal(claim(working, 'aud'), 'urn:logto:organization:org-acme');
+
     const acmePage = await visitor.page('/protected/organizations/org-acme');
     assert.equal(claim(acmePage, 'aud'), 'urn:logto:organization:org-acme');
     assert.match(acmePage, /Your roles: <span class="tag">member<\/span>/);
 
     // Sign out: the app sends the browser to Logto's end-session endpoint, which comes back home.
-    const signOut = await visitor.get('/sign-out');
+    const signOut = await visitor.signOut();
     assert.equal(signOut.status, 302);
     const endSession = new URL(signOut.location!);
     assert.equal(`${endSession.origin}${endSession.pathname}`, `${example.endpoint}/oidc/session/end`);
@@ -281,7 +310,7 @@ describe('the example against the bundled provider', () => {
     assert.equal(claim(await visitor.page('/protected'), 'username'), 'newcomer_http');
 
     // The new account signs in with its password afterwards, like the seeded ones.
-    await endSessionAtProvider(visitor.browser, (await visitor.get('/sign-out')).location!);
+    await endSessionAtProvider(visitor.browser, (await visitor.signOut()).location!);
     const again = new Visitor(example);
     const authorization = (await again.get('/sign-in')).location!;
     const callback = await signInAtProvider(again.browser, authorization, { username: 'newcomer_http', password: 'long-enough-1' }, `${example.url}/callback`);

@@ -118,6 +118,8 @@ describe('npm run provider', () => {
     assert.equal(settings.LOGTO_APP_ID, 'local-passport-logto-app');
     assert.equal(settings.LOGTO_APP_SECRET, 'local-secret-for-development-only');
     const output = script.output();
+    // The fourth variable the Quick start needs: a random session secret.
+    assert.match(output, /^  export SESSION_SECRET=[\w-]{32}$/m);
     assert.match(output, /Users: +demo \/ demo-password/);
     assert.match(output, /API resource: +https:\/\/api\.example\.com, permissions read:items write:items/);
     assert.match(output, /Organizations: +org-acme, org-globex/);
@@ -180,7 +182,10 @@ describe('npm run provider', () => {
     for (const redirectUri of ['http://example.com/callback', 'http://127.0.0.1.example.com/callback']) {
       const { response } = await authorize(redirectUri);
       assert.equal(response.status, 400, redirectUri);
-      assert.match(response.text, /<span id="error">invalid_redirect_uri<\/span>/, redirectUri);
+      // As Logto: JSON with its code and message, even to a browser.
+      const body = JSON.parse(response.text) as { error?: string; code?: string; message?: string };
+      assert.deepEqual([body.error, body.code], ['invalid_redirect_uri', 'oidc.invalid_redirect_uri'], redirectUri);
+      assert.match(body.message ?? '', /redirect_uri did not match/, redirectUri);
     }
   });
 

@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -182,6 +183,18 @@ async function startItemsApi(): Promise<string> {
 const exercises: Record<string, () => Promise<void>> = {
   async 'quick-start'() {
     const { base } = await load('quick-start');
+    // A failed sign-in: the failure page says why (failureMessage), once.
+    const failing = new TestBrowser();
+    const failed = await failing.get(`${base}/callback?code=x&state=made-up&iss=${encodeURIComponent(provider.issuer)}`);
+    assert.equal(failed.location, `${base}/sign-in-failed`);
+    const reason = await failing.get(`${base}/sign-in-failed`);
+    assert.equal(reason.status, 401);
+    assert.equal(
+      reason.text,
+      '<p>Sign-in failed: This sign-in is unknown to this browser or was already completed; start the sign-in again.</p><a href="/sign-in">Try again</a>',
+    );
+    assert.match((await failing.get(`${base}/sign-in-failed`)).text, /Sign-in failed: The sign-in did not complete\./, 'shown once');
+
     const browser = new TestBrowser();
     assert.match((await browser.get(`${base}/`)).text, /Sign in/);
     assert.equal((await signIn(browser, base)).location, `${base}/`);
@@ -223,7 +236,7 @@ const exercises: Record<string, () => Promise<void>> = {
     const client = await redis.client();
     await client.flushAll();
     const { base, app, logto, exports } = await load('redis-token-store');
-    cleanups.push(() => (exports.redis as { disconnect(): void }).disconnect());
+    cleanups.push(() => (exports.tokenRedis as { disconnect(): void }).disconnect());
     app.get('/id-token', logto.authenticated({}, (req, res) => void res.json(req.logto.getIdToken())));
     const browser = new TestBrowser();
     await signIn(browser, base);
@@ -620,6 +633,22 @@ describe('README.md snippets', () => {
       }
     });
   }
+
+  test('a snippet that needs a package beyond the Quick start shows its install line before it', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8').split('\n');
+    const quickStart = new Set(['passport-logto', 'passport', 'express', 'express-session']);
+    const missing: string[] = [];
+    for (const snippet of snippets) {
+      const packages = [...snippet.code.matchAll(/^import\b[^'"]*['"]([^'"./][^'"]*)['"]/gm)]
+        .map((match) => (match[1] ?? '').split('/').slice(0, (match[1] ?? '').startsWith('@') ? 2 : 1).join('/'))
+        .filter((name) => !name.startsWith('node:') && !quickStart.has(name));
+      // The text between the previous snippet (or heading) and this one.
+      const before = readme.slice(Math.max(0, snippet.line - 15), snippet.line - 1);
+      const installed = new Set(before.filter((line) => line.startsWith('npm install ')).flatMap((line) => line.split(/\s+/).slice(2)));
+      for (const name of packages) if (!installed.has(name)) missing.push(`${snippet.id} (README.md line ${snippet.line}) imports ${name}`);
+    }
+    assert.deepEqual(missing, [], 'each needs an `npm install <package>` line in a sh block just before it');
+  });
 
   test('every exercise has its snippet in README.md', () => {
     const ids = new Set(snippets.map((snippet) => snippet.id));

@@ -57,11 +57,11 @@ after(async () => {
 describe('README Quick start', () => {
   test('pasted as app.mjs, it runs with `node app.mjs` against `npm run provider`, and a user signs in and out', async () => {
     await writeFile(join(folder, 'app.mjs'), snippet('quick-start'));
-    const provider = await startUntil(process.execPath, ['--import', 'tsx', join(root, 'example', 'provider.ts')], { PORT: '0' }, /export LOGTO_APP_SECRET=\S+/);
+    const provider = await startUntil(process.execPath, ['--import', 'tsx', join(root, 'example', 'provider.ts')], { PORT: '0' }, /export SESSION_SECRET=\S+/);
     children.push(provider.child);
-    const env: Record<string, string> = { SESSION_SECRET: 'readme-test-secret' };
-    for (const [, name, value] of provider.output().matchAll(/export (LOGTO_\w+)=(\S+)/g)) env[name as string] = value as string;
-    assert.ok(env.LOGTO_ENDPOINT && env.LOGTO_APP_ID && env.LOGTO_APP_SECRET, 'npm run provider prints the three variables');
+    const env: Record<string, string> = {};
+    for (const [, name, value] of provider.output().matchAll(/export (LOGTO_\w+|SESSION_SECRET)=(\S+)/g)) env[name as string] = value as string;
+    assert.ok(env.LOGTO_ENDPOINT && env.LOGTO_APP_ID && env.LOGTO_APP_SECRET && env.SESSION_SECRET, 'npm run provider prints the four variables');
 
     const port = await freePort();
     const app = await startUntil(process.execPath, ['app.mjs'], { ...env, PORT: String(port) }, /Open http/);

@@ -3,7 +3,7 @@ import { decodeJwt, type JWTPayload } from 'jose';
 import type { LogtoFetch, LogtoFetchInit, ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import type { IdTokenClaims } from './claims.js';
-import { toLogtoError } from './provider-errors.js';
+import { toLogtoError, type ErrorSubject } from './provider-errors.js';
 import { TokenVerifier, type JwtExpectations } from './token-verifier.js';
 
 /** The fields of a token endpoint response that passport-logto uses. */
@@ -84,9 +84,42 @@ export class LogtoConnection {
   configuration(): Promise<oidc.Configuration> {
     this.discovered ??= this.discover().catch((error: unknown) => {
       this.discovered = undefined;
-      throw toLogtoError(error, 'discover Logto');
+      throw this.discoveryError(error);
     });
     return this.discovered;
+  }
+
+  /**
+   * A discovery document that is missing, not JSON or about another issuer means that `endpoint`
+   * is wrong (a typo, `/oidc` added, another site): a set-up mistake, not Logto being down.
+   */
+  private discoveryError(error: unknown): LogtoError {
+    const url = `${this.config.issuer}/.well-known/openid-configuration`;
+    const converted = toLogtoError(error, 'discover Logto', undefined, { url });
+    if (converted.code !== 'invalid_provider_response' && converted.code !== 'token_request_failed') return converted;
+    const detail = error instanceof oidc.ClientError ? error.cause : undefined;
+    const status = detail instanceof Response ? detail.status : converted.status;
+    const issuer = (detail as { attribute?: unknown; body?: { issuer?: unknown } } | undefined)?.attribute === 'issuer'
+      ? (detail as { body: { issuer?: unknown } }).body.issuer
+      : undefined;
+    const what = status !== undefined
+      ? `answered HTTP ${status}`
+      : typeof issuer === 'string'
+        ? `names the issuer "${issuer}", not "${this.config.issuer}"`
+        : 'is not an OpenID Connect discovery document';
+    return new LogtoError(
+      'invalid_endpoint',
+      `\`endpoint\` (${this.config.endpoint}) does not lead to a Logto tenant: its discovery document ${url} ${what}. `
+        + 'Set `endpoint` to the endpoint the Logto Console shows (https://<tenant>.logto.app or your custom domain), without /oidc.',
+      // No `status` (Logto's 404 would be answered by Express's error handler): the message names it.
+      { cause: error },
+    );
+  }
+
+  /** What error messages may name about this app and the endpoint tried. */
+  private subject(url: string | undefined): ErrorSubject {
+    const { appId, callbackURL, resources } = this.config;
+    return { appId, callbackURL, resources, ...(url === undefined ? {} : { url }) };
   }
 
   /**
@@ -193,7 +226,15 @@ export class LogtoConnection {
         idTokenExpected: true,
       });
     } catch (error) {
-      throw toLogtoError(error, 'exchange the authorization code');
+      const converted = toLogtoError(error, 'exchange the authorization code', undefined, this.subject(configuration.serverMetadata().token_endpoint));
+      if (converted.code !== 'token_request_failed' || converted.oauthError !== 'invalid_grant') throw converted;
+      // Logto keeps the reason to itself ("grant request is invalid"): name every likely one.
+      throw new LogtoError(
+        'token_request_failed',
+        `${converted.message} The code was used already, expired, or was issued for another redirect URI than \`callbackURL\` `
+          + `(${this.config.callbackURL}): every instance must use the same callbackURL. Start the sign-in again.`,
+        { cause: converted, oauthError: 'invalid_grant', ...(converted.status === undefined ? {} : { status: converted.status }) },
+      );
     }
   }
 
@@ -210,7 +251,18 @@ export class LogtoConnection {
     try {
       return await oidc.refreshTokenGrant(configuration, refreshToken, body);
     } catch (error) {
-      throw toLogtoError(error, 'refresh the tokens');
+      const converted = toLogtoError(error, 'refresh the tokens', undefined, this.subject(configuration.serverMetadata().token_endpoint));
+      // The Refresher reads token_request_failed as "Logto answered with an OAuth error" (nothing
+      // was rotated, so no retry) and translates it by oauthError; a set-up code keeps that code
+      // for it, with the message that says what to fix.
+      if (converted.oauthError !== undefined && converted.causedBy === 'infrastructure' && converted.code !== 'provider_error') {
+        throw new LogtoError('token_request_failed', converted.message, {
+          cause: converted,
+          oauthError: converted.oauthError,
+          ...(converted.status === undefined ? {} : { status: converted.status }),
+        });
+      }
+      throw converted;
     }
   }
 
@@ -222,7 +274,7 @@ export class LogtoConnection {
       if (error instanceof oidc.ClientError && error.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
         throw new LogtoError('userinfo_mismatch', 'Logto\'s userinfo names another user than the ID token.', { cause: error });
       }
-      throw toLogtoError(error, 'fetch userinfo');
+      throw toLogtoError(error, 'fetch userinfo', undefined, this.subject(configuration.serverMetadata().userinfo_endpoint));
     }
   }
 
@@ -231,7 +283,7 @@ export class LogtoConnection {
     try {
       await oidc.tokenRevocation(configuration, refreshToken, { token_type_hint: 'refresh_token' });
     } catch (error) {
-      throw toLogtoError(error, 'revoke the refresh token');
+      throw toLogtoError(error, 'revoke the refresh token', undefined, this.subject(configuration.serverMetadata().revocation_endpoint));
     }
   }
 

@@ -51,6 +51,9 @@ export class TokenVerifier {
   /** The download started for an unknown key id, which concurrent requests with one wait for. */
   private unknownKeyDownload: Promise<void> | undefined;
 
+  /** The JWKS URL once known, for an error message that names where it tried. */
+  private jwksUrl: string | undefined;
+
   constructor(private readonly options: TokenVerifierOptions) {}
 
   /** Every download goes through here, so that the cooldown counts failed ones too. */
@@ -89,20 +92,23 @@ export class TokenVerifier {
 
   private remoteKeys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
     this.keys ??= this.options.jwksUri().then(
-      (uri) => createRemoteJWKSet(uri, {
-        timeoutDuration: Math.round(this.options.timeout * 1000),
-        // Unknown key ids are handled in verify(), with a cooldown that failed downloads count in.
-        cooldownDuration: Infinity,
-        cacheMaxAge: Infinity,
-        // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
-        [customFetch]: async (url: string, init: RequestInit) => {
-          const response = this.options.fetch ? ((await this.options.fetch(url, init as LogtoFetchInit)) as Response) : await fetch(url, init);
-          if (response.status >= 500) {
-            throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { providerStatus: response.status });
-          }
-          return response;
-        },
-      }),
+      (uri) => {
+        this.jwksUrl = uri.href;
+        return createRemoteJWKSet(uri, {
+          timeoutDuration: Math.round(this.options.timeout * 1000),
+          // Unknown key ids are handled in verify(), with a cooldown that failed downloads count in.
+          cooldownDuration: Infinity,
+          cacheMaxAge: Infinity,
+          // jose hides the status of a failed download; a 5xx is Logto's fault, not a bad answer.
+          [customFetch]: async (url: string, init: RequestInit) => {
+            const response = this.options.fetch ? ((await this.options.fetch(url, init as LogtoFetchInit)) as Response) : await fetch(url, init);
+            if (response.status >= 500) {
+              throw new LogtoError('provider_error', `Logto answered HTTP ${response.status} for its signing keys (JWKS).`, { providerStatus: response.status });
+            }
+            return response;
+          },
+        });
+      },
       (error: unknown) => {
         this.keys = undefined;
         throw error;
@@ -139,7 +145,7 @@ export class TokenVerifier {
       }
       return payload;
     } catch (error) {
-      throw toLogtoError(error, 'verify a token', expect.kind);
+      throw toLogtoError(error, 'verify a token', expect.kind, this.jwksUrl === undefined ? {} : { url: this.jwksUrl });
     }
   }
 }

@@ -5,6 +5,7 @@ import type { SessionIndex } from './session-index.js';
 import type { SignInRecords } from './sign-in-records.js';
 import { accessTokenKey, digest, storedAccessTokenOf, type StoredAccessToken, type TokenRecord } from './token-record.js';
 import type { TokenStore } from './token-store.js';
+import { debug } from '../debug.js';
 
 export interface RefreshRequest {
   resource: string | undefined;
@@ -140,6 +141,7 @@ export class Refresher {
     const token = storedAccessTokenOf(response);
     // First of all, keep what Logto answered: the new refresh token is the only one that works.
     const rotated = response.refresh_token;
+    debug('refresh: Logto answered%s%s; its refresh token %s', request.resource === undefined ? '' : ` for ${request.resource}`, request.organizationId === undefined ? '' : ` for organization ${request.organizationId}`, rotated ? 'rotated' : 'stays');
     const saved = await this.records.update(store, signInId, (current) => withToken({ ...current, ...(rotated ? { refreshToken: rotated } : {}) }, key, token));
     await this.records.deleteMark(store, markKey).catch(() => undefined);
     if (!saved) {
@@ -171,7 +173,9 @@ export class Refresher {
       } catch (error) {
         if (!answerMayBeLost(error)) {
           await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
-          throw await this.translate(error, store, signInId, parameters);
+          const translated = await this.translate(error, store, signInId, parameters);
+          debug('refresh: failed, and nothing was rotated: %s', translated instanceof Error ? translated.message : String(translated));
+          throw translated;
         }
         const left = this.config.refreshRetryWindow * 1000 - (Date.now() - firstSentAt);
         if (left > 0) {

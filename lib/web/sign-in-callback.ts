@@ -10,6 +10,8 @@ import type { TokenEndpointResponse } from '../logto/connection.js';
 import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from '../verify-callback.js';
+import type { SignInHosts } from './sign-in-host.js';
+import { debug } from '../debug.js';
 
 /** What the callback ends in, for the strategy to hand to Passport. */
 export type CallbackOutcome =
@@ -51,7 +53,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 export class SignInCallback {
   private readonly exchanges = new Map<string, Promise<string>>();
 
-  constructor(private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>) {}
+  constructor(
+    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>,
+    private readonly hosts?: SignInHosts,
+  ) {}
 
   async handle(req: Request, parameters: URLSearchParams): Promise<CallbackOutcome> {
     const progress: Progress = { used: false };
@@ -73,6 +78,7 @@ export class SignInCallback {
         // No response to set a cookie on: nothing to clear.
       }
     }
+    debug('callback: %s', describeOutcome(outcome));
     // A silent attempt never ends on the failure page (which may try silently again): back to the
     // page, signed out, also when its cookie did not come back (a client that keeps no cookies).
     if (outcome.kind === 'failure' && !retryable && state !== null && isSilentState(state)) {
@@ -91,6 +97,9 @@ export class SignInCallback {
     const pending = await this.pendingFor(req, state);
     if (typeof pending === 'object') progress.returnTo = pending.returnTo;
     checkIssuer(parameters, this.context.config.issuer);
+    // Without its cookie, a sign-in that started on another host can never finish here: say why.
+    const otherHost = pending === 'unknown' ? this.hosts?.mismatch(req, state) : undefined;
+    if (otherHost) throw otherHost;
     if (pending === 'expired') {
       progress.used = true;
       throw new LogtoError('invalid_state', 'This sign-in took too long and expired; start the sign-in again.');
@@ -183,6 +192,7 @@ export class SignInCallback {
     try {
       response = await this.exchangeCode(parameters, pending);
       if (!response.id_token) throw new LogtoError('invalid_id_token', 'Logto returned no ID token.');
+      if (!response.refresh_token) this.noRefreshToken();
     } catch (error) {
       await records.setMark(store, markKey, { s: 'failed' } satisfies CallbackMark, this.markTtl()).catch(() => undefined);
       throw error;
@@ -255,9 +265,32 @@ export class SignInCallback {
     return this.context.provider.exchangeCode(url, { codeVerifier: pending.codeVerifier, state: pending.state, nonce: pending.nonce });
   }
 
+  /** Logto drops offline_access unless `prompt` has consent (the sign-in start warns about that): the sign-in works, but no token can be asked for later. */
+  private noRefreshToken(): void {
+    const asked = this.context.config.scopes.includes('offline_access');
+    debug('callback: Logto issued no refresh token (%s), so no access token can be asked for later in this sign-in', asked ? 'offline_access needs prompt=consent' : 'offline_access is not among the scopes');
+  }
+
   /** How long a `state`'s mark is kept: as long as the sign-in may take. */
   private markTtl(): number {
     return this.context.config.signInTimeout * 1000;
+  }
+}
+
+/** Why the callback ended as it did, for the debug log: codes and messages only, never a token. */
+function describeOutcome(outcome: CallbackOutcome): string {
+  switch (outcome.kind) {
+    case 'success':
+      return 'signed in';
+    case 'refused':
+      return 'the verify function refused the user (Passport fail)';
+    case 'redirect':
+      return `Logto could not sign in silently; back to ${outcome.url}, signed out`;
+    case 'failure': {
+      const { error } = outcome;
+      if (!(error instanceof LogtoError)) return `the app's verify function failed (${error instanceof Error ? error.name : typeof error})`;
+      return `failed with ${error.code} (${isCausedByRequest(error) ? 'Passport fail' : 'Passport error'}): ${error.message}`;
+    }
   }
 }
 

@@ -61,13 +61,11 @@ export function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | '
     context.session.clear(req);
     return Promise.resolve(undefined);
   }
-  let inRequest = ending.get(req);
-  const running = inRequest?.get(reference.signInId);
+  const known = ending.get(req);
+  const running = known?.get(reference.signInId);
   if (running) return running;
-  if (!inRequest) {
-    inRequest = new Map();
-    ending.set(req, inRequest);
-  }
+  const inRequest = known ?? new Map<string, Promise<TokenRecord | undefined>>();
+  if (!known) ending.set(req, inRequest);
   const started = end(context, req, reference).finally(() => inRequest.delete(reference.signInId));
   inRequest.set(reference.signInId, started);
   return started;

@@ -32,6 +32,9 @@ import {
   type VerifyFunctionWithRequest,
 } from './verify-context.js';
 import { checkVerifyArgument } from '../verify-callback.js';
+import { SignInHosts } from './sign-in-host.js';
+import { noteSignInStart } from './sign-in-notes.js';
+import { debug } from '../debug.js';
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
@@ -44,6 +47,7 @@ export class LogtoStrategy extends PassportStrategy {
   /** What the handlers work with, built once here. */
   private readonly context: LogtoContext;
   private readonly callback: SignInCallback;
+  private readonly signInHosts: SignInHosts;
   /** Where the route guard keeps the page to come back to after the next sign-in. */
   private get returnToCookie(): string {
     return `${this.config.name}.return`;
@@ -89,7 +93,8 @@ export class LogtoStrategy extends PassportStrategy {
       userFor: (req, claims, record) => verifiedUser({ verify, passReqToCallback: config.passReqToCallback, provider }, req, claims, record),
       startSignIn: (req, options, silent) => this.prepareSignIn(req, options, silent),
     };
-    this.callback = new SignInCallback(this.context);
+    this.signInHosts = new SignInHosts(config.appSecret, config.callbackURL);
+    this.callback = new SignInCallback(this.context, this.signInHosts);
   }
 
   /**
@@ -117,9 +122,10 @@ export class LogtoStrategy extends PassportStrategy {
   authenticated(options: AuthenticatedOptions, handler: LogtoHandler): RequestHandler[];
   authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
     // The guard loads: a copy of the record this process read at most 2 s ago serves as the load.
-    const guard = authenticatedGuard((req) => this.checked.get(req) ?? new LogtoClient(req, this.context, true), options, (req, returnTo) =>
-      appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') }),
-    );
+    const guard = authenticatedGuard((req) => this.checked.get(req) ?? new LogtoClient(req, this.context, true), options, (req, returnTo) => {
+      debug('guard: %s %s has no live sign-in; sending the browser to sign in, back here afterwards', req.method, req.path);
+      appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') });
+    });
     return handler === undefined ? guard : [guard, withLogto(handler)];
   }
 
@@ -321,7 +327,9 @@ export class LogtoStrategy extends PassportStrategy {
   private async prepareSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
     const session = sessionOf(req);
     const codeVerifier = oidc.randomPKCECodeVerifier();
-    const state = silent ? silentState(oidc.randomState()) : oidc.randomState();
+    const startHost = this.signInHosts.hostOf(req);
+    // A silent attempt's state says so, for a callback that comes back without its cookie.
+    const state = silent ? silentState(this.signInHosts.state(startHost)) : this.signInHosts.state(startHost);
     const nonce = oidc.randomNonce();
     const parameters = this.authorizationParameters(options);
     parameters.set('state', state);
@@ -335,6 +343,7 @@ export class LogtoStrategy extends PassportStrategy {
     }
     const returnTo = safeReturnTo(options.returnTo ?? remembered ?? session.returnTo);
     await this.pendingSignIns.add(req, { state, codeVerifier, nonce, ...(returnTo === undefined ? {} : { returnTo }), ...(silent ? { silent } : {}) });
+    noteSignInStart(req, this.config, this.signInHosts, startHost, parameters, silent);
     return url;
   }
 

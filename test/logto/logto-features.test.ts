@@ -567,7 +567,9 @@ describe('the example\'s organization switcher', () => {
     };
     const empty = await page();
     assert.match(empty, /<li data-switch="org-acme">/);
-    assert.match(empty, /name="organization" value="org-acme">Acme<\/button>/);
+    // A labelled radio button per organization, and one submit button.
+    assert.match(empty, /<label><input type="radio" name="organization" value="org-acme">\s*<strong>Acme<\/strong>/);
+    assert.match(empty, /<button class="button" type="submit" id="switch">Switch organization<\/button>/);
     assert.match(empty, /<span class="tag">member<\/span>/);
     assert.match(empty, /id="no-current"/);
 
@@ -578,7 +580,7 @@ describe('the example\'s organization switcher', () => {
     assert.match(current, /id="current" data-organization="org-acme"/);
     assert.match(current, /<span id="current-name">Acme<\/span>/);
     assert.match(current, /<tr data-claim="aud"><th>aud<\/th><td>urn:logto:organization:org-acme<\/td><\/tr>/);
-    assert.match(current, /value="org-acme" aria-current="true"/);
+    assert.match(current, /value="org-acme" checked>/);
 
     const refused = await browser.post(`${example.url}/protected/organization-switcher`, { organization: 'org-globex' });
     assert.equal(refused.status, 403);

@@ -117,6 +117,8 @@ export async function startApp(provider: TestProvider, options: StartAppOptions 
     callbackURL,
     postLogoutRedirectUri: `${url}/`,
     jwksCooldown: 0,
+    // Mounting the handler without the option is deprecated (and warns); only a test of that leaves it out, by passing it as undefined.
+    ...(options.backchannelLogout ? { backchannelLogout: true } : {}),
     ...options.strategy,
   };
   const logto = options.verifyWithRequest

@@ -14,9 +14,9 @@
  * top-level statements take the place of the program's: one that declares a name the program
  * declares (`const logto = ...`), one that repeats a statement word for word, or one that mounts a
  * session middleware (express-session's or cookie-session's) where the program mounts one. Then
- * the program's statements it replaces go, and the snippet goes where the first of them was. An
- * import of a name the program imports too replaces the program's; imports nothing uses any more
- * are dropped.
+ * the program's statements it replaces go, and the snippet goes where the first of them was, as
+ * the README tells a reader to paste it. Imports are pasted as written: one of a name the program
+ * imports already is an error (it would not load), and imports nothing uses any more are dropped.
  *
  * The README names a few stand-ins in prose, which the harness defines when a snippet uses them
  * without defining them: `handler` (a route handler), `db` (a database), `cert` and `key` (a
@@ -282,12 +282,15 @@ function programPieces(snippet: Snippet, byId: Map<string, Snippet>, final: bool
     });
   }
   const position = replaced.size > 0 ? Math.min(...replaced) : baseStatements.length;
-  const ownNames = new Set(ownStatements.flatMap((statement) => statement.names));
+  // Pasted as written: an import of a name the program imports already would not even load.
+  const baseImported = new Set(baseStatements.filter((statement) => statement.isImport).flatMap((statement) => statement.names));
+  const imported = ownImports.flatMap((statement) => statement.names).filter((name) => baseImported.has(name));
+  if (imported.length > 0) {
+    throw new Error(`snippet ${snippet.id} imports ${imported.join(', ')} again, which ${context.parent} imports already: pasted as written, it would not load`);
+  }
   const pieces: Piece[] = [];
   for (const statement of baseStatements) {
-    if (!statement.isImport) continue;
-    const kept = importWithOnly(statement, (name) => !ownNames.has(name));
-    if (kept) pieces.push({ text: kept, own: false });
+    if (statement.isImport) pieces.push({ text: statement.text, own: false });
   }
   pieces.push(...ownImports.map((statement) => own(statement.text)));
   baseStatements.forEach((statement, index) => {

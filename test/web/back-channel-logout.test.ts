@@ -11,6 +11,7 @@ import { getJson, signIn, type HomeBody } from '../support/flows.js';
 import { endSessionAtProvider, TestBrowser } from '../support/http-client.js';
 import { partialPost } from '../support/raw-http.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
+import { captureWarnings } from '../support/warnings.js';
 
 const require = createRequire(import.meta.url);
 // A crash or an unhandled rejection, from a garbage body say, fails the test that caused it.
@@ -21,18 +22,18 @@ let provider: TestProvider;
 let appWithLogout: RunningApp;
 let otherApp: RunningApp;
 
-/** Listened to before any strategy exists, so that every warning of this process is seen. */
-const indexingWarnings: Error[] = [];
-process.on('warning', (warning) => {
-  if ((warning as Error & { code?: string }).code === 'PASSPORT_LOGTO_BACKCHANNEL_INDEXING') indexingWarnings.push(warning);
-});
+/** Captured before any strategy exists, so that every such warning of this process is seen, and none is printed: they are expected. */
+const captured = captureWarnings(['PASSPORT_LOGTO_BACKCHANNEL_INDEXING']);
+const indexingWarnings: Error[] = captured.warnings;
 
 before(async () => {
   provider = await startProvider();
-  appWithLogout = await startApp(provider, { backchannelLogout: true });
+  // The deprecated way on purpose: the option left unset.
+  appWithLogout = await startApp(provider, { backchannelLogout: true, strategy: { backchannelLogout: undefined } });
   otherApp = await startApp(provider);
 });
 after(async () => {
+  await captured.stop();
   await crashWatch.stop();
   await appWithLogout.close();
   await otherApp.close();

@@ -7,6 +7,7 @@ import { startApp, type RunningApp } from '../support/app.js';
 import { signIn } from '../support/flows.js';
 import { TestBrowser, type TestResponse } from '../support/http-client.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
+import { captureWarnings } from '../support/warnings.js';
 
 let provider: TestProvider;
 const apps: RunningApp[] = [];
@@ -114,8 +115,11 @@ describe('silent sign-in', () => {
     });
     apps.push(running);
     const browser = new TestBrowser();
-    const { last } = await navigate(browser, `${running.url}/sign-in-quietly`);
+    // Expected: prompt=none without consent means no refresh token, which the start warns about.
+    const warnings = captureWarnings(['PASSPORT_LOGTO_NO_REFRESH_TOKEN']);
+    const { last } = await navigate(browser, `${running.url}/sign-in-quietly`).finally(() => warnings.stop());
     assert.equal(last.url, `${running.url}/sign-in-failed`);
     assert.match(last.text, /login_required/);
+    assert.match(warnings.warnings[0]?.message ?? '', /prompt=none/);
   });
 });

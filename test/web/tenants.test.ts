@@ -55,9 +55,10 @@ before(async () => {
       select: byPath(prefixes),
       passReqToCallback: true,
       tenants: {
-        a: tenantOptions(providerA, appA, `${url}/a`),
-        b: tenantOptions(providerB, appB, `${url}/b`),
-        c: tenantOptions(providerA, appC, `${url}/c`),
+        // Their back-channel logout handler is mounted below: index sign-ins for it (leaving the option out is deprecated).
+        a: { ...tenantOptions(providerA, appA, `${url}/a`), backchannelLogout: true },
+        b: { ...tenantOptions(providerB, appB, `${url}/b`), backchannelLogout: true },
+        c: { ...tenantOptions(providerA, appC, `${url}/c`), backchannelLogout: true },
       },
     },
     (req, { profile }, done) => done(null, { id: profile.id, tenant: tenants.tenantOf(req) }),

@@ -22,7 +22,7 @@ import {
 } from './clients-and-users.js';
 import type { OidcModule, ProviderInstance } from './helpers.js';
 import type { TestUser } from './index.js';
-import { errorPage, signedOutPage, signingOutPage } from './pages.js';
+import { signedOutPage, signingOutPage } from './pages.js';
 import { StoreAdapter, type MemoryStore } from './storage.js';
 
 /** What the rules read: the provider's settings and its users. */
@@ -159,9 +159,10 @@ export function logtoConfiguration(rules: RuleContext): Configuration {
       };
     },
     interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // Logto answers JSON even to a browser (an unregistered redirect URI shows
+    // {"error":"invalid_redirect_uri",...,"code":"oidc.invalid_redirect_uri","message":...}).
     renderError: async (ctx, out) => {
-      ctx.type = 'html';
-      ctx.body = errorPage(out);
+      ctx.body = out;
     },
     clientBasedCORS: () => false,
     // oidc-provider's default dispatcher refuses special-use IPs (127.0.0.1),

@@ -94,12 +94,6 @@ export function signedOutPage(): string {
 }
 
 /** oidc-provider's own errors (e.g. a bad authorization request), one line per field. */
-export function errorPage(out: object): string {
-  return page('Error', `<h1>Something went wrong</h1>\n${Object.entries(out)
-    .map(([k, v]) => `<p><strong>${escapeHtml(k)}</strong>: <span id="${escapeHtml(k)}">${escapeHtml(String(v))}</span></p>`)
-    .join('\n')}`);
-}
-
 /**
  * An interaction that failed. One that is gone (`sessionGone`: finished, expired, or its cookie
  * lost, as when the browser goes back to a used sign-in form) sends the person back to the app to

@@ -1,0 +1,33 @@
+/**
+ * Warnings a test expects: captured instead of printed, so that `npm test` shows only the ones
+ * nobody expected. Node prints a warning through its own 'warning' listener; while a capture runs,
+ * warnings with the given codes go to the capture and every other one to Node's listeners as usual.
+ */
+export interface CapturedWarnings {
+  readonly warnings: Array<Error & { code?: string }>;
+  /** Waits a tick (process.emitWarning delivers on the next one) and gives the listeners back. */
+  stop(): Promise<Array<Error & { code?: string }>>;
+}
+
+export function captureWarnings(codes: readonly string[]): CapturedWarnings {
+  const original = process.listeners('warning');
+  const warnings: Array<Error & { code?: string }> = [];
+  const capture = (warning: Error & { code?: string }): void => {
+    if (warning.code !== undefined && codes.includes(warning.code)) {
+      warnings.push(warning);
+      return;
+    }
+    for (const listener of original) listener(warning);
+  };
+  process.removeAllListeners('warning');
+  process.on('warning', capture);
+  return {
+    warnings,
+    async stop() {
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('warning', capture);
+      for (const listener of original) process.on('warning', listener);
+      return warnings;
+    },
+  };
+}
