@@ -70,7 +70,7 @@ describe('a wrong app secret', () => {
     const error = await callbackError(browser, running, callback);
     assertSetupError(error, 'invalid_client');
     assert.equal(error.oauthError, 'invalid_client');
-    assert.equal(error.status, undefined, 'not Logto\'s 401, which Express\'s error handler would answer');
+    assert.equal(error.status, 500, 'the status to answer, not Logto\'s 401');
     assert.equal(error.statusCode, 500);
     assert.ok(error.message.includes(`"${running.registered.appId}"`), error.message);
     assert.match(error.message, /App secret/);
