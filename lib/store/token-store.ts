@@ -35,8 +35,9 @@ export interface TokenStore {
 export interface MemoryTokenStoreOptions {
   /**
    * How many sign-in entries are kept at most (token records, ended marks, refresh marks and locks,
-   * back-channel logout indexes): expired ones go first, then those closest to expiry, each with a
-   * warning and a `token_store_evicted` error on that sign-in's next request. Default 100,000.
+   * back-channel logout indexes): expired ones go first, then those closest to expiry, with a
+   * warning (once per burst) and a `token_store_evicted` error on each such sign-in's next request.
+   * Default 100,000.
    */
   maxEntries?: number;
   /**
@@ -47,7 +48,11 @@ export interface MemoryTokenStoreOptions {
   maxShortLivedEntries?: number;
 }
 
-/** Keys of short-lived entries that anonymous traffic can cause: they never displace a sign-in. */
+/**
+ * Keys of short-lived entries that requests without a sign-in can cause: they never displace a
+ * sign-in. Locks and refresh marks are short-lived too, but only a sign-in makes them, and losing
+ * one would let two refreshes race: they stay with the sign-ins.
+ */
 const shortLivedPrefixes = ['callback:', 'logout-jti:'];
 /** How many evicted keys are remembered, to answer each one's next read with an error. */
 const maxRememberedEvictions = 10_000;

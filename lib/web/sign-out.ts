@@ -34,7 +34,7 @@ function refusal(req: Request, allowedOrigins: ReadonlySet<string>): string | un
   const site = req.get('sec-fetch-site');
   if (req.method === 'GET' || req.method === 'HEAD') {
     if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-      return "Sign-out by GET was refused: it did not come from this app's own pages. Sign out with a POST form (<form method=\"post\" action=\"/sign-out\">) instead.";
+      return "Sign-out by GET was refused: it did not come from this app's own pages. Sign out with a POST form (<form method=\"post\">) to this address instead.";
     }
   } else if (site === 'cross-site') {
     return 'Sign-out was refused: the request came from another site.';

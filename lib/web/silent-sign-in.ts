@@ -25,7 +25,10 @@ function isPageNavigation(req: Request): boolean {
   return (req.get('accept') ?? '').includes('text/html');
 }
 
+/** The mark's value once set, before any attempt; afterwards it holds the time of the last attempt. */
 const seen = '0';
+/** Seconds the mark is kept: it holds the time of the last attempt, so it outlives `retryAfter`. */
+const markLifetime = 180 * 24 * 3600;
 /** Ends the `state` of a silent attempt, so that its callback knows it even without the attempt's cookie. */
 const silentStateSuffix = '.s';
 
@@ -38,8 +41,6 @@ export function silentState(random: string): string {
 export function isSilentState(state: string): boolean {
   return state.endsWith(silentStateSuffix);
 }
-/** Seconds the mark is kept: it holds the time of the last attempt, so it outlives `retryAfter`. */
-const markLifetime = 180 * 24 * 3600;
 
 /** The silent sign-in middleware; see `LogtoStrategy.silentSignIn`. */
 export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'startSignIn'>, options: SilentSignInOptions = {}): RequestHandler {
