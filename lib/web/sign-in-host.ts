@@ -34,10 +34,18 @@ export class SignInHosts {
     return typeof host === 'string' ? this.normalize(host) : undefined;
   }
 
+  /**
+   * Whether a cookie set on one host reaches the other: browsers keep cookies per host name,
+   * whatever the port (instances of one app on several ports share them).
+   */
+  sharesCookies(one: string, other: string): boolean {
+    return new URL(`${this.protocol}//${one}`).hostname === new URL(`${this.protocol}//${other}`).hostname;
+  }
+
   /** A new `state`; it names the start host only when the callback will come back to another one. */
   state(startHost: string | undefined): string {
     const random = oidc.randomState();
-    if (startHost === undefined || startHost === this.callbackHost) return random;
+    if (startHost === undefined || this.sharesCookies(startHost, this.callbackHost)) return random;
     const host = Buffer.from(startHost).toString('base64url');
     return `${random}.${host}.${this.mac(random, host)}`;
   }
@@ -49,7 +57,7 @@ export class SignInHosts {
   mismatch(req: object, state: string): LogtoError | undefined {
     const started = this.startHostOf(state);
     const here = this.hostOf(req);
-    if (started === undefined || here === undefined || started === here) return undefined;
+    if (started === undefined || here === undefined || this.sharesCookies(started, here)) return undefined;
     return new LogtoError(
       'callback_host_mismatch',
       `The sign-in started on ${started} but came back to ${here}; open the app at the host of callbackURL (${this.callbackHost}) and sign in again. `

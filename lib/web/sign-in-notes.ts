@@ -19,7 +19,7 @@ export function noteSignInStart(
   parameters: URLSearchParams,
   silent: boolean,
 ): void {
-  if (startHost !== undefined && startHost !== hosts.callbackHost) warnOtherHost(req, startHost, hosts.callbackHost);
+  if (startHost !== undefined && !hosts.sharesCookies(startHost, hosts.callbackHost)) warnOtherHost(req, startHost, hosts.callbackHost);
   if (!silent) warnNoConsent(parameters);
   debug(
     'sign-in: sending the browser to Logto%s with redirect_uri=%s, prompt=%s, scope=%s%s (if Logto answers invalid_redirect_uri, register that URI for the app %s)',

@@ -50,6 +50,19 @@ describe('a sign-in that comes back to another host', () => {
     assert.equal((JSON.parse((await browser.get(`${running.url}/`)).text) as { user: unknown }).user, null);
   });
 
+  test('another port of the same host name is the same cookie host: no warning, no host in the state, and the sign-in completes', async () => {
+    const first = await app();
+    // A second instance of the app whose callbackURL is the first one's: only the port differs.
+    const second = await app({ instanceOf: first.registered, strategy: { callbackURL: first.callbackURL } });
+    const browser = new TestBrowser();
+    const warnings = captureWarnings(['PASSPORT_LOGTO_SIGN_IN_HOST']);
+    const started = await browser.get(`${second.url}/sign-in`).finally(() => warnings.stop());
+    assert.deepEqual(warnings.warnings, []);
+    assert.doesNotMatch(new URL(started.location!).searchParams.get('state') ?? '', /\./);
+    const callback = await signInAtProvider(browser, started.location!, provider.users.demo, first.callbackURL);
+    assert.equal((await browser.get(callback)).location, `${first.url}/`);
+  });
+
   test('a sign-in started on the host of callbackURL keeps a plain state, and a lost cookie there is only "unknown"', async () => {
     const running = await app();
     const browser = new TestBrowser();
