@@ -98,6 +98,8 @@ export function createExampleApp(settings: ExampleSettings): Express {
   }
   app.use(authenticator.initialize());
   app.use(authenticator.session());
+  // A session whose sign-in has ended (here or on another instance, or by Logto) is signed out.
+  app.use(logto.session());
   // The sign-out form's answer redirects to Logto's end-session endpoint, which form-action must allow too.
   const formTargets = `'self' ${new URL(settings.endpoint).origin}`;
   app.use((_req, res, next) => {

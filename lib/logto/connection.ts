@@ -233,7 +233,7 @@ export class LogtoConnection {
         'token_request_failed',
         `${converted.message} The code was used already, expired, or was issued for another redirect URI than \`callbackURL\` `
           + `(${this.config.callbackURL}): every instance must use the same callbackURL. Start the sign-in again.`,
-        { cause: converted, oauthError: 'invalid_grant', ...(converted.status === undefined ? {} : { status: converted.status }) },
+        { cause: converted, oauthError: 'invalid_grant', ...(converted.providerStatus === undefined ? {} : { providerStatus: converted.providerStatus }) },
       );
     }
   }
@@ -259,7 +259,7 @@ export class LogtoConnection {
         throw new LogtoError('token_request_failed', converted.message, {
           cause: converted,
           oauthError: converted.oauthError,
-          ...(converted.status === undefined ? {} : { status: converted.status }),
+          ...(converted.providerStatus === undefined ? {} : { providerStatus: converted.providerStatus }),
         });
       }
       throw converted;

@@ -119,7 +119,7 @@ export function toLogtoError(error: unknown, action: string, jwtKind: JwtKind = 
     return new LogtoError(code, `Logto refused to ${action} with HTTP ${error.status}${oauthError === undefined ? '' : ` and "${oauthError}"`}.`, {
       ...cause,
       ...(oauthError === undefined ? {} : { oauthError }),
-      status: error.status,
+      providerStatus: error.status,
     });
   }
   if (error instanceof oidc.ClientError) {
