@@ -1,0 +1,239 @@
+/**
+ * A NestJS app on the Express platform, written as NestJS's documentation writes a session-based
+ * Passport strategy (PassportStrategy mixin, PassportSerializer, PassportModule, guards on the
+ * routes, express-session and passport.session() in main), with passport-logto/nestjs's guards.
+ * The same source serves NestJS 10 and 11: nest10-express.test.ts points `@nestjs/*` at NestJS 10.
+ *
+ * Written without constructor-parameter metadata (tsx's esbuild emits none): every injected
+ * constructor parameter names its token with @Inject().
+ */
+import 'reflect-metadata';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  Catch,
+  Controller,
+  Get,
+  HttpException,
+  Inject,
+  Injectable,
+  Module,
+  Req,
+  Res,
+  UseGuards,
+  type ArgumentsHost,
+  type INestApplication,
+} from '@nestjs/common';
+import { BaseExceptionFilter, HttpAdapterHost, NestFactory } from '@nestjs/core';
+import { AuthGuard, PassportModule, PassportSerializer, PassportStrategy } from '@nestjs/passport';
+import type { Request, Response } from 'express';
+import session from 'express-session';
+import passport from 'passport';
+import {
+  LogtoBearerStrategy,
+  LogtoError,
+  LogtoStrategy,
+  UserScope,
+  type AccessTokenClaims,
+  type LogtoStrategyOptions,
+  type LogtoVerifyContext,
+} from '../../lib/index.js';
+import { LogtoAuthenticatedGuard, LogtoAuthGuard, LogtoBearerGuard, LogtoSignOutGuard, takeReturnTo } from '../../lib/nestjs/index.js';
+import type { RunningApp } from '../support/app.js';
+import { API_RESOURCE, type TestProvider } from '../support/provider/index.js';
+
+export interface NestAppOptions {
+  /** The Passport name of the strategy; apps running side by side in one process need their own. */
+  name?: string;
+  /** `plain` puts @nestjs/passport's own `AuthGuard(name)` on the callback, which never calls logIn. */
+  callbackGuard?: 'logto' | 'plain';
+}
+
+export interface RunningNestApp extends RunningApp {
+  nest: INestApplication;
+  /** The exceptions that reached the app's global exception filter. */
+  exceptions: unknown[];
+}
+
+const LOGTO_OPTIONS = Symbol('LOGTO_OPTIONS');
+
+export async function startNestApp(provider: TestProvider, options: NestAppOptions = {}): Promise<RunningNestApp> {
+  const name = options.name ?? 'logto';
+  const bearerName = `${name}-bearer`;
+  // The port first, so that the callback URL can be registered with Logto before Nest starts.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const callbackURL = `${url}/callback`;
+  const registered = await provider.registerApp({ redirectUris: [callbackURL], postLogoutRedirectUris: [`${url}/`] });
+  const strategyOptions: LogtoStrategyOptions = {
+    endpoint: provider.endpoint,
+    appId: registered.appId,
+    appSecret: registered.appSecret,
+    callbackURL,
+    postLogoutRedirectUri: `${url}/`,
+    resources: [API_RESOURCE],
+    scopes: [UserScope.Email, UserScope.Organizations, 'read:items'],
+    jwksCooldown: 0,
+    name,
+  };
+
+  @Injectable()
+  class LogtoNestStrategy extends PassportStrategy(LogtoStrategy, name) {
+    constructor(@Inject(LOGTO_OPTIONS) logtoOptions: LogtoStrategyOptions) {
+      super(logtoOptions);
+    }
+
+    // What the user of the session is: the mixin routes the strategy's verify function here.
+    validate(context: LogtoVerifyContext): object {
+      return { id: context.profile.id, name: context.profile.name, email: context.claims.email };
+    }
+  }
+
+  @Injectable()
+  class LogtoBearerNestStrategy extends PassportStrategy(LogtoBearerStrategy, bearerName) {
+    constructor() {
+      super({ endpoint: provider.endpoint, audience: API_RESOURCE, name: bearerName });
+    }
+
+    validate(claims: AccessTokenClaims): object {
+      return { id: claims.sub };
+    }
+  }
+
+  @Injectable()
+  class SessionSerializer extends PassportSerializer {
+    serializeUser(user: unknown, done: (error: unknown, user?: unknown) => void): void {
+      done(null, user);
+    }
+
+    deserializeUser(payload: unknown, done: (error: unknown, user?: unknown) => void): void {
+      done(null, payload);
+    }
+  }
+
+  const callbackGuard = options.callbackGuard === 'plain' ? AuthGuard(name) : LogtoAuthGuard(name);
+
+  @Controller()
+  class AuthController {
+    @Get('sign-in')
+    @UseGuards(LogtoAuthGuard(name))
+    signIn(): void {
+      // The guard sends the browser to Logto.
+    }
+
+    @Get('callback')
+    @UseGuards(callbackGuard)
+    callback(@Req() req: Request, @Res() res: Response): void {
+      res.redirect(takeReturnTo(req));
+    }
+
+    @Get('sign-out')
+    @UseGuards(LogtoSignOutGuard({ strategy: name }))
+    signOut(): void {
+      // The guard sends the browser to Logto's sign-out.
+    }
+  }
+
+  @Controller()
+  class PagesController {
+    constructor(@Inject(LogtoNestStrategy) private readonly logto: LogtoNestStrategy) {}
+
+    @Get()
+    home(@Req() req: Request): object {
+      return { user: req.user ?? null, sessionID: req.sessionID, authenticated: req.isAuthenticated() };
+    }
+
+    @Get('tokens')
+    async tokens(@Req() req: Request): Promise<object> {
+      const client = await this.logto.client(req).load();
+      return { idToken: client.getIdToken() ?? null, refreshToken: client.getRefreshToken() ?? null, authenticated: client.isAuthenticated() };
+    }
+
+    @Get('protected')
+    @UseGuards(LogtoAuthenticatedGuard({ strategy: name, redirect: '/sign-in' }))
+    protectedPage(@Req() req: Request): object {
+      return { page: 'protected', sub: req.logto?.getIdTokenClaims().sub, query: req.query };
+    }
+
+    @Get('api/profile')
+    @UseGuards(LogtoAuthenticatedGuard({ strategy: name }))
+    profile(@Req() req: Request): object {
+      return { claims: req.logto?.getIdTokenClaims() };
+    }
+
+    @Get('api/token')
+    @UseGuards(LogtoAuthenticatedGuard({ strategy: name, accessToken: API_RESOURCE }))
+    apiToken(@Req() req: Request): object {
+      return { accessToken: req.logto?.accessToken };
+    }
+
+    @Get('organizations')
+    @UseGuards(LogtoAuthenticatedGuard({ strategy: name, organizationTokens: true }))
+    organizations(@Req() req: Request): object {
+      return { organizationTokens: req.logto?.organizationTokens };
+    }
+
+    @Get('organizations/globex')
+    @UseGuards(LogtoAuthenticatedGuard({ strategy: name, accessToken: { organizationId: 'org-globex' } }))
+    notMember(): object {
+      return { page: 'globex' };
+    }
+
+    @Get('api/items')
+    @UseGuards(LogtoBearerGuard({ strategy: bearerName, requiredScopes: ['read:items'] }))
+    items(@Req() req: Request): object {
+      return { user: req.user, scopes: (req.authInfo as { scopes: string[] }).scopes };
+    }
+
+    @Get('api/items/delete')
+    @UseGuards(LogtoBearerGuard({ strategy: bearerName, requiredScopes: ['delete:items'] }))
+    deleteItems(): object {
+      return { deleted: true };
+    }
+  }
+
+  @Module({
+    imports: [PassportModule.register({ session: true })],
+    controllers: [AuthController, PagesController],
+    providers: [{ provide: LOGTO_OPTIONS, useValue: strategyOptions }, LogtoNestStrategy, LogtoBearerNestStrategy, SessionSerializer],
+  })
+  class AppModule {}
+
+  const exceptions: unknown[] = [];
+  @Catch()
+  class RecordingFilter extends BaseExceptionFilter {
+    override catch(exception: unknown, host: ArgumentsHost): void {
+      exceptions.push(exception);
+      super.catch(exception, host);
+    }
+  }
+
+  const nest = await NestFactory.create(AppModule, { logger: false });
+  const store = new session.MemoryStore();
+  nest.use(session({ name: `sid-${port}`, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
+  nest.use(passport.initialize());
+  nest.use(passport.session());
+  nest.useGlobalFilters(new RecordingFilter(nest.get(HttpAdapterHost).httpAdapter));
+  await nest.listen(port, '127.0.0.1');
+
+  return {
+    url,
+    registered,
+    callbackURL,
+    logto: nest.get(LogtoNestStrategy),
+    store,
+    errors: exceptions,
+    exceptions,
+    nest,
+    close: async () => {
+      (nest.getHttpServer() as { closeAllConnections(): void }).closeAllConnections();
+      await nest.close();
+    },
+  };
+}
+
+// The test compares against the classes of this module graph (see load-nest-app.ts).
+export { HttpException, LogtoError };
