@@ -9,6 +9,7 @@
  */
 import 'reflect-metadata';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import {
   Catch,
@@ -237,3 +238,16 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
 
 // The test compares against the classes of this module graph (see load-nest-app.ts).
 export { HttpException, LogtoError };
+
+/** The majors of NestJS, @nestjs/passport and Express that this module graph runs on. */
+export function nestVersions(): { core: number; common: number; passport: number; express: number } {
+  const require = createRequire(import.meta.resolve('@nestjs/core'));
+  const major = (name: string): number => Number((require(`${name}/package.json`) as { version: string }).version.split('.')[0]);
+  const expressRequire = createRequire(require.resolve('@nestjs/platform-express'));
+  return {
+    core: major('@nestjs/core'),
+    common: major('@nestjs/common'),
+    passport: Number((createRequire(import.meta.resolve('@nestjs/passport'))('@nestjs/passport/package.json') as { version: string }).version.split('.')[0]),
+    express: Number((expressRequire('express/package.json') as { version: string }).version.split('.')[0]),
+  };
+}
