@@ -20,11 +20,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { tsImport } from 'tsx/esm/api';
 import { after, before, describe, test } from 'node:test';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
 import { logtoBearer, type LogtoStrategy } from '../lib/index.js';
-import { endSessionAtProvider, signInAtProvider, TestBrowser, type RequestInitLite, type TestResponse } from './support/http-client.js';
+import { cancelAtProvider, endSessionAtProvider, signInAtProvider, TestBrowser, type RequestInitLite, type TestResponse } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from './support/provider/index.js';
 import { buildProgram, readSnippets, type SnippetProgram } from './support/readme-snippets.js';
 import { freePort, startRedis, type RunningRedis } from './support/redis.js';
@@ -546,6 +547,52 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal((await signIn(browser, base)).location, `${base}/`);
     assert.equal((await json<{ username: string }>(browser.get(`${base}/profile`))).body.username, 'demo');
     assert.ok(connections.includes(provider.endpoint), `the requests to Logto went through the snippet's dispatcher: ${connections.join(', ')}`);
+  },
+
+  async nestjs() {
+    // Imported with a tsconfig that has `experimentalDecorators`, as a Nest app's has (`load` uses the test run's tsx, which has none).
+    const program = programs.get('nestjs');
+    assert.ok(program);
+    const port = await freePort();
+    process.env.PORT = String(port);
+    const tsconfig = join(folder, 'tsconfig.json');
+    await writeFile(tsconfig, JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', experimentalDecorators: true } }));
+    const exports = (await tsImport(pathToFileURL(program.file).href, { parentURL: import.meta.url, tsconfig })) as { app: { close(): Promise<void>; getHttpServer(): Server } };
+    cleanups.push(async () => {
+      exports.app.getHttpServer().closeAllConnections();
+      await exports.app.close();
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const browser = new TestBrowser();
+
+    // A signed-out visit goes to sign-in and comes back to the same page.
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+    assert.equal((await signIn(browser, base)).location, `${base}/profile`);
+    const profile = await json<{ sub: string; email: string }>(browser.get(`${base}/profile`));
+    assert.equal(profile.status, 200);
+    assert.equal(profile.body.sub, provider.users.demo.sub);
+    assert.equal(profile.body.email, 'demo@example.com');
+
+    // The API route takes Logto access tokens for its audience and scope.
+    const token = await accessToken({ aud: API_RESOURCE, scope: 'read:items' });
+    const me = await json<{ id: string }>(browser.request(`${base}/api/me`, bearer(token)));
+    assert.deepEqual(me, { status: 200, body: { id: provider.users.demo.sub } });
+    const anonymous = await new TestBrowser().get(`${base}/api/me`);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
+
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(signOut.status, 302);
+    assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+    const after = await browser.get(`${base}/profile`);
+    assert.equal(after.location, `${base}/sign-in`, 'signed out');
+
+    // A cancelled sign-in reaches Nest's exception filter as 401 authorization_failed.
+    const visitor = new TestBrowser();
+    const started = await visitor.get(`${base}/sign-in`);
+    const cancelled = await visitor.get(await cancelAtProvider(visitor, started.location ?? '', `${base}/callback`));
+    assert.equal(cancelled.status, 401);
+    assert.equal((JSON.parse(cancelled.text) as { error: string }).error, 'authorization_failed');
   },
 
   async 'jest-import'() {
