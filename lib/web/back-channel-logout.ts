@@ -9,7 +9,7 @@ import type { SignInRecords } from '../store/sign-in-records.js';
 import { digest } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { LogtoContext } from './context.js';
-import { header, nodeAnswer, type HostAnswer } from './http.js';
+import { header, nodeAnswer, nodeRequestOf, type HostAnswer } from './http.js';
 
 export type { SessionStoreLike };
 
@@ -272,7 +272,7 @@ export function hostBackchannelLogout(
   context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex'>,
   options: BackchannelLogoutOptions = {},
   /** Reads the logout token off the request: the host's way to read a form body. */
-  readToken: (req: object) => Promise<string> = (req) => readFormBody(req as IncomingMessage).then(tokenOfForm),
+  readToken: (req: object) => Promise<string> = (req) => readFormBody(nodeRequestOf(req)).then(tokenOfForm),
 ): (req: object, answer: HostAnswer) => Promise<void> {
   const maxAge = options.maxTokenAge ?? 600;
 

@@ -1,4 +1,4 @@
-import { ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { stringifySetCookie } from 'cookie';
 import { LogtoError } from '../errors.js';
 
@@ -74,6 +74,14 @@ export function findAnswer(req: object): HostAnswer | undefined {
     ?? (isObject(request.req) ? answers.get(request.req) : undefined);
   if (bound) return bound;
   return request.res instanceof ServerResponse ? nodeAnswer(request.res) : undefined;
+}
+
+/** Node's request behind a host's request object (Fastify's `raw`, Koa's `req`), or the request itself. */
+export function nodeRequestOf(req: object): IncomingMessage {
+  const request = req as RequestLike;
+  if (request.raw instanceof IncomingMessage) return request.raw;
+  if (request.req instanceof IncomingMessage) return request.req;
+  return req as IncomingMessage;
 }
 
 function isObject(value: unknown): value is object {
