@@ -226,6 +226,33 @@ export function nestFlow({ load }: NestFlowSetup): void {
     });
   });
 
+  describe('a plain AuthGuard on the callback', () => {
+    test('is never silent: the session stays signed out and the developer is told once what to add', async () => {
+      const plain = await loaded.startNestApp(provider, { name: 'logto-plain', callbackGuard: 'plain' });
+      apps.push(plain);
+      const warnings: Error[] = [];
+      const listen = (warning: Error): void => void warnings.push(warning);
+      process.on('warning', listen);
+      try {
+        for (let round = 0; round < 2; round += 1) {
+          const browser = new TestBrowser();
+          const landed = await signIn(browser, provider, plain);
+          assert.equal(landed, `${plain.url}/`, 'the route ran with req.user set for that one request');
+          const home = (await getJson<HomeBody>(browser, `${plain.url}/`)).body;
+          assert.equal(home.authenticated, false, 'AuthGuard does not log in: the session is not kept');
+          assert.equal((await browser.get(`${plain.url}/api/profile`)).status, 401);
+        }
+        // Warnings are emitted on the next tick.
+        await new Promise((resolve) => setImmediate(resolve));
+        const told = warnings.filter((warning) => (warning as Error & { code?: string }).code === 'PASSPORT_LOGTO_LOGIN_NOT_CALLED');
+        assert.equal(told.length, 1, 'told once');
+        assert.match(told[0]?.message ?? '', /super\.logIn\(request\)/);
+      } finally {
+        process.off('warning', listen);
+      }
+    });
+  });
+
   describe('two tabs', () => {
     test('two sign-ins at once in one browser both land signed in', async () => {
       const browser = new TestBrowser();
