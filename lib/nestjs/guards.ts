@@ -3,10 +3,12 @@ import { AuthGuard, type IAuthGuard } from '@nestjs/passport';
 import { LogtoError } from '../errors.js';
 import { LogtoBearerError, type BearerErrorCode } from '../bearer/errors.js';
 import type { LogtoBearerRouteOptions } from '../bearer/strategy.js';
+import { hostHandlersOf } from '../web/host-handlers.js';
+import type { HostAnswer } from '../web/http.js';
 import type { AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import { toHttpException } from './errors.js';
-import { runHandler, type Handler } from './run-handler.js';
+import { answerFor, passportResponse } from './platform.js';
 import { bearerStrategyNamed, logtoStrategyNamed } from './strategies.js';
 
 /** Which registered strategy a guard works with: the name given to `PassportStrategy(LogtoStrategy, name)`. */
@@ -20,14 +22,29 @@ export type LogtoSignOutGuardOptions = SignOutOptions & LogtoGuardStrategyOption
 export type LogtoBearerGuardOptions = LogtoBearerRouteOptions & LogtoGuardStrategyOption;
 
 interface HttpArguments {
-  req: unknown;
+  req: object;
   res: unknown;
 }
 
 function httpArguments(context: ExecutionContext): HttpArguments {
   const http = context.switchToHttp();
-  return { req: http.getRequest<unknown>(), res: http.getResponse<unknown>() };
+  return { req: http.getRequest<object>(), res: http.getResponse<unknown>() };
 }
+
+/** Runs `work`, turning what it throws into what Nest's exception filters should see. */
+function mapped<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    throw toHttpException(error);
+  }
+}
+
+/**
+ * A guard that answered the browser itself (a redirect) settles never, as @nestjs/passport's
+ * AuthGuard on a redirect: the route must not run, and Nest must not answer a second time.
+ */
+const answeredAlready = (): Promise<never> => new Promise<never>(() => undefined);
 
 const signInGuards = new Map<string, Type<IAuthGuard>>();
 
@@ -44,6 +61,8 @@ export function LogtoAuthGuard(name = 'logto'): Type<IAuthGuard> {
   if (existing) return existing;
   class LogtoSignInGuard extends AuthGuard(name) {
     override async canActivate(context: ExecutionContext): Promise<boolean> {
+      const { req, res } = httpArguments(context);
+      mapped(() => answerFor(req, res));
       // Settles only on the callback: the sign-in leg answers with a redirect.
       const passed = (await super.canActivate(context)) as boolean;
       try {
@@ -52,6 +71,11 @@ export function LogtoAuthGuard(name = 'logto'): Type<IAuthGuard> {
         throw toHttpException(error);
       }
       return passed;
+    }
+
+    // AuthGuard hands Passport what this returns (its typings leave the method out).
+    getResponse(context: ExecutionContext): unknown {
+      return passportResponse(context.switchToHttp().getResponse<unknown>());
     }
 
     override handleRequest<TUser>(error: unknown, user: unknown, info: unknown): TUser {
@@ -70,36 +94,45 @@ export function LogtoAuthGuard(name = 'logto'): Type<IAuthGuard> {
  * passes with `req.logto` loaded, and whatever the options ask for (userinfo, an access token,
  * organization tokens) ready on it. A signed-out request is refused with 401 `not_authenticated`
  * through Nest's exception filters, or, with `redirect`, sent there with its URL kept for the
- * next sign-in. A failure to load (Logto or a store down) reaches the filters with its status.
+ * next sign-in. A failure (Logto or a store down) reaches the filters with its status.
  */
 export function LogtoAuthenticatedGuard(options: LogtoAuthenticatedGuardOptions = {}): Type<CanActivate> {
   const { strategy: name = 'logto', ...guardOptions } = options;
   class LogtoSignedInGuard implements CanActivate {
-    private handler: Handler | undefined;
+    private guard: ReturnType<ReturnType<typeof hostHandlersOf>['guard']> | undefined;
 
-    async canActivate(context: ExecutionContext): Promise<boolean> {
+    canActivate(context: ExecutionContext): Promise<boolean> {
       const { req, res } = httpArguments(context);
-      const strategy = this.strategy();
-      if (guardOptions.redirect === undefined) {
-        // Without a redirect, a signed-out request is an exception for Nest's filters, not an answer written here.
-        let signedIn: boolean;
-        try {
-          signedIn = (await strategy.client(req as never).load()).isAuthenticated();
-        } catch (error) {
-          throw toHttpException(error);
-        }
-        if (!signedIn) throw toHttpException(new LogtoError('not_authenticated', 'Sign in to use this route.'));
-      }
-      this.handler ??= strategy.authenticated(guardOptions);
-      return runHandler(this.handler, req, res);
-    }
-
-    private strategy(): ReturnType<typeof logtoStrategyNamed> {
+      let answer: HostAnswer;
       try {
-        return logtoStrategyNamed(name);
+        this.guard ??= hostHandlersOf(logtoStrategyNamed(name)).guard(guardOptions);
+        answer = answerFor(req, res);
       } catch (error) {
-        throw toHttpException(error);
+        return Promise.reject(toHttpException(error));
       }
+      const guard = this.guard;
+      return new Promise<boolean>((resolve, reject) => {
+        let refused = false;
+        // Without a redirect, a signed-out request is an exception for Nest's filters, not a 401 written here.
+        const throughFilters: HostAnswer = {
+          ...answer,
+          json: (status, body) => {
+            if (status === 401) refused = true;
+            else answer.json(status, body);
+          },
+        };
+        guard(req, throughFilters, {
+          admit: (client) => {
+            (req as { logto?: unknown }).logto = client;
+            resolve(true);
+          },
+          answered: () => {
+            // A redirect was answered: the promise stays pending, as answeredAlready() explains.
+            if (refused) reject(toHttpException(new LogtoError('not_authenticated', 'Sign in to use this route.')));
+          },
+          error: (error) => reject(toHttpException(error)),
+        });
+      });
     }
   }
   return mixin(LogtoSignedInGuard);
@@ -113,16 +146,18 @@ export function LogtoAuthenticatedGuard(options: LogtoAuthenticatedGuardOptions 
 export function LogtoSignOutGuard(options: LogtoSignOutGuardOptions = {}): Type<CanActivate> {
   const { strategy: name = 'logto', ...signOutOptions } = options;
   class LogtoSignOutRouteGuard implements CanActivate {
-    private handler: Handler | undefined;
+    private signOut: ((req: object, answer: HostAnswer) => Promise<void>) | undefined;
 
-    canActivate(context: ExecutionContext): Promise<boolean> {
+    async canActivate(context: ExecutionContext): Promise<boolean> {
       const { req, res } = httpArguments(context);
+      const answer = mapped(() => answerFor(req, res));
+      this.signOut ??= mapped(() => hostHandlersOf(logtoStrategyNamed(name)).signOut(signOutOptions));
       try {
-        this.handler ??= logtoStrategyNamed(name).signOut(signOutOptions);
+        await this.signOut(req, answer);
       } catch (error) {
-        return Promise.reject(toHttpException(error));
+        throw toHttpException(error);
       }
-      return runHandler(this.handler, req, res);
+      return answeredAlready();
     }
   }
   return mixin(LogtoSignOutRouteGuard);
@@ -147,12 +182,13 @@ export function LogtoBearerGuard(options: LogtoBearerGuardOptions = {}): Type<IA
     }
 
     override async canActivate(context: ExecutionContext): Promise<boolean> {
-      try {
-        bearerStrategyNamed(name);
-      } catch (error) {
-        throw toHttpException(error);
-      }
+      mapped(() => bearerStrategyNamed(name));
       return (await super.canActivate(context)) as boolean;
+    }
+
+    // AuthGuard hands Passport what this returns (its typings leave the method out).
+    getResponse(context: ExecutionContext): unknown {
+      return passportResponse(context.switchToHttp().getResponse<unknown>());
     }
 
     override handleRequest<TUser>(error: unknown, user: unknown, info: unknown, context: ExecutionContext): TUser {
