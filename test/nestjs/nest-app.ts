@@ -19,15 +19,16 @@ import {
   Inject,
   Injectable,
   Module,
+  Redirect,
   Req,
-  Res,
   UseGuards,
   type ArgumentsHost,
   type INestApplication,
 } from '@nestjs/common';
 import { BaseExceptionFilter, HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportSerializer, PassportStrategy } from '@nestjs/passport';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import session from 'express-session';
 import passport from 'passport';
 import {
@@ -48,6 +49,8 @@ export interface NestAppOptions {
   name?: string;
   /** `plain` puts @nestjs/passport's own `AuthGuard(name)` on the callback, which never calls logIn. */
   callbackGuard?: 'logto' | 'plain';
+  /** Nest's HTTP platform: Express (express-session) or Fastify (@fastify/session). Default: Express. */
+  platform?: 'express' | 'fastify';
 }
 
 export interface RunningNestApp extends RunningApp {
@@ -127,8 +130,9 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
 
     @Get('callback')
     @UseGuards(callbackGuard)
-    callback(@Req() req: Request, @Res() res: Response): void {
-      res.redirect(takeReturnTo(req));
+    @Redirect()
+    callback(@Req() req: Request): { url: string } {
+      return { url: takeReturnTo(req) };
     }
 
     @Get('sign-out')
@@ -144,7 +148,10 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
 
     @Get()
     home(@Req() req: Request): object {
-      return { user: req.user ?? null, sessionID: req.sessionID, authenticated: req.isAuthenticated() };
+      // Fastify's request has isAuthenticated() once Passport's session middleware has run on it.
+      const authenticated = typeof req.isAuthenticated === 'function' ? req.isAuthenticated() : false;
+      const sessionID = req.sessionID ?? (req.session as { sessionId?: string } | undefined)?.sessionId;
+      return { user: req.user ?? null, sessionID, authenticated };
     }
 
     @Get('tokens')
@@ -212,13 +219,39 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
     }
   }
 
-  const nest = await NestFactory.create(AppModule, { logger: false });
   const store = new session.MemoryStore();
-  nest.use(session({ name: `sid-${port}`, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
-  nest.use(passport.initialize());
-  nest.use(passport.session());
+  let nest: INestApplication;
+  if (options.platform === 'fastify') {
+    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+    const { default: fastifyCookie } = await import('@fastify/cookie');
+    const { default: fastifySession } = await import('@fastify/session');
+    const fastifyNest = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), { logger: false });
+    // The casts: @nestjs/platform-fastify pins a Fastify of its own, whose plugin types are another copy's.
+    await fastifyNest.register(fastifyCookie as never);
+    await fastifyNest.register(fastifySession as never, {
+      cookieName: `sid-${port}`,
+      secret: 'a-test-secret-of-at-least-32-characters',
+      saveUninitialized: false,
+      cookie: { secure: false },
+    });
+    // passport-logto answers every request through Fastify's reply, whichever guard runs.
+    const { logtoFastify } = await import('../../lib/fastify/index.js');
+    await fastifyNest.register(logtoFastify(fastifyNest.get(LogtoNestStrategy)).plugin);
+    // Passport's session middleware, on Fastify's request (where the session is), for every route.
+    const restoreUser = passport.session();
+    fastifyNest.getHttpAdapter().getInstance().addHook('preHandler', (request, reply, done) => {
+      restoreUser(request as never, reply as never, done);
+    });
+    nest = fastifyNest;
+  } else {
+    nest = await NestFactory.create(AppModule, { logger: false });
+    nest.use(session({ name: `sid-${port}`, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
+    nest.use(passport.initialize());
+    nest.use(passport.session());
+  }
   nest.useGlobalFilters(new RecordingFilter(nest.get(HttpAdapterHost).httpAdapter));
   await nest.listen(port, '127.0.0.1');
+
 
   return {
     url,

@@ -15,6 +15,8 @@ import type { RunningNestApp } from './nest-app.js';
 export interface NestFlowSetup {
   /** Loads nest-app.ts once the right NestJS is in place. */
   load(): Promise<typeof NestApp>;
+  /** Nest's HTTP platform; default Express. */
+  platform?: 'express' | 'fastify';
 }
 
 interface ExceptionBody {
@@ -23,7 +25,7 @@ interface ExceptionBody {
   message: string;
 }
 
-export function nestFlow({ load }: NestFlowSetup): void {
+export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
   let provider: TestProvider;
   let app: RunningNestApp;
   let loaded: Awaited<ReturnType<NestFlowSetup['load']>>;
@@ -32,7 +34,7 @@ export function nestFlow({ load }: NestFlowSetup): void {
   before(async () => {
     loaded = await load();
     provider = await startProvider();
-    app = await loaded.startNestApp(provider);
+    app = await loaded.startNestApp(provider, { platform });
     apps.push(app);
   });
   after(async () => {
@@ -228,7 +230,7 @@ export function nestFlow({ load }: NestFlowSetup): void {
 
   describe('a plain AuthGuard on the callback', () => {
     test('is never silent: the session stays signed out and the developer is told once what to add', async () => {
-      const plain = await loaded.startNestApp(provider, { name: 'logto-plain', callbackGuard: 'plain' });
+      const plain = await loaded.startNestApp(provider, { name: 'logto-plain', callbackGuard: 'plain', platform });
       apps.push(plain);
       const warnings: Error[] = [];
       const listen = (warning: Error): void => void warnings.push(warning);
