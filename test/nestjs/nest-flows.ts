@@ -84,6 +84,25 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
       assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.authenticated, false);
     });
 
+    test('Logto down at sign-in is 503 provider_unreachable, with a message that does not blame the user', async () => {
+      const down = await startProvider();
+      const running = await loaded.startNestApp(down, { name: 'logto-down', platform });
+      apps.push(running);
+      await down.pause();
+      try {
+        const response = await new TestBrowser().get(`${running.url}/sign-in`);
+        assert.equal(response.status, 503);
+        const body = JSON.parse(response.text) as ExceptionBody;
+        assert.equal(body.error, 'provider_unreachable');
+        assert.doesNotMatch(body.message, /127\.0\.0\.1/, 'the internal message stays in the cause, for logs');
+        const { status, cause } = lastException(running);
+        assert.equal(status, 503);
+        assert.ok(cause instanceof loaded.LogtoError && cause.code === 'provider_unreachable');
+      } finally {
+        await down.close();
+      }
+    });
+
     test('a callback with an unknown state is 400 invalid_state, and nobody is signed in', async () => {
       const browser = new TestBrowser();
       const response = await browser.get(`${app.callbackURL}?code=abc&state=${'s'.repeat(43)}&iss=${encodeURIComponent(provider.issuer)}`);
