@@ -19,6 +19,7 @@ import {
   Inject,
   Injectable,
   Module,
+  Post,
   Redirect,
   Req,
   UseGuards,
@@ -71,7 +72,11 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
   await new Promise<void>((resolve) => server.close(() => resolve()));
   const url = `http://127.0.0.1:${port}`;
   const callbackURL = `${url}/callback`;
-  const registered = await provider.registerApp({ redirectUris: [callbackURL], postLogoutRedirectUris: [`${url}/`] });
+  const registered = await provider.registerApp({
+    redirectUris: [callbackURL],
+    postLogoutRedirectUris: [`${url}/`],
+    backchannelLogoutUri: `${url}/backchannel-logout`,
+  });
   const strategyOptions: LogtoStrategyOptions = {
     endpoint: provider.endpoint,
     appId: registered.appId,
@@ -82,6 +87,7 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
     scopes: [UserScope.Email, UserScope.Organizations, 'read:items'],
     jwksCooldown: 0,
     name,
+    backchannelLogout: true,
   };
 
   @Injectable()
@@ -152,6 +158,13 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
       const authenticated = typeof req.isAuthenticated === 'function' ? req.isAuthenticated() : false;
       const sessionID = req.sessionID ?? (req.session as { sessionId?: string } | undefined)?.sessionId;
       return { user: req.user ?? null, sessionID, authenticated };
+    }
+
+    // Logs out of the app only: the Logto session stays, for silent sign-in or the next sign-in.
+    @Post('log-out')
+    async logOut(@Req() req: Request): Promise<object> {
+      await this.logto.logOut(req);
+      return { loggedOut: true };
     }
 
     @Get('tokens')
@@ -236,18 +249,25 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
     });
     // passport-logto answers every request through Fastify's reply, whichever guard runs.
     const { logtoFastify } = await import('../../lib/fastify/index.js');
-    await fastifyNest.register(logtoFastify(fastifyNest.get(LogtoNestStrategy)).plugin);
+    const logto = logtoFastify(fastifyNest.get(LogtoNestStrategy));
+    await fastifyNest.register(logto.plugin);
+    await fastifyNest.register(logto.backchannelLogout({ path: '/backchannel-logout' }));
     // Passport's session middleware, on Fastify's request (where the session is), for every route.
     const restoreUser = passport.session();
-    fastifyNest.getHttpAdapter().getInstance().addHook('preHandler', (request, reply, done) => {
+    const fastify = fastifyNest.getHttpAdapter().getInstance();
+    fastify.addHook('preHandler', (request, reply, done) => {
       restoreUser(request as never, reply as never, done);
     });
+    fastify.addHook('preHandler', logto.silentSignIn({ retryAfter: 1 }) as never);
     nest = fastifyNest;
   } else {
     nest = await NestFactory.create(AppModule, { logger: false });
     nest.use(session({ name: `sid-${port}`, secret: 'test-secret', resave: false, saveUninitialized: false, store }));
     nest.use(passport.initialize());
     nest.use(passport.session());
+    const strategy = nest.get(LogtoNestStrategy);
+    nest.use('/backchannel-logout', strategy.backchannelLogout());
+    nest.use(strategy.silentSignIn({ retryAfter: 1 }));
   }
   nest.useGlobalFilters(new RecordingFilter(nest.get(HttpAdapterHost).httpAdapter));
   await nest.listen(port, '127.0.0.1');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { callbackAfterSignIn, getJson, refreshRequests, signIn, startSignIn, tokensOf, type HomeBody } from '../support/flows.js';
-import { cancelAtProvider, endSessionAtProvider, TestBrowser } from '../support/http-client.js';
+import { cancelAtProvider, endSessionAtProvider, TestBrowser, type TestResponse } from '../support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
 import type * as NestApp from './nest-app.js';
 import type { RunningNestApp } from './nest-app.js';
@@ -244,6 +244,101 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
       assert.equal(scoped.status, 403);
       assert.match(scoped.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
       assert.equal((await getJson<HomeBody>(api, `${app.url}/`)).body.user, null, 'a bearer request starts no session');
+    });
+  });
+
+  describe('logOut(req), silent sign-in and back-channel logout', () => {
+    const page = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
+
+    /** Follows redirects as a browser's page navigation; returns the last answer and every hop. */
+    async function navigate(browser: TestBrowser, url: string): Promise<{ last: TestResponse; hops: TestResponse[] }> {
+      const hops: TestResponse[] = [];
+      let response = await browser.request(url, { headers: page, raw: true });
+      hops.push(response);
+      while (response.status >= 300 && response.status < 400 && response.location && hops.length < 15) {
+        response = await browser.request(response.location, { headers: page, raw: true });
+        hops.push(response);
+      }
+      return { last: response, hops };
+    }
+
+    test('logOut(req) logs out of the app only: the helper and the session are signed out, the refresh token is revoked', async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app);
+      const { refreshToken } = await tokensOf(browser, app);
+      const loggedOut = await browser.request(`${app.url}/log-out`, { method: 'POST', headers: { origin: app.url } });
+      assert.equal(loggedOut.status, 201);
+      assert.deepEqual(JSON.parse(loggedOut.text), { loggedOut: true });
+      const home = (await getJson<HomeBody>(browser, `${app.url}/`)).body;
+      assert.equal(home.authenticated, false);
+      assert.equal(home.user, null);
+      assert.equal((await browser.get(`${app.url}/api/profile`)).status, 401);
+      assert.equal((await tokensOf(browser, app)).refreshToken, null);
+      const refresh = await fetch(`${provider.issuer}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${app.registered.appId}:${app.registered.appSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: String(refreshToken) }),
+      });
+      assert.equal(refresh.status, 400, 'the refresh token was revoked');
+    });
+
+    test('a visitor whose app session is gone but whose Logto session is not comes back signed in from a page visit, through Logto', async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app);
+      browser.clearCookie('127.0.0.1', `sid-${new URL(app.url).port}`);
+      assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.authenticated, false);
+
+      const { last, hops } = await navigate(browser, `${app.url}/?tab=1`);
+      assert.equal(last.status, 200);
+      assert.equal(last.url, `${app.url}/?tab=1`, 'back on the same page');
+      const home = JSON.parse(last.text) as HomeBody;
+      assert.equal(home.authenticated, true, 'signed in without a Logto page');
+      assert.equal(home.user?.id, provider.users.demo.sub);
+      const detour = hops.map((hop) => hop.location ?? '').find((location) => location.startsWith(`${provider.issuer}/auth`));
+      assert.equal(new URL(detour ?? 'http://x/').searchParams.get('prompt'), 'none');
+      assert.ok(hops.every((hop) => hop.status !== 200 || hop.url.startsWith(app.url)), 'no page of Logto was shown');
+    });
+
+    test('silent sign-in brings a visitor without a Logto session back to the same page, signed out', async () => {
+      const { last } = await navigate(new TestBrowser(), `${app.url}/?tab=3`);
+      assert.equal(last.status, 200);
+      assert.equal(last.url, `${app.url}/?tab=3`);
+      assert.equal((JSON.parse(last.text) as HomeBody).user, null);
+    });
+
+    test('a back-channel logout token from Logto ends the user\'s sessions here', async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app, '/sign-in', provider.users.alice);
+      assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.authenticated, true);
+      const now = Math.floor(Date.now() / 1000);
+      const token = await provider.sign(
+        {
+          iss: provider.issuer,
+          aud: app.registered.appId,
+          iat: now,
+          exp: now + 120,
+          jti: `jti-${now}-${Math.random()}`,
+          sub: provider.users.alice.sub,
+          events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
+        },
+        { typ: 'logout+jwt' },
+      );
+      const post = (): Promise<Response> =>
+        fetch(`${app.url}/backchannel-logout`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ logout_token: token }),
+        });
+      assert.equal((await post()).status, 200);
+      assert.equal((await browser.get(`${app.url}/api/profile`)).status, 401, 'the sign-in ended');
+      if (platform === 'express') {
+        // express-session's store ends the whole session. On Fastify the session stays (with its
+        // Passport user): the index keeps no @fastify/session id (req.sessionID is express-session's).
+        const home = (await getJson<HomeBody>(browser, `${app.url}/`)).body;
+        assert.equal(home.user, null);
+        assert.equal(home.authenticated, false);
+      }
+      assert.equal((await post()).status, 400, 'a replayed logout token is refused');
     });
   });
 

@@ -147,6 +147,11 @@ export class TestBrowser {
     this.jar = [];
   }
 
+  /** Forgets one cookie, as a browser whose app session expired while its Logto session did not. */
+  clearCookie(hostname: string, name: string): void {
+    this.jar = this.jar.filter((c) => !(c.hostname === hostname && c.name === name));
+  }
+
   private dropExpired(): void {
     const now = Date.now();
     this.jar = this.jar.filter((c) => c.expiresAt === undefined || c.expiresAt > now);
