@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LogtoClient } from '../web/client.js';
 import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
@@ -7,54 +6,16 @@ import type { AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
 import { LogtoError } from '../errors.js';
-import type {} from 'fastify';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 
-/**
- * The parts of Fastify's request that the adapter uses, so that these types need no Fastify
- * types: Fastify's own `FastifyRequest` fits them.
- */
-export interface FastifyRequestLike {
-  raw: IncomingMessage;
-  /** Set by the guard: the helper of a signed-in request. */
-  logto?: LogtoClient | null;
-}
-
-/** The parts of Fastify's reply that the adapter uses. */
-export interface FastifyReplyLike {
-  raw: ServerResponse;
-  code(statusCode: number): FastifyReplyLike;
-  header(key: string, value: string): FastifyReplyLike;
-  redirect(url: string): FastifyReplyLike;
-  send(payload?: unknown): FastifyReplyLike;
-}
-
-/** The parts of a Fastify instance that the adapter's plugins use. */
-export interface FastifyInstanceLike {
-  addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, done: () => void) => void): unknown;
-  decorateRequest(name: 'logto', value: null): unknown;
-  hasRequestDecorator(name: string): boolean;
-  hasContentTypeParser(contentType: string): boolean;
-  removeContentTypeParser(contentType: string): unknown;
-  addContentTypeParser(
-    contentType: string,
-    parser: (request: FastifyRequestLike, payload: IncomingMessage, done: (error: Error | null, body?: unknown) => void) => void,
-  ): unknown;
-  post(path: string, handler: FastifyHandler): unknown;
-}
-
-/** A route handler or hook, as Fastify calls an async one. */
-export type FastifyHandler = (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<FastifyReplyLike | undefined>;
-
-/** A Fastify plugin: `await app.register(plugin)`. */
-export interface FastifyPluginLike {
-  (instance: FastifyInstanceLike, options: Record<string, never>, done: (error?: Error) => void): void;
-}
+/** A route handler or hook, as Fastify calls an async one: it returns the reply once it answered. */
+export type FastifyHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
 
 export interface FastifySilentSignInOptions {
   /** Seconds before the same visitor is tried again after an attempt. Default 3600. */
   retryAfter?: number;
   /** Requests never to try on, beside the callback route (which is always left alone). */
-  skip?: (request: FastifyRequestLike) => boolean;
+  skip?: (request: FastifyRequest) => boolean;
 }
 
 export interface FastifyBackchannelLogoutOptions extends BackchannelLogoutOptions {
@@ -68,7 +29,7 @@ export interface LogtoFastify {
    * Lets passport-logto answer Fastify requests (the started sign-in's cookie, among others) and
    * declares `request.logto`: register it once, beside `@fastify/passport`.
    */
-  plugin: FastifyPluginLike;
+  plugin: FastifyPluginCallback;
   /**
    * The route guard, for `preHandler`: signed-in users go on with the helper in `request.logto`
    * (loaded, with what `options` asks to have ready); others get 401 JSON or the redirect of
@@ -84,13 +45,13 @@ export interface LogtoFastify {
    * A plugin that registers the POST route for Logto's back-channel logout at `options.path`, with
    * its own reading of the form body (at most 16 KiB): no @fastify/formbody needed.
    */
-  backchannelLogout(options: FastifyBackchannelLogoutOptions): FastifyPluginLike;
+  backchannelLogout(options: FastifyBackchannelLogoutOptions): FastifyPluginCallback;
   /** The helper for this request's sign-in; `await` its `load()` outside the guard. */
-  client(request: FastifyRequestLike): LogtoClient;
+  client(request: FastifyRequest): LogtoClient;
   /** `LogtoStrategy.endSignIn` for a Fastify request. */
-  endSignIn(request: FastifyRequestLike): Promise<void>;
+  endSignIn(request: FastifyRequest): Promise<void>;
   /** `LogtoStrategy.logOut` for a Fastify request: ends the sign-in, then `request.logOut()`. */
-  logOut(request: FastifyRequestLike): Promise<void>;
+  logOut(request: FastifyRequest): Promise<void>;
 }
 
 declare module 'fastify' {
@@ -104,7 +65,7 @@ declare module 'fastify' {
 const skipOverride = Symbol.for('skip-override');
 const formType = 'application/x-www-form-urlencoded';
 
-function answerFor(reply: FastifyReplyLike): HostAnswer {
+function answerFor(reply: FastifyReply): HostAnswer {
   return {
     // Fastify adds a set-cookie header to those already there (the session's comes later).
     appendSetCookie: (cookie) => void reply.header('set-cookie', cookie),
@@ -119,7 +80,7 @@ function answerFor(reply: FastifyReplyLike): HostAnswer {
 }
 
 /** The answer the plugin bound to the request; none means the plugin is missing. */
-function answerOfRequest(request: FastifyRequestLike): HostAnswer {
+function answerOfRequest(request: FastifyRequest): HostAnswer {
   const answer = findAnswer(request);
   if (answer) return answer;
   throw new LogtoError(
@@ -136,7 +97,7 @@ function answerOfRequest(request: FastifyRequestLike): HostAnswer {
 export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
   const handlers = hostHandlersOf(strategy);
 
-  const plugin: FastifyPluginLike = (instance, _options, done) => {
+  const plugin: FastifyPluginCallback = (instance, _options, done) => {
     if (!instance.hasRequestDecorator('logto')) instance.decorateRequest('logto', null);
     instance.addHook('onRequest', (request, reply, next) => {
       const answer = answerFor(reply);

@@ -285,7 +285,7 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
     test('a visitor whose app session is gone but whose Logto session is not comes back signed in from a page visit, through Logto', async () => {
       const browser = new TestBrowser();
       await signIn(browser, provider, app);
-      browser.clearCookie('127.0.0.1', `sid-${new URL(app.url).port}`);
+      browser.forgetCookie('127.0.0.1', `sid-${new URL(app.url).port}`);
       assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.authenticated, false);
 
       const { last, hops } = await navigate(browser, `${app.url}/?tab=1`);

@@ -147,8 +147,8 @@ export class TestBrowser {
     this.jar = [];
   }
 
-  /** Forgets one cookie, as a browser whose app session expired while its Logto session did not. */
-  clearCookie(hostname: string, name: string): void {
+  /** Drops one cookie, as when a session cookie expires and the others stay. */
+  forgetCookie(hostname: string, name: string): void {
     this.jar = this.jar.filter((c) => !(c.hostname === hostname && c.name === name));
   }
 
