@@ -250,8 +250,8 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
     // passport-logto answers every request through Fastify's reply, whichever guard runs.
     const { logtoFastify } = await import('../../lib/fastify/index.js');
     const logto = logtoFastify(fastifyNest.get(LogtoNestStrategy));
-    await fastifyNest.register(logto.plugin);
-    await fastifyNest.register(logto.backchannelLogout({ path: '/backchannel-logout' }));
+    await fastifyNest.register(logto.plugin as never);
+    await fastifyNest.register(logto.backchannelLogout({ path: '/backchannel-logout' }) as never);
     // Passport's session middleware, on Fastify's request (where the session is), for every route.
     const restoreUser = passport.session();
     const fastify = fastifyNest.getHttpAdapter().getInstance();
