@@ -10,5 +10,6 @@ export declare const LogtoBearerGuard: typeof esm.LogtoBearerGuard;
 export declare const LogtoSignOutGuard: typeof esm.LogtoSignOutGuard;
 export declare const toHttpException: typeof esm.toHttpException;
 export declare const takeReturnTo: typeof esm.takeReturnTo;
+export declare const logtoNestFastify: typeof esm.logtoNestFastify;
 
 module.exports = require('./index.js');

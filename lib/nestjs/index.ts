@@ -3,3 +3,5 @@ export type { LogtoAuthenticatedGuardOptions, LogtoBearerGuardOptions, LogtoGuar
 export { toHttpException } from './errors.js';
 export type { LogtoHttpExceptionBody } from './errors.js';
 export { takeReturnTo } from './return-to.js';
+export { logtoNestFastify } from './platform.js';
+export type { NestFastifyPlugin } from './platform.js';

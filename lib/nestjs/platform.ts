@@ -70,3 +70,48 @@ export function passportResponse(res: unknown): unknown {
     end: (body?: unknown) => void reply.send(body),
   };
 }
+
+/** The parts of the Fastify instance behind a NestFastifyApplication that {@link logtoNestFastify} uses. */
+interface NestFastifyInstanceLike {
+  addHook(name: 'onRequest', hook: (request: object, reply: never, done: () => void) => void): unknown;
+  hasReplyDecorator(name: string): boolean;
+  decorateReply(name: string, value: unknown): unknown;
+}
+
+/**
+ * A Fastify plugin, as `await app.register(plugin)` takes one. The instance is `unknown` so that
+ * the plugin fits whichever copy of Fastify's types the app has (@nestjs/platform-fastify pins its
+ * own Fastify).
+ */
+export type NestFastifyPlugin = (instance: unknown, options: unknown, done: (error?: Error) => void) => void;
+
+/**
+ * The Fastify plugin for NestJS on the Fastify platform: `await app.register(logtoNestFastify)`
+ * before `app.listen()`. @nestjs/passport hands Passport Fastify's reply, and Passport answers a
+ * redirect (the sign-in leg) through Node's `setHeader` and `end`: the plugin gives every reply
+ * those two, carried out through the reply, so that any AuthGuard works (NestJS's documented
+ * `super.logIn()` guard, a plain `AuthGuard`). It also lets passport-logto answer each request
+ * through its reply (its cookies, and the report of a callback that never logs in).
+ */
+export const logtoNestFastify: NestFastifyPlugin = Object.assign(
+  (fastify: unknown, _options: unknown, done: (error?: Error) => void): void => {
+    const instance = fastify as NestFastifyInstanceLike;
+    if (!instance.hasReplyDecorator('setHeader')) {
+      instance.decorateReply('setHeader', function setHeader(this: FastifyReplyLike, name: string, value: string) {
+        return this.header(name, value);
+      });
+    }
+    if (!instance.hasReplyDecorator('end')) {
+      instance.decorateReply('end', function end(this: FastifyReplyLike, body?: unknown) {
+        this.send(body);
+      });
+    }
+    instance.addHook('onRequest', (request, reply, next) => {
+      answerFor(request, reply);
+      next();
+    });
+    done();
+  },
+  // What fastify-plugin sets: the reply decorators and the hook reach the whole app.
+  { [Symbol.for('skip-override')]: true },
+);

@@ -24,6 +24,7 @@ import {
   Req,
   UseGuards,
   type ArgumentsHost,
+  type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common';
 import { BaseExceptionFilter, HttpAdapterHost, NestFactory } from '@nestjs/core';
@@ -41,15 +42,19 @@ import {
   type LogtoStrategyOptions,
   type LogtoVerifyContext,
 } from '../../lib/index.js';
-import { LogtoAuthenticatedGuard, LogtoAuthGuard, LogtoBearerGuard, LogtoSignOutGuard, takeReturnTo } from '../../lib/nestjs/index.js';
+import { LogtoAuthenticatedGuard, LogtoAuthGuard, LogtoBearerGuard, LogtoSignOutGuard, logtoNestFastify, takeReturnTo } from '../../lib/nestjs/index.js';
 import type { RunningApp } from '../support/app.js';
 import { API_RESOURCE, type TestProvider } from '../support/provider/index.js';
 
 export interface NestAppOptions {
   /** The Passport name of the strategy; apps running side by side in one process need their own. */
   name?: string;
-  /** `plain` puts @nestjs/passport's own `AuthGuard(name)` on the callback, which never calls logIn. */
-  callbackGuard?: 'logto' | 'plain';
+  /**
+   * `plain` puts @nestjs/passport's own `AuthGuard(name)` on the callback, which never calls logIn;
+   * `docs` puts the guard of NestJS's session documentation (AuthGuard, then `super.logIn()`) on
+   * the sign-in and callback routes.
+   */
+  callbackGuard?: 'logto' | 'plain' | 'docs';
   /** Nest's HTTP platform: Express (express-session) or Fastify (@fastify/session). Default: Express. */
   platform?: 'express' | 'fastify';
 }
@@ -124,12 +129,23 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
     }
   }
 
-  const callbackGuard = options.callbackGuard === 'plain' ? AuthGuard(name) : LogtoAuthGuard(name);
+  // The guard NestJS's documentation writes for a session-based strategy.
+  @Injectable()
+  class SessionAuthGuard extends AuthGuard(name) {
+    override async canActivate(context: ExecutionContext): Promise<boolean> {
+      const result = (await super.canActivate(context)) as boolean;
+      await super.logIn(context.switchToHttp().getRequest());
+      return result;
+    }
+  }
+
+  const callbackGuard = options.callbackGuard === 'plain' ? AuthGuard(name) : options.callbackGuard === 'docs' ? SessionAuthGuard : LogtoAuthGuard(name);
+  const signInGuard = options.callbackGuard === 'docs' ? SessionAuthGuard : LogtoAuthGuard(name);
 
   @Controller()
   class AuthController {
     @Get('sign-in')
-    @UseGuards(LogtoAuthGuard(name))
+    @UseGuards(signInGuard)
     signIn(): void {
       // The guard sends the browser to Logto.
     }
@@ -247,10 +263,11 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
       saveUninitialized: false,
       cookie: { secure: false },
     });
-    // passport-logto answers every request through Fastify's reply, whichever guard runs.
+    // Passport can answer through Fastify's reply, and passport-logto too, whichever guard runs.
+    await fastifyNest.register(logtoNestFastify);
+    // Silent sign-in and back-channel logout: passport-logto/fastify's handlers.
     const { logtoFastify } = await import('../../lib/fastify/index.js');
     const logto = logtoFastify(fastifyNest.get(LogtoNestStrategy));
-    await fastifyNest.register(logto.plugin as never);
     await fastifyNest.register(logto.backchannelLogout({ path: '/backchannel-logout' }) as never);
     // Passport's session middleware, on Fastify's request (where the session is), for every route.
     const restoreUser = passport.session();

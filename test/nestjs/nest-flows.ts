@@ -369,6 +369,25 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
     });
   });
 
+  describe('the guard of NestJS\'s session documentation (AuthGuard, then super.logIn())', () => {
+    test('signs in and keeps the session; a cancelled sign-in is refused', async () => {
+      const docs = await loaded.startNestApp(provider, { name: 'logto-docs', callbackGuard: 'docs', platform });
+      apps.push(docs);
+      const browser = new TestBrowser();
+      assert.equal(await signIn(browser, provider, docs), `${docs.url}/`);
+      const home = (await getJson<HomeBody>(browser, `${docs.url}/`)).body;
+      assert.equal(home.authenticated, true);
+      assert.equal(home.user?.id, provider.users.demo.sub);
+      assert.equal((await getJson<{ claims: { sub: string } }>(browser, `${docs.url}/api/profile`)).body.claims.sub, provider.users.demo.sub);
+
+      const visitor = new TestBrowser();
+      const authorization = await startSignIn(visitor, docs);
+      const cancelled = await visitor.get(await cancelAtProvider(visitor, authorization.href, docs.callbackURL));
+      assert.equal(cancelled.status, 401, 'AuthGuard refuses the failed sign-in');
+      assert.equal((await getJson<HomeBody>(visitor, `${docs.url}/`)).body.authenticated, false);
+    });
+  });
+
   describe('two tabs', () => {
     test('two sign-ins at once in one browser both land signed in', async () => {
       const browser = new TestBrowser();
