@@ -4,7 +4,8 @@ import { Controller, Get, Injectable, Req, UseGuards, type CanActivate, type Typ
 import { PassportStrategy } from '@nestjs/passport';
 import type { Request } from 'express';
 import { LogtoBearerStrategy, LogtoError, LogtoStrategy, type AccessTokenClaims, type LogtoVerifyContext } from 'passport-logto';
-import { LogtoAuthenticatedGuard, LogtoAuthGuard, LogtoBearerGuard, LogtoSignOutGuard, takeReturnTo, toHttpException } from 'passport-logto/nestjs';
+import { LogtoAuthenticatedGuard, LogtoAuthGuard, LogtoBearerGuard, LogtoSignOutGuard, logtoNestFastify, takeReturnTo, toHttpException } from 'passport-logto/nestjs';
+import type { NestFastifyPlugin } from 'passport-logto/nestjs';
 import type { LogtoHttpExceptionBody } from 'passport-logto/nestjs';
 
 @Injectable()
@@ -51,4 +52,6 @@ const body: LogtoHttpExceptionBody = { statusCode: 400, error: 'invalid_state', 
 // @ts-expect-error the guard options are typed
 LogtoAuthenticatedGuard({ redirect: 42 });
 
-export { body, exception, guards };
+const plugin: NestFastifyPlugin = logtoNestFastify;
+
+export { body, exception, guards, plugin };
