@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -31,6 +32,7 @@ import { buildProgram, readSnippets, type SnippetProgram } from './support/readm
 import { freePort, startRedis, type RunningRedis } from './support/redis.js';
 
 const run = promisify(execFile);
+const require = createRequire(import.meta.url);
 const root = new URL('..', import.meta.url).pathname;
 // Inside the package, so that `import 'passport-logto'` resolves to this package as it would from npm.
 const folder = join(root, 'test-results', `readme-snippets-${process.pid}`);
@@ -174,6 +176,24 @@ async function startItemsApi(): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push(server);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** What the Fastify and Koa snippets promise: the guard, sign-in, the helper and sign-out. */
+async function hostSnippetFlow(base: string): Promise<void> {
+  const visitor = new TestBrowser();
+  assert.equal((await visitor.get(`${base}/profile`)).location, `${base}/sign-in`, 'the guard sends a signed-out visitor to sign in');
+  const browser = new TestBrowser();
+  assert.equal((await browser.get(`${base}/`)).text, 'Signed out');
+  assert.equal((await signIn(browser, base)).location, `${base}/`);
+  assert.equal((await browser.get(`${base}/`)).text, 'Signed in');
+  const profile = await json<{ sub: string; username: string }>(browser.get(`${base}/profile`));
+  assert.equal(profile.body.sub, provider.users.demo.sub);
+  assert.equal(profile.body.username, 'demo');
+  const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+  assert.equal(signOut.status, 302);
+  assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+  assert.equal((await browser.get(`${base}/`)).text, 'Signed out');
+  assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
 }
 
 // ---------------------------------------------------------------------------
@@ -535,6 +555,22 @@ const exercises: Record<string, () => Promise<void>> = {
     // The strategy that discovered it still signs users in.
     const browser = new TestBrowser();
     assert.equal((await signIn(browser, base)).location, `${base}/`);
+  },
+
+  async fastify() {
+    const { base, exports } = await load('fastify');
+    cleanups.push(() => (exports.app as { close(): Promise<void> }).close());
+    await hostSnippetFlow(base);
+  },
+
+  async koa() {
+    try {
+      const { base } = await load('koa');
+      await hostSnippetFlow(base);
+    } finally {
+      // koa-passport adapts Passport's default instance to Koa when loaded: the Express snippets use that instance too.
+      (require('passport') as { framework(framework: unknown): void }).framework((require('passport/lib/framework/connect') as () => unknown)());
+    }
   },
 
   async fetch() {

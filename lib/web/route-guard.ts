@@ -40,6 +40,12 @@ export type LogtoHandler = (req: LogtoRequest, res: Response, next: NextFunction
 /** Runs `handler` with the request as a {@link LogtoRequest}; a throw or a rejection goes to `next`. */
 export function withLogto(handler: LogtoHandler): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
+    // Only the guard's admission sets req.logto: a host whose `next` ignores the guard's error
+    // (or runs the handler anyway) still never gets here for a request that was not admitted.
+    if (!req.logto) {
+      if (!res.headersSent) nodeAnswer(res).json(401, { error: 'not_authenticated' });
+      return;
+    }
     try {
       const returned = handler(req as LogtoRequest, res, next);
       if (returned instanceof Promise) returned.catch(next);

@@ -281,11 +281,16 @@ export class LogtoStrategy extends PassportStrategy {
         return;
       }
       // Outside Express there is no error handler to hand it to: answer 500 rather than hang.
+      // koa-passport's stand-in response ends its middleware through `end`; Fastify's request has none.
       const res = (req as { res?: { headersSent?: boolean; statusCode: number; end(body?: string): void } }).res;
-      if (res && !res.headersSent) {
-        res.statusCode = 500;
-        res.end('Internal Server Error');
+      if (res && typeof res.end === 'function') {
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end('Internal Server Error');
+        }
+        return;
       }
+      findAnswer(req)?.json(500, { error: 'internal_error' });
     }
   }
 
