@@ -64,7 +64,9 @@ export type LogtoErrorCode =
   /** A token getter was called before the sign-in's tokens were loaded: use the route guard or `await client.load()`. */
   | 'not_loaded'
   /** LogtoTenants or LogtoBearerTenants serve no tenant at the request's host or path (a spoofed Host header, say). */
-  | 'unknown_tenant';
+  | 'unknown_tenant'
+  /** The web framework gives passport-logto no way to do what it needs (answer a request, set a cookie, log in). */
+  | 'unsupported_host';
 
 /** Who caused a failure: the user or the request, or the infrastructure (Logto, a store, the app's setup). */
 type LogtoErrorCausedBy = 'request' | 'infrastructure';
@@ -111,6 +113,7 @@ export const logtoErrorCodes = Object.freeze({
   not_loaded: { causedBy: 'infrastructure', httpStatus: 500 },
   // Anyone can send any Host header or path: a request outside every tenant is not the app's fault.
   unknown_tenant: { causedBy: 'request', httpStatus: 404 },
+  unsupported_host: { causedBy: 'infrastructure', httpStatus: 500 },
 } as const satisfies Record<LogtoErrorCode, { causedBy: LogtoErrorCausedBy; httpStatus: number }>);
 
 /** A code outside the table (from a caller without types) counts as an infrastructure fault. */

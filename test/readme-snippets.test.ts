@@ -18,19 +18,22 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { tsImport } from 'tsx/esm/api';
 import { after, before, describe, test } from 'node:test';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt } from 'jose';
 import { logtoBearer, type LogtoStrategy } from '../lib/index.js';
-import { endSessionAtProvider, signInAtProvider, TestBrowser, type RequestInitLite, type TestResponse } from './support/http-client.js';
+import { cancelAtProvider, endSessionAtProvider, signInAtProvider, TestBrowser, type RequestInitLite, type TestResponse } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from './support/provider/index.js';
 import { buildProgram, readSnippets, type SnippetProgram } from './support/readme-snippets.js';
 import { freePort, startRedis, type RunningRedis } from './support/redis.js';
 
 const run = promisify(execFile);
+const require = createRequire(import.meta.url);
 const root = new URL('..', import.meta.url).pathname;
 // Inside the package, so that `import 'passport-logto'` resolves to this package as it would from npm.
 const folder = join(root, 'test-results', `readme-snippets-${process.pid}`);
@@ -174,6 +177,24 @@ async function startItemsApi(): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push(server);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** What the Fastify and Koa snippets promise: the guard, sign-in, the helper and sign-out. */
+async function hostSnippetFlow(base: string): Promise<void> {
+  const visitor = new TestBrowser();
+  assert.equal((await visitor.get(`${base}/profile`)).location, `${base}/sign-in`, 'the guard sends a signed-out visitor to sign in');
+  const browser = new TestBrowser();
+  assert.equal((await browser.get(`${base}/`)).text, 'Signed out');
+  assert.equal((await signIn(browser, base)).location, `${base}/`);
+  assert.equal((await browser.get(`${base}/`)).text, 'Signed in');
+  const profile = await json<{ sub: string; username: string }>(browser.get(`${base}/profile`));
+  assert.equal(profile.body.sub, provider.users.demo.sub);
+  assert.equal(profile.body.username, 'demo');
+  const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+  assert.equal(signOut.status, 302);
+  assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+  assert.equal((await browser.get(`${base}/`)).text, 'Signed out');
+  assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
 }
 
 // ---------------------------------------------------------------------------
@@ -577,6 +598,22 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal((await signIn(browser, base)).location, `${base}/`);
   },
 
+  async fastify() {
+    const { base, exports } = await load('fastify');
+    cleanups.push(() => (exports.app as { close(): Promise<void> }).close());
+    await hostSnippetFlow(base);
+  },
+
+  async koa() {
+    try {
+      const { base } = await load('koa');
+      await hostSnippetFlow(base);
+    } finally {
+      // koa-passport adapts Passport's default instance to Koa when loaded: the Express snippets use that instance too.
+      (require('passport') as { framework(framework: unknown): void }).framework((require('passport/lib/framework/connect') as () => unknown)());
+    }
+  },
+
   async fetch() {
     const { base, exports } = await load('fetch');
     const dispatcher = exports.dispatcher as { on(event: 'connect', listener: (origin: URL) => void): void; close(): Promise<void> };
@@ -587,6 +624,52 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal((await signIn(browser, base)).location, `${base}/`);
     assert.equal((await json<{ username: string }>(browser.get(`${base}/profile`))).body.username, 'demo');
     assert.ok(connections.includes(provider.endpoint), `the requests to Logto went through the snippet's dispatcher: ${connections.join(', ')}`);
+  },
+
+  async nestjs() {
+    // Imported with a tsconfig that has `experimentalDecorators`, as a Nest app's has (`load` uses the test run's tsx, which has none).
+    const program = programs.get('nestjs');
+    assert.ok(program);
+    const port = await freePort();
+    process.env.PORT = String(port);
+    const tsconfig = join(folder, 'tsconfig.json');
+    await writeFile(tsconfig, JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', experimentalDecorators: true } }));
+    const exports = (await tsImport(pathToFileURL(program.file).href, { parentURL: import.meta.url, tsconfig })) as { app: { close(): Promise<void>; getHttpServer(): Server } };
+    cleanups.push(async () => {
+      exports.app.getHttpServer().closeAllConnections();
+      await exports.app.close();
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const browser = new TestBrowser();
+
+    // A signed-out visit goes to sign-in and comes back to the same page.
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+    assert.equal((await signIn(browser, base)).location, `${base}/profile`);
+    const profile = await json<{ sub: string; email: string }>(browser.get(`${base}/profile`));
+    assert.equal(profile.status, 200);
+    assert.equal(profile.body.sub, provider.users.demo.sub);
+    assert.equal(profile.body.email, 'demo@example.com');
+
+    // The API route takes Logto access tokens for its audience and scope.
+    const token = await accessToken({ aud: API_RESOURCE, scope: 'read:items' });
+    const me = await json<{ id: string }>(browser.request(`${base}/api/me`, bearer(token)));
+    assert.deepEqual(me, { status: 200, body: { id: provider.users.demo.sub } });
+    const anonymous = await new TestBrowser().get(`${base}/api/me`);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
+
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(signOut.status, 302);
+    assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+    const after = await browser.get(`${base}/profile`);
+    assert.equal(after.location, `${base}/sign-in`, 'signed out');
+
+    // A cancelled sign-in reaches Nest's exception filter as 401 authorization_failed.
+    const visitor = new TestBrowser();
+    const started = await visitor.get(`${base}/sign-in`);
+    const cancelled = await visitor.get(await cancelAtProvider(visitor, started.location ?? '', `${base}/callback`));
+    assert.equal(cancelled.status, 401);
+    assert.equal((JSON.parse(cancelled.text) as { error: string }).error, 'authorization_failed');
   },
 
   async 'jest-import'() {

@@ -34,10 +34,13 @@ const consumerDependencies = [
   '@types/passport',
 ];
 
+/** What a NestJS app has installed besides: only its settings import them. */
+const nestDependencies = ['@nestjs/common', '@nestjs/core', '@nestjs/passport', 'reflect-metadata', 'rxjs'];
+
 interface Setting {
   name: string;
   type: 'module' | 'commonjs';
-  fixture: 'esm.ts' | 'cjs.ts';
+  fixture: 'esm.ts' | 'cjs.ts' | 'nestjs-esm.ts' | 'nestjs-cjs.ts';
   module: string;
   moduleResolution: string;
   /** The first TypeScript version that knows this `module` setting. */
@@ -51,6 +54,8 @@ const settings: Setting[] = [
   { name: 'CommonJS, node16', type: 'commonjs', fixture: 'cjs.ts', module: 'node16', moduleResolution: 'node16' },
   { name: 'CommonJS, nodenext', type: 'commonjs', fixture: 'cjs.ts', module: 'nodenext', moduleResolution: 'nodenext' },
   { name: 'CommonJS, bundler (module preserve)', type: 'commonjs', fixture: 'cjs.ts', module: 'preserve', moduleResolution: 'bundler', since: '5.4' },
+  { name: 'NestJS, ESM, nodenext', type: 'module', fixture: 'nestjs-esm.ts', module: 'nodenext', moduleResolution: 'nodenext' },
+  { name: 'NestJS, CommonJS, node16', type: 'commonjs', fixture: 'nestjs-cjs.ts', module: 'node16', moduleResolution: 'node16' },
 ];
 
 let workspace: string;
@@ -97,7 +102,7 @@ before(async () => {
   // What `npm install passport-logto` would add: the package's own dependencies, hoisted beside
   // the app's. Linking nothing else means that a type the package forgets to depend on fails.
   manifest = JSON.parse(await readFile(join(unpacked, 'package.json'), 'utf8')) as typeof manifest;
-  const names = new Set([...consumerDependencies, ...Object.keys(manifest.dependencies ?? {})]);
+  const names = new Set([...consumerDependencies, ...nestDependencies, ...Object.keys(manifest.dependencies ?? {})]);
   await Promise.all([...names].map(link));
 
   for (const setting of settings) {
@@ -115,6 +120,8 @@ before(async () => {
       skipLibCheck: false,
       esModuleInterop: true,
       noEmit: true,
+      // As a Nest app's tsconfig has it; the other consumers have no decorators.
+      ...(setting.fixture.startsWith('nestjs') ? { experimentalDecorators: true } : {}),
     };
     await writeFile(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['index.ts'] }, null, 2));
   }

@@ -8,6 +8,31 @@ export interface SessionLike {
   save?(callback?: (error?: unknown) => void): unknown;
 }
 
+/**
+ * A session written through `get` and `set` (@fastify/secure-session, whose session is a proxy that
+ * reads and sets properties but ignores `in` and `delete`; @fastify/session has both styles).
+ */
+interface GetSetSession {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+}
+
+function isGetSet(session: object): session is GetSetSession {
+  return typeof (session as Partial<GetSetSession>).get === 'function' && typeof (session as Partial<GetSetSession>).set === 'function';
+}
+
+/** Sets `key`, or removes it when `value` is undefined. */
+export function setSessionValue(session: SessionLike, key: string, value: unknown): void {
+  if (isGetSet(session)) {
+    // Only when it changes: a set marks a secure-session as changed, which rewrites its cookie.
+    if (value !== undefined || session.get(key) !== undefined) session.set(key, value);
+  } else if (value !== undefined) {
+    session[key] = value;
+  } else if (key in session) {
+    delete session[key];
+  }
+}
+
 interface RequestWithSession {
   session?: SessionLike | null;
 }
@@ -64,7 +89,7 @@ export class SessionReference {
 
   clear(req: object): void {
     const session = (req as RequestWithSession).session;
-    if (session && this.sessionKey in session) delete session[this.sessionKey];
+    if (session && typeof session === 'object') setSessionValue(session, this.sessionKey, undefined);
   }
 
   /** A sign-in that a 0.1.0 session had started before the upgrade, kept in the session itself. */

@@ -1,9 +1,13 @@
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { isCausedByRequest, LogtoError } from '../errors.js';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
+import { createGunzip, createInflate } from 'node:zlib';
+import { isCausedByRequest, LogtoError, sessionStoreError } from '../errors.js';
 import { formBodyValues, singleValue } from '../request-parameters.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import { digest } from '../store/token-record.js';
 import type { LogtoContext } from './context.js';
+import { header, nodeAnswer, nodeRequestOf, type HostAnswer } from './http.js';
 
 export type { SessionStoreLike };
 
@@ -42,21 +46,28 @@ function invalidToken(message: string): LogtoError {
  * neither of which is the app's setup. Neither flag alone says it: a request read to its end is
  * destroyed too, and one that body-parser refuses at once (a charset) is not complete yet.
  */
-function requestGone(req: Request): boolean {
-  return (req.destroyed && !req.complete) || (req.socket as Request['socket'] | null)?.destroyed === true;
+function requestGone(req: IncomingMessage): boolean {
+  return (req.destroyed && !req.complete) || (req.socket as IncomingMessage['socket'] | null)?.destroyed === true;
+}
+
+/** Whether the request says it carries a form. */
+function isFormRequest(req: IncomingMessage): boolean {
+  return header(req, 'content-type')?.split(';')[0]?.trim().toLowerCase() === 'application/x-www-form-urlencoded';
 }
 
 /**
  * Reads `logout_token` from the form body, which Express's own parser (body-parser, with a size
- * limit) reads unless a body parser of the app already did.
+ * limit) reads unless a body parser of the app already did; without Express, Node's stream is read
+ * here, with the same limits.
  */
-async function logoutTokenOf(req: Request, res: Response, parseForm: RequestHandler): Promise<string> {
-  if (!req.is('application/x-www-form-urlencoded')) {
+async function logoutTokenOf(req: Request, res: Response, parseForm: RequestHandler | undefined): Promise<string> {
+  if (!isFormRequest(req)) {
     throw invalidToken('The logout request must be a POST with an application/x-www-form-urlencoded body carrying logout_token.');
   }
   // A consumed stream means the app's parser ran: read what it left in req.body. Asking body-parser
   // to decide instead would fail when the app's parser is of another major version.
   if (!req.readableEnded) {
+    if (parseForm === undefined) return tokenOfForm(await readFormBody(req));
     const failure = await readForm(parseForm, req, res);
     // Checked first: whatever body-parser made of an aborted request, the client caused it.
     if (requestGone(req)) throw invalidToken('The logout request was aborted: the client closed the connection before its body was read.');
@@ -71,9 +82,72 @@ async function logoutTokenOf(req: Request, res: Response, parseForm: RequestHand
     );
   }
   // The length check is for a body that the app's own parser read, with a limit of its own.
-  const token = singleValue(formBodyValues(req, 'logout_token'), (value) => value !== '' && value.length <= maxLogoutTokenLength);
+  return tokenOfValues(formBodyValues(req, 'logout_token'));
+}
+
+function tokenOfValues(values: unknown[]): string {
+  const token = singleValue(values, (value) => value !== '' && value.length <= maxLogoutTokenLength);
   if (typeof token !== 'string') throw invalidToken('The request must carry exactly one logout_token, of at most 16 KiB.');
   return token;
+}
+
+function tokenOfForm(form: URLSearchParams): string {
+  return tokenOfValues(form.getAll('logout_token'));
+}
+
+function unreadable(detail: string): LogtoError {
+  return invalidToken(`The logout request's body could not be read as a form (${detail}): Logto sends one form-encoded logout_token, and this handler reads at most 16 KiB.`);
+}
+
+/**
+ * Reads a small form body from Node's stream, for hosts without Express's parser: UTF-8 only,
+ * gzip or deflate allowed, at most {@link maxLogoutTokenLength} bytes once decoded and
+ * {@link maxFormParameters} parameters; whatever breaks these is the request's fault.
+ */
+export async function readFormBody(req: IncomingMessage): Promise<URLSearchParams> {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(header(req, 'content-type') ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw unreadable(`unsupported charset "${charset.toUpperCase()}"`);
+  const encoding = (header(req, 'content-encoding') ?? 'identity').trim().toLowerCase();
+  const declared = Number(header(req, 'content-length') ?? 0);
+  if (encoding === 'identity' && declared > maxLogoutTokenLength) throw unreadable('request entity too large');
+  let stream: NodeJS.ReadableStream = req;
+  if (encoding === 'gzip' || encoding === 'deflate') stream = req.pipe(encoding === 'gzip' ? createGunzip() : createInflate());
+  else if (encoding !== 'identity') throw unreadable(`unsupported content encoding "${encoding}"`);
+  const chunks: Buffer[] = [];
+  let length = 0;
+  try {
+    for await (const chunk of stream) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      length += bytes.length;
+      if (length > maxLogoutTokenLength) throw unreadable('request entity too large');
+      chunks.push(bytes);
+    }
+  } catch (error) {
+    if (error instanceof LogtoError) throw error;
+    if (requestGone(req)) throw invalidToken('The logout request was aborted: the client closed the connection before its body was read.');
+    throw unreadable(error instanceof Error ? error.message : String(error));
+  } finally {
+    if (stream !== req) req.unpipe();
+  }
+  if (requestGone(req)) throw invalidToken('The logout request was aborted: the client closed the connection before its body was read.');
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.split('&').length > maxFormParameters) throw unreadable('too many parameters');
+  return new URLSearchParams(text);
+}
+
+/** Express's form parser, when Express can be loaded: an optional peer, needed only here. */
+let expressFormParser: RequestHandler | undefined | null = null;
+
+function loadExpressFormParser(): RequestHandler | undefined {
+  if (expressFormParser === null) {
+    try {
+      const express = createRequire(import.meta.url)('express') as { urlencoded(options: object): RequestHandler };
+      expressFormParser = express.urlencoded({ extended: false, limit: maxLogoutTokenLength, parameterLimit: maxFormParameters });
+    } catch {
+      expressFormParser = undefined;
+    }
+  }
+  return expressFormParser;
 }
 
 /** Runs body-parser; resolves with its error, if any, for {@link formError} to judge. */
@@ -114,18 +188,23 @@ function checkLogoutClaims(claims: LogoutTokenClaims, maxAge: number, clockToler
 }
 
 /**
- * The handler for Logto's back-channel logout POST: verifies the logout token, ends the matching
+ * Logto's back-channel logout POST, on any host: verifies the logout token, ends the matching
  * sign-ins (their token records, and their sessions in the session store), so those users' next
- * request is signed out on every instance.
+ * request is signed out on every instance. Answers 200, or 400 JSON for a refused request; rejects
+ * for what the host's error handling must see (a store down, the app's setup).
  */
-export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns'>, options: BackchannelLogoutOptions = {}): RequestHandler {
+export function hostBackchannelLogout(
+  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns'>,
+  options: BackchannelLogoutOptions = {},
+  /** Reads the logout token off the request: the host's way to read a form body. */
+  readToken: (req: object) => Promise<string> = (req) => readFormBody(nodeRequestOf(req)).then(tokenOfForm),
+): (req: object, answer: HostAnswer) => Promise<void> {
   const maxAge = options.maxTokenAge ?? 600;
-  const parseForm = express.urlencoded({ extended: false, limit: maxLogoutTokenLength, parameterLimit: maxFormParameters });
 
-  const handle = async (req: Request, res: Response): Promise<void> => {
+  const handle = async (req: object, answer: HostAnswer): Promise<void> => {
     const sessionStore = options.store ?? (req as { sessionStore?: SessionStoreLike }).sessionStore;
     const tokenStore = context.records.storeFor(options.store ? { sessionStore: options.store } : req);
-    const token = await logoutTokenOf(req, res, parseForm);
+    const token = await readToken(req);
     const claims = await context.provider.verifyJwt<LogoutTokenClaims>(token, {
       audience: context.config.appId,
       kind: 'invalid_logout_token',
@@ -139,17 +218,25 @@ export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 
     // Recorded only now: had ending the sessions failed, Logto's retry must still be accepted.
     const remaining = Math.max(1, (claims.exp as number) - Date.now() / 1000 + context.config.clockTolerance) * 1000;
     await context.records.setMark(tokenStore, seenKey, 1, remaining);
-    res.set('Cache-Control', 'no-store').status(200).end();
+    answer.empty(200);
   };
 
-  return (req: Request, res: Response, next: NextFunction): void => {
-    handle(req, res).catch((error: unknown) => {
-      if (error instanceof LogtoError && isCausedByRequest(error)) {
-        // Also when the client has gone (Node discards the answer): every refusal ends the same way.
-        res.set('Cache-Control', 'no-store').status(400).json({ error: 'invalid_request', error_description: error.message });
-      } else {
-        next(error);
-      }
+  return (req, answer) =>
+    handle(req, answer).catch((error: unknown) => {
+      if (!(error instanceof LogtoError && isCausedByRequest(error))) throw error;
+      // Also when the client has gone (Node discards the answer): every refusal ends the same way.
+      answer.json(400, { error: 'invalid_request', error_description: error.message });
     });
+}
+
+/** The back-channel logout handler for Express; see {@link hostBackchannelLogout}. */
+export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns'>, options: BackchannelLogoutOptions = {}): RequestHandler {
+  const responses = new WeakMap<object, Response>();
+  const backchannelLogout = hostBackchannelLogout(context, options, (req) =>
+    logoutTokenOf(req as Request, responses.get(req) as Response, loadExpressFormParser()),
+  );
+  return (req: Request, res: Response, next: NextFunction): void => {
+    responses.set(req, res);
+    backchannelLogout(req, nodeAnswer(res)).catch(next);
   };
 }

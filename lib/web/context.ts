@@ -35,5 +35,5 @@ export interface LogtoContext {
   /** Runs the app's verify function (or builds the default user) for a verified sign-in. */
   userFor(req: Request, claims: IdTokenClaims, record: TokenRecord): Promise<Verified>;
   /** Keeps a started sign-in in its cookie and gives Logto's URL to send the browser to. */
-  startSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL>;
+  startSignIn(req: object, options: LogtoSignInOptions, silent: boolean): Promise<URL>;
 }

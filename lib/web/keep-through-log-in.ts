@@ -3,10 +3,11 @@ import type { SessionIndex } from '../store/session-index.js';
 import type { IdTokenClaims } from '../logto/claims.js';
 import { LogtoError, sessionStoreError } from '../errors.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, type SessionReference } from '../store/session-reference.js';
+import { sessionOf, setSessionValue, type SessionReference } from '../store/session-reference.js';
+import { settleHostCall } from './http.js';
 import type { TokenStore } from '../store/token-store.js';
 
-type LogIn = (user: unknown, options: unknown, done?: unknown) => void;
+type LogIn = (user: unknown, options: unknown, done?: unknown) => unknown;
 interface LogInCapable {
   logIn?: LogIn;
   login?: LogIn;
@@ -21,13 +22,26 @@ export interface KeepThroughLogInOptions {
   indexing: { index: SessionIndex; store: TokenStore; claims: IdTokenClaims } | undefined;
 }
 
+/** The callbacks whose `req.logIn` was wrapped and has not run yet, with their sign-in. */
+const awaiting = new WeakMap<object, string>();
+
+/** The sign-in whose callback has not had Passport's `logIn` run yet, if any. */
+export function awaitingLogIn(req: object): string | undefined {
+  return awaiting.get(req);
+}
+
+/** Forgets that `req` waits for its `logIn`: the caller deals with it. */
+export function stopAwaitingLogIn(req: object): void {
+  awaiting.delete(req);
+}
+
 /**
  * Passport 0.6+ regenerates the session in `req.logIn`, which drops anything written before it.
  * For this one request, `req.logIn` is wrapped so that the reference to the sign-in's record and
  * the return path are written into the new session once the login is done, whatever the app's
  * serializeUser keeps; the session middleware saves them with the response.
  */
-export function keepThroughLogIn(req: Request, reference: SessionReference, options: KeepThroughLogInOptions): void {
+export function keepThroughLogIn(req: object, reference: SessionReference, options: KeepThroughLogInOptions): void {
   const target = req as unknown as LogInCapable;
   const original = target.logIn;
   if (typeof original !== 'function') {
@@ -38,29 +52,40 @@ export function keepThroughLogIn(req: Request, reference: SessionReference, opti
     target.login = original;
   };
   const wrapped: LogIn = (user, logInOptions, done) => {
-    const callback = (typeof logInOptions === 'function' ? logInOptions : done) as (error?: unknown) => void;
+    const callback = (typeof logInOptions === 'function' ? logInOptions : typeof done === 'function' ? done : undefined) as
+      | ((error?: unknown) => void)
+      | undefined;
     const settings = (typeof logInOptions === 'object' && logInOptions !== null ? logInOptions : {}) as { session?: boolean };
     restore();
-    original.call(req, user, settings, (error?: unknown) => {
-      // Passport's login regenerates and saves the session (and runs serializeUser in between).
-      if (error) return callback(sessionStoreError(error, 'at sign-in (session store or serializeUser)'));
-      if (settings.session !== false) {
+    awaiting.delete(req);
+    // Passport's login regenerates and saves the session (and runs serializeUser in between); the
+    // host's version may call back (Passport, koa-passport) or return a promise (@fastify/passport).
+    const loggedIn = settleHostCall(original, 2, (finish) => original.call(req, user, settings, finish)).then(
+      async () => {
+        if (settings.session === false) return;
         reference.write(req, options.signInId);
         // With keepSessionInfo, Passport carries an unchecked returnTo into the new session.
         const session = sessionOf(req);
-        if (options.returnTo !== undefined) session.returnTo = options.returnTo;
-        else if (safeReturnTo(session.returnTo) === undefined) delete session.returnTo;
+        if (options.returnTo !== undefined) setSessionValue(session, 'returnTo', options.returnTo);
+        else if (safeReturnTo(session.returnTo) === undefined) setSessionValue(session, 'returnTo', undefined);
         const { indexing } = options;
+        // cookie-session has no session id: then only the record can be ended.
         if (indexing) {
-          // cookie-session has no session id: then only the record can be ended.
-          const sessionId = typeof req.sessionID === 'string' ? req.sessionID : undefined;
-          indexing.index.add(indexing.store, { sessionId, signInId: options.signInId }, indexing.claims).then(() => callback(), callback);
-          return;
+          const sessionId = typeof (req as { sessionID?: unknown }).sessionID === 'string' ? (req as { sessionID: string }).sessionID : undefined;
+          await indexing.index.add(indexing.store, { sessionId, signInId: options.signInId }, indexing.claims);
         }
-      }
-      callback();
-    });
+      },
+      (error: unknown) => {
+        throw sessionStoreError(error, 'at sign-in (session store or serializeUser)');
+      },
+    );
+    if (callback) {
+      loggedIn.then(() => callback(), callback);
+      return undefined;
+    }
+    return loggedIn;
   };
   target.logIn = wrapped;
   target.login = wrapped;
+  awaiting.set(req, options.signInId);
 }

@@ -1,8 +1,7 @@
 import { hkdfSync } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
-import { parseCookie, stringifySetCookie } from 'cookie';
+import { parseCookie } from 'cookie';
 import { EncryptJWT, jwtDecrypt, errors as joseErrors } from 'jose';
-import { LogtoError } from '../errors.js';
+import { setCookie, type CookieOptions } from './http.js';
 
 /** A sign-in that was started and waits for its callback. */
 export interface PendingSignIn {
@@ -142,23 +141,9 @@ export class PendingSignIns {
  */
 const extraLookedAt = 3;
 
-/** Adds a Set-Cookie for an HttpOnly, SameSite=Lax cookie to the request's response. */
-export function appendCookie(req: object, name: string, value: string, options: { maxAge: number; path: string; secure: boolean }): void {
-  const res = (req as { res?: ServerResponse }).res;
-  if (!res || typeof res.getHeader !== 'function') {
-    throw new LogtoError('session_required', 'passport-logto needs Express (req.res) to keep a started sign-in in a cookie.');
-  }
-  const cookie = stringifySetCookie(name, value, {
-    httpOnly: true,
-    // Lax: the cookie comes back on Logto's top-level redirect to the callback, and on nothing cross-site else.
-    sameSite: 'lax',
-    secure: options.secure,
-    path: options.path,
-    maxAge: Math.floor(options.maxAge),
-  });
-  const existing = res.getHeader('Set-Cookie');
-  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-  res.setHeader('Set-Cookie', [...list, cookie]);
+/** Adds a Set-Cookie for an HttpOnly, SameSite=Lax cookie to the request's answer, on any host. */
+export function appendCookie(req: object, name: string, value: string, options: CookieOptions): void {
+  setCookie(req, name, value, options);
 }
 
 /** The value of a request cookie, if any. */

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { LogtoClient } from './client.js';
 import { LogtoError } from '../errors.js';
+import { nodeAnswer, requestTarget, type HostAnswer } from './http.js';
 import { safeReturnTo } from './redirects.js';
 
 declare global {
@@ -39,6 +40,12 @@ export type LogtoHandler = (req: LogtoRequest, res: Response, next: NextFunction
 /** Runs `handler` with the request as a {@link LogtoRequest}; a throw or a rejection goes to `next`. */
 export function withLogto(handler: LogtoHandler): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
+    // Only the guard's admission sets req.logto: a host whose `next` ignores the guard's error
+    // (or runs the handler anyway) still never gets here for a request that was not admitted.
+    if (!req.logto) {
+      if (!res.headersSent) nodeAnswer(res).json(401, { error: 'not_authenticated' });
+      return;
+    }
     try {
       const returned = handler(req as LogtoRequest, res, next);
       if (returned instanceof Promise) returned.catch(next);
@@ -72,66 +79,102 @@ async function preload(client: LogtoClient, options: AuthenticatedOptions): Prom
   if (failed) throw failed.reason;
 }
 
-/** Route-guard middleware: lets signed-in users through with `req.logto`, turns others away. */
-export function authenticatedGuard(
-  clientFor: (req: Request) => LogtoClient,
+/** Where the guard's outcome goes: the host's adapter carries each one out its own way. */
+export interface GuardOutcome {
+  /** A signed-in user, with the helper ready: the route runs. */
+  admit(client: LogtoClient): void;
+  /** The request was turned away with an answer (401 JSON or a redirect): the route must not run. */
+  answered(): void;
+  /** A failure (Logto or a store down, the app's setup): for the host's error handling; the route must not run. */
+  error(error: unknown): void;
+}
+
+/** The guard on any host: reads the request, answers through `answer`, reports through `outcome`. */
+export type HostGuard = (req: object, answer: HostAnswer, outcome: GuardOutcome) => void;
+
+/**
+ * The route guard's logic, host-neutral: lets signed-in users through with their helper, turns
+ * others away. Only `admit` lets a request through, so a host that ignores an error passed to its
+ * `next` still never runs the route for a signed-out visitor.
+ */
+export function hostGuard(
+  clientFor: (req: object) => LogtoClient,
   options: AuthenticatedOptions = {},
   /**
    * Keeps the page to come back to for the next sign-in. Not in the session: a request that was
    * in flight while the user signed out would save its old session again by writing to it.
    */
-  rememberReturnTo: (req: Request, returnTo: string) => void = () => undefined,
-): RequestHandler {
-  const turnAway = (req: Request, res: Response): void => {
+  rememberReturnTo: (req: object, answer: HostAnswer, returnTo: string) => void = () => undefined,
+): HostGuard {
+  const turnAway = (req: object, answer: HostAnswer, outcome: GuardOutcome): void => {
     if (options.redirect === undefined) {
-      res.status(401).json({ error: 'not_authenticated' });
-      return;
+      answer.json(401, { error: 'not_authenticated' });
+    } else {
+      const returnTo = (req as { method?: string }).method === 'GET' ? safeReturnTo(requestTarget(req)) : undefined;
+      if (returnTo !== undefined) rememberReturnTo(req, answer, returnTo);
+      answer.redirect(options.redirect);
     }
-    const returnTo = req.method === 'GET' ? safeReturnTo(req.originalUrl) : undefined;
-    if (returnTo !== undefined) rememberReturnTo(req, returnTo);
-    res.redirect(options.redirect);
+    outcome.answered();
   };
 
   const preloads = options.fetchUserInfo === true || options.accessToken !== undefined || options.organizationTokens === true;
 
-  const admit = (client: LogtoClient, req: Request, res: Response, next: NextFunction): void => {
+  const admit = (client: LogtoClient, req: object, answer: HostAnswer, outcome: GuardOutcome): void => {
     if (!client.isAuthenticated()) {
-      turnAway(req, res);
+      turnAway(req, answer, outcome);
       return;
     }
-    req.logto = client;
     if (!preloads) {
-      next();
+      outcome.admit(client);
       return;
     }
     preload(client, options)
       .then(
-        () => next(),
+        () => outcome.admit(client),
         (error: unknown) => {
-          if (error instanceof LogtoError && error.code === 'not_authenticated') turnAway(req, res);
-          else next(error);
+          if (error instanceof LogtoError && error.code === 'not_authenticated') turnAway(req, answer, outcome);
+          else outcome.error(error);
         },
       )
       // Turning away can throw too (its cookie): that must reach the error handler, not go unhandled.
-      .catch(next);
+      .catch((error: unknown) => outcome.error(error));
   };
 
-  return (req: Request, res: Response, next: NextFunction): void => {
+  return (req, answer, outcome): void => {
     let client: LogtoClient;
     try {
       client = clientFor(req);
       // A record this process read moments ago admits the request without waiting on a promise.
       if (client.isLoaded()) {
-        admit(client, req, res, next);
+        admit(client, req, answer, outcome);
         return;
       }
     } catch (error) {
-      next(error);
+      outcome.error(error);
       return;
     }
     client
       .load()
-      .then((loaded) => admit(loaded, req, res, next))
-      .catch(next);
+      .then((loaded) => admit(loaded, req, answer, outcome))
+      .catch((error: unknown) => outcome.error(error));
+  };
+}
+
+/** Route-guard middleware for Express: lets signed-in users through with `req.logto`, turns others away. */
+export function authenticatedGuard(
+  clientFor: (req: Request) => LogtoClient,
+  options: AuthenticatedOptions = {},
+  rememberReturnTo: (req: object, answer: HostAnswer, returnTo: string) => void = () => undefined,
+): RequestHandler {
+  const guard = hostGuard(clientFor as (req: object) => LogtoClient, options, rememberReturnTo);
+  return (req: Request, res: Response, next: NextFunction): void => {
+    guard(req, nodeAnswer(res), {
+      admit: (client) => {
+        req.logto = client;
+        next();
+      },
+      answered: () => undefined,
+      error: next,
+    });
   };
 }

@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { LogtoError, sessionStoreError } from '../errors.js';
 import type { TokenRecord } from '../store/token-record.js';
 import type { LogtoContext } from './context.js';
+import { header, nodeAnswer, nodeRequestOf, protocolOf, settleHostCall, type HostAnswer } from './http.js';
 import { safePostLogoutRedirect } from './redirects.js';
 
 export interface SignOutOptions {
@@ -12,15 +13,18 @@ export interface SignOutOptions {
   postLogoutRedirectUri?: string;
 }
 
-type LogOut = (options: object, done: (error?: unknown) => void) => void;
+type LogOut = (options: object, done: (error?: unknown) => void) => unknown;
 
-/** Passport's `req.logout()`, as a promise; nothing to do when Passport is not in use on this request. */
-export function logOutOfPassport(req: Request, during = 'at sign-out'): Promise<void> {
-  const logOut = (req as unknown as { logout?: LogOut }).logout;
+/**
+ * Passport's `req.logout()`, as a promise, whether the host's version calls back (Passport), returns
+ * a promise (@fastify/passport) or both; nothing to do when Passport is not in use on this request.
+ */
+export function logOutOfPassport(req: object, during = 'at sign-out'): Promise<void> {
+  const logOut = (req as { logout?: LogOut }).logout;
   if (typeof logOut !== 'function') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    // Passport's logout only saves and regenerates the session: an error is the store's.
-    logOut.call(req, {}, (error) => (error ? reject(sessionStoreError(error, during)) : resolve()));
+  // Passport's logout only saves and regenerates the session: an error is the store's.
+  return settleHostCall(logOut, 1, (done) => logOut.call(req, {}, done)).catch((error: unknown) => {
+    throw sessionStoreError(error, during);
   });
 }
 
@@ -30,23 +34,24 @@ export function logOutOfPassport(req: Request, during = 'at sign-out'): Promise<
  * `same-origin` or `none`, or a browser that sends no such header): a sibling subdomain is
  * `same-site` and may not. Any method is refused when its Origin is not the app's own.
  */
-function refusal(req: Request, allowedOrigins: ReadonlySet<string>): string | undefined {
-  const site = req.get('sec-fetch-site');
-  if (req.method === 'GET' || req.method === 'HEAD') {
+function refusal(req: object, allowedOrigins: ReadonlySet<string>): string | undefined {
+  const site = header(req, 'sec-fetch-site');
+  const method = nodeRequestOf(req).method;
+  if (method === 'GET' || method === 'HEAD') {
     if (site !== undefined && site !== 'same-origin' && site !== 'none') {
       return "Sign-out by GET was refused: it did not come from this app's own pages. Sign out with a POST form (<form method=\"post\">) to this address instead.";
     }
   } else if (site === 'cross-site') {
     return 'Sign-out was refused: the request came from another site.';
   }
-  const origin = req.get('origin');
+  const origin = header(req, 'origin');
   if (origin === undefined || allowedOrigins.has(origin)) return undefined;
-  const host = req.get('host');
-  return host !== undefined && origin === `${req.protocol}://${host}` ? undefined : 'Sign-out was refused: the request came from another site.';
+  const host = header(req, 'host');
+  return host !== undefined && origin === `${protocolOf(req)}://${host}` ? undefined : 'Sign-out was refused: the request came from another site.';
 }
 
 /** The ends in progress, by request and sign-in: a second call while one runs shares its outcome. */
-const ending = new WeakMap<Request, Map<string, Promise<TokenRecord | undefined>>>();
+const ending = new WeakMap<object, Map<string, Promise<TokenRecord | undefined>>>();
 
 /**
  * Ends this request's sign-in for every instance: its token record becomes an ended mark (a
@@ -55,7 +60,7 @@ const ending = new WeakMap<Request, Map<string, Promise<TokenRecord | undefined>
  * session's reference goes. Returns the ended record, for the sign-out's `id_token_hint`. Called
  * again for the same request while it runs, it waits for the first call instead of revoking twice.
  */
-export function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | 'session'>, req: Request): Promise<TokenRecord | undefined> {
+export function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | 'session'>, req: object): Promise<TokenRecord | undefined> {
   const reference = context.session.read(req);
   if (!reference) {
     context.session.clear(req);
@@ -73,7 +78,7 @@ export function endSignIn(context: Pick<LogtoContext, 'provider' | 'records' | '
 
 async function end(
   context: Pick<LogtoContext, 'provider' | 'records' | 'session'>,
-  req: Request,
+  req: object,
   reference: { signInId: string; legacy?: TokenRecord },
 ): Promise<TokenRecord | undefined> {
   const record = await endSignInById(context, req, reference.signInId, reference.legacy);
@@ -103,12 +108,15 @@ export async function endSignInById(
 }
 
 /**
- * The sign-out handler: ends the sign-in's token record for every instance (a refresh still in
+ * The sign-out, on any host: ends the sign-in's token record for every instance (a refresh still in
  * flight then cannot write the tokens back), revokes the refresh token (best effort), logs
  * the user out of Passport (which gives the session a new id), and sends the browser to Logto's
  * end-session endpoint so that the Logto session ends too.
  */
-export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session'>, options: SignOutOptions = {}): RequestHandler {
+export function hostSignOut(
+  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session'>,
+  options: SignOutOptions = {},
+): (req: object, answer: HostAnswer) => Promise<void> {
   const { config, provider } = context;
   const allowedUrls = [config.postLogoutRedirectUri, config.callbackURL].filter((url): url is string => url !== undefined);
   const allowedOrigins = new Set(allowedUrls.map((url) => new URL(url).origin));
@@ -123,22 +131,26 @@ export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider'
     }
   }
 
-  const signOut = async (req: Request, res: Response): Promise<void> => {
+  return async (req, answer) => {
+    const refused = refusal(req, allowedOrigins);
+    if (refused !== undefined) {
+      answer.json(403, { error: 'cross_site_sign_out', error_description: refused });
+      return;
+    }
     const record = await endSignIn(context, req);
     await logOutOfPassport(req);
 
     const parameters: Record<string, string> = { client_id: config.appId };
     if (record?.idToken) parameters.id_token_hint = record.idToken;
     if (target !== undefined) parameters.post_logout_redirect_uri = target;
-    res.redirect((await provider.endSessionUrl(parameters)).href);
+    answer.redirect((await provider.endSessionUrl(parameters)).href);
   };
+}
 
+/** The sign-out handler for Express; see {@link hostSignOut}. */
+export function signOutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session'>, options: SignOutOptions = {}): RequestHandler {
+  const signOut = hostSignOut(context, options);
   return (req: Request, res: Response, next: NextFunction): void => {
-    const refused = refusal(req, allowedOrigins);
-    if (refused !== undefined) {
-      res.status(403).json({ error: 'cross_site_sign_out', error_description: refused });
-      return;
-    }
-    signOut(req, res).catch(next);
+    signOut(req, nodeAnswer(res)).catch(next);
   };
 }

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { invalidOption } from '../options.js';
 import type { LogtoContext } from './context.js';
+import { header, nodeAnswer, requestPath, requestTarget, type HostAnswer } from './http.js';
 import { appendCookie, requestCookie } from './pending-sign-ins.js';
 import { safeReturnTo } from './redirects.js';
 
@@ -15,14 +16,14 @@ export interface SilentSignInOptions {
  * Only a person's page navigation may take the detour through Logto: a script's fetch, an API
  * call, a form post or an iframe would get a redirect it cannot follow to a page.
  */
-function isPageNavigation(req: Request): boolean {
-  if (req.method !== 'GET') return false;
-  const mode = req.get('sec-fetch-mode');
+function isPageNavigation(req: object): boolean {
+  if ((req as { method?: string }).method !== 'GET') return false;
+  const mode = header(req, 'sec-fetch-mode');
   if (mode !== undefined && mode !== 'navigate') return false;
-  const dest = req.get('sec-fetch-dest');
+  const dest = header(req, 'sec-fetch-dest');
   if (dest !== undefined && dest !== 'document') return false;
-  if (req.get('x-requested-with') !== undefined) return false;
-  return (req.get('accept') ?? '').includes('text/html');
+  if (header(req, 'x-requested-with') !== undefined) return false;
+  return (header(req, 'accept') ?? '').includes('text/html');
 }
 
 /** The mark's value once set, before any attempt; afterwards it holds the time of the last attempt. */
@@ -42,8 +43,16 @@ export function isSilentState(state: string): boolean {
   return state.endsWith(silentStateSuffix);
 }
 
-/** The silent sign-in middleware; see `LogtoStrategy.silentSignIn`. */
-export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'startSignIn'>, options: SilentSignInOptions = {}): RequestHandler {
+/**
+ * Silent sign-in on any host: false when the request goes on as it is (at once, without a promise),
+ * or a promise of true once it sent the browser to Logto (the request is answered).
+ */
+export function hostSilentSignIn(
+  context: Pick<LogtoContext, 'config' | 'startSignIn'>,
+  options: SilentSignInOptions = {},
+  /** The request as `skip` sees it (on Express, the request itself). */
+  skipView: (req: object) => unknown = (req) => req,
+): (req: object, answer: HostAnswer) => false | Promise<true> {
   const retryAfter = options.retryAfter ?? 3600;
   if (typeof retryAfter !== 'number' || !Number.isFinite(retryAfter) || retryAfter <= 0) {
     throw invalidOption('retryAfter', 'of silentSignIn() must be a positive number of seconds.');
@@ -52,27 +61,46 @@ export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'star
   /** `0` once set (the browser keeps cookies), then the time of the last attempt. */
   const markCookie = `${context.config.name}.silent`;
   const secure = callback.protocol === 'https:';
+  const skip = options.skip as ((req: unknown) => boolean) | undefined;
 
-  return (req: Request, res: Response, next: NextFunction): void => {
+  return (req, answer) => {
     const signedIn = (req as { isAuthenticated?: () => boolean }).isAuthenticated?.() === true;
-    if (signedIn || !isPageNavigation(req) || req.path === callback.pathname || options.skip?.(req) === true) {
-      next();
-      return;
+    if (signedIn || !isPageNavigation(req) || requestPath(req) === callback.pathname || skip?.(skipView(req)) === true) {
+      return false;
     }
     const mark = requestCookie(req, markCookie);
     const lastTry = mark === undefined || mark === seen ? undefined : Number(mark);
-    if (mark !== seen && (lastTry === undefined || !Number.isFinite(lastTry))) {
-      // A first visit only sets the mark: a client that keeps no cookies never leaves for Logto.
-      appendCookie(req, markCookie, seen, { maxAge: markLifetime, path: '/', secure });
-      next();
+    try {
+      if (mark !== seen && (lastTry === undefined || !Number.isFinite(lastTry))) {
+        // A first visit only sets the mark: a client that keeps no cookies never leaves for Logto.
+        appendCookie(req, markCookie, seen, { maxAge: markLifetime, path: '/', secure });
+        return false;
+      }
+      if (lastTry !== undefined && Date.now() - lastTry < retryAfter * 1000) return false;
+      // Marked before leaving, so that whatever Logto answers, the visitor is not sent again for a while.
+      appendCookie(req, markCookie, String(Date.now()), { maxAge: markLifetime, path: '/', secure });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return context.startSignIn(req, { prompt: 'none', returnTo: safeReturnTo(requestTarget(req)) }, true).then((url) => {
+      answer.redirect(url.href);
+      return true as const;
+    });
+  };
+}
+
+/** The silent sign-in middleware for Express; see `LogtoStrategy.silentSignIn`. */
+export function silentSignInHandler(context: Pick<LogtoContext, 'config' | 'startSignIn'>, options: SilentSignInOptions = {}): RequestHandler {
+  const silentSignIn = hostSilentSignIn(context, options);
+  return (req: Request, res: Response, next: NextFunction): void => {
+    let started: false | Promise<true>;
+    try {
+      started = silentSignIn(req, nodeAnswer(res));
+    } catch (error) {
+      next(error);
       return;
     }
-    if (lastTry !== undefined && Date.now() - lastTry < retryAfter * 1000) {
-      next();
-      return;
-    }
-    // Marked before leaving, so that whatever Logto answers, the visitor is not sent again for a while.
-    appendCookie(req, markCookie, String(Date.now()), { maxAge: markLifetime, path: '/', secure });
-    context.startSignIn(req, { prompt: 'none', returnTo: safeReturnTo(req.originalUrl) }, true).then((url) => res.redirect(url.href), next);
+    if (started === false) next();
+    else started.catch(next);
   };
 }

@@ -3,17 +3,21 @@ import { PassportStrategy } from '../passport-strategy.js';
 import type { Request, RequestHandler } from 'express';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
-import { backchannelLogoutHandler, type BackchannelLogoutOptions } from './back-channel-logout.js';
+import { backchannelLogoutHandler, hostBackchannelLogout, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { SessionIndex } from '../store/session-index.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import { checkSignIn, forgetPassportUser, sessionCheckHandler, type CheckedSignIn, type SignInState } from './session-check.js';
+import { registerHostHandlers } from './host-handlers.js';
+import { cookieHeader, findAnswer, type HostAnswer } from './http.js';
+import { awaitingLogIn, stopAwaitingLogIn } from './keep-through-log-in.js';
+import type { TokenStore } from '../store/token-store.js';
 import { LogtoClient } from './client.js';
 import type { LogtoContext } from './context.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from '../store/refresh.js';
-import { authenticatedGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
-import { endSignIn, endSignInById, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
-import { silentSignInHandler, silentState, type SilentSignInOptions } from './silent-sign-in.js';
+import { authenticatedGuard, hostGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
+import { endSignIn, endSignInById, hostSignOut, logOutOfPassport, signOutHandler, type SignOutOptions } from './sign-out.js';
+import { hostSilentSignIn, silentSignInHandler, silentState, type SilentSignInOptions } from './silent-sign-in.js';
 import { LogtoConnection, type LogtoOidcConfig } from '../logto/connection.js';
 import { safeReturnTo } from './redirects.js';
 import { sessionOf, SessionReference } from '../store/session-reference.js';
@@ -38,6 +42,8 @@ import { debug } from '../debug.js';
 
 /** Emitted once per process: the warning is about the app's setup, not about each strategy. */
 let warnedImplicitIndexing = false;
+/** Emitted once per process, as the one above. */
+let warnedLogInNotCalled = false;
 
 export class LogtoStrategy extends PassportStrategy {
   name: string;
@@ -95,6 +101,24 @@ export class LogtoStrategy extends PassportStrategy {
     };
     this.signInHosts = new SignInHosts(config.appSecret, config.callbackURL);
     this.callback = new SignInCallback(this.context, this.signInHosts);
+    const context = this.context;
+    registerHostHandlers(this, {
+      client: (req) => this.client(req as Request),
+      guard: (guardOptions) => hostGuard((req) => this.guardClient(req as Request), guardOptions, this.rememberReturnTo),
+      signOut: (signOutOptions) => hostSignOut(context, signOutOptions),
+      silentSignIn: (silentOptions, skipView) => hostSilentSignIn(context, silentOptions, skipView),
+      backchannelLogout: (backchannelOptions, readToken) => {
+        this.indexForBackchannelLogout();
+        return hostBackchannelLogout(context, backchannelOptions, readToken);
+      },
+      endSignIn: (req) => this.endSignIn(req as Request),
+      logOut: (req) => this.logOut(req as Request),
+    });
+  }
+
+  /** The guard's helper: the one logto.session() loaded, or one that a copy at most 2 s old loads at once. */
+  private guardClient(req: Request): LogtoClient {
+    return this.checked.get(req) ?? new LogtoClient(req, this.context, true);
   }
 
   /**
@@ -104,6 +128,12 @@ export class LogtoStrategy extends PassportStrategy {
   protected sessionEnded(_session: object, _sessionStore: SessionStoreLike | undefined): Promise<void> {
     return Promise.resolve();
   }
+
+  /** Keeps the page to come back to after the next sign-in, in a short-lived cookie. */
+  private readonly rememberReturnTo = (_req: object, answer: HostAnswer, returnTo: string): void => {
+    debug('guard: no live sign-in; sending the browser to sign in, back to %s afterwards', returnTo);
+    answer.appendSetCookie(cookieHeader(this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') }));
+  };
 
   /**
    * The Logto helper for this request's sign-in: claims, userinfo, access and organization tokens.
@@ -121,11 +151,7 @@ export class LogtoStrategy extends PassportStrategy {
   authenticated(options?: AuthenticatedOptions): RequestHandler;
   authenticated(options: AuthenticatedOptions, handler: LogtoHandler): RequestHandler[];
   authenticated(options?: AuthenticatedOptions, handler?: LogtoHandler): RequestHandler | RequestHandler[] {
-    // The guard loads: a copy of the record this process read at most 2 s ago serves as the load.
-    const guard = authenticatedGuard((req) => this.checked.get(req) ?? new LogtoClient(req, this.context, true), options, (req, returnTo) => {
-      debug('guard: %s %s has no live sign-in; sending the browser to sign in, back here afterwards', req.method, req.path);
-      appendCookie(req, this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') });
-    });
+    const guard = authenticatedGuard((req) => this.guardClient(req), options, this.rememberReturnTo);
     return handler === undefined ? guard : [guard, withLogto(handler)];
   }
 
@@ -221,6 +247,12 @@ export class LogtoStrategy extends PassportStrategy {
    * mounting the handler still turns indexing on for this instance, with a deprecation warning.
    */
   backchannelLogout(options?: BackchannelLogoutOptions): RequestHandler {
+    this.indexForBackchannelLogout();
+    return backchannelLogoutHandler(this.context, options);
+  }
+
+  /** Mounting back-channel logout needs sign-ins indexed: the option, or (deprecated) from now on. */
+  private indexForBackchannelLogout(): void {
     if (this.config.backchannelLogout === false) {
       throw new LogtoError(
         'invalid_config',
@@ -238,7 +270,6 @@ export class LogtoStrategy extends PassportStrategy {
       }
       this.indexSessions = true;
     }
-    return backchannelLogoutHandler(this.context, options);
   }
 
   /** Passport calls this for both legs: a request with a code, state or error is a callback. */
@@ -252,10 +283,46 @@ export class LogtoStrategy extends PassportStrategy {
     }
     const parameters = callbackParametersOf(req);
     if (parameters) {
-      void this.callback.handle(req, parameters).then((outcome) => this.settle(req, () => this.finish(outcome)));
+      void this.callback.handle(req, parameters).then((outcome) => {
+        this.settle(req, () => this.finish(outcome));
+        if (outcome.kind === 'success') this.watchForLogIn(req);
+      });
     } else {
       void this.startSignIn(req, signInOptions);
     }
+  }
+
+  /**
+   * A callback whose response ends without Passport's `logIn` (a custom callback, or the plain
+   * AuthGuard of @nestjs/passport, that only sets `req.user`) leaves the session without its
+   * sign-in: the record is ended (it would hold a live refresh token for 14 days that nothing
+   * refers to) and the developer is told, once, what to add.
+   */
+  private watchForLogIn(req: object): void {
+    if (awaitingLogIn(req) === undefined) return;
+    findAnswer(req)?.onEnd(() => {
+      const signInId = awaitingLogIn(req);
+      if (signInId === undefined) return;
+      stopAwaitingLogIn(req);
+      let store: TokenStore;
+      try {
+        store = this.context.records.storeFor(req);
+      } catch {
+        return;
+      }
+      // Nobody waits on this answer any more: a store failure leaves the record to expire.
+      this.context.records.end(store, signInId).catch(() => undefined);
+      if (!warnedLogInNotCalled) {
+        warnedLogInNotCalled = true;
+        process.emitWarning(
+          'passport-logto: a sign-in callback answered without Passport\'s req.logIn() being called, so the session does not refer '
+            + 'to the sign-in and its tokens were discarded. Let Passport log the user in: no custom callback on the callback route, '
+            + 'or one that calls req.logIn(user, done); with @nestjs/passport, a guard whose canActivate calls '
+            + '`await super.logIn(request)` after `await super.canActivate(context)`.',
+          { code: 'PASSPORT_LOGTO_LOGIN_NOT_CALLED' },
+        );
+      }
+    });
   }
 
   /** Routes a failure to `fail` with its code's status when the request caused it, and to `error` otherwise. */
@@ -303,11 +370,16 @@ export class LogtoStrategy extends PassportStrategy {
         return;
       }
       // Outside Express there is no error handler to hand it to: answer 500 rather than hang.
+      // koa-passport's stand-in response ends its middleware through `end`; Fastify's request has none.
       const res = (req as { res?: { headersSent?: boolean; statusCode: number; end(body?: string): void } }).res;
-      if (res && !res.headersSent) {
-        res.statusCode = 500;
-        res.end('Internal Server Error');
+      if (res && typeof res.end === 'function') {
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end('Internal Server Error');
+        }
+        return;
       }
+      findAnswer(req)?.json(500, { error: 'internal_error' });
     }
   }
 
@@ -324,7 +396,7 @@ export class LogtoStrategy extends PassportStrategy {
   }
 
   /** Keeps a started sign-in in its cookie and gives the URL to send the browser to. */
-  private async prepareSignIn(req: Request, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
+  private async prepareSignIn(req: object, options: LogtoSignInOptions, silent: boolean): Promise<URL> {
     const session = sessionOf(req);
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const startHost = this.signInHosts.hostOf(req);

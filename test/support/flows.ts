@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import type { RunningApp } from './app.js';
+
+/** Where an app of any host listens: what the flows need of it. */
+export type AppAddress = Pick<RunningApp, 'url' | 'callbackURL'>;
 import { signInAtProvider, TestBrowser } from './http-client.js';
 import type { TestProvider, TestUser } from './provider/index.js';
 
 /** Starts a sign-in at the app and returns the authorization URL it redirects to. */
-export async function startSignIn(browser: TestBrowser, app: RunningApp, path = '/sign-in'): Promise<URL> {
+export async function startSignIn(browser: TestBrowser, app: AppAddress, path = '/sign-in'): Promise<URL> {
   const response = await browser.get(`${app.url}${path}`);
   assert.equal(response.status, 302, `sign-in should redirect, got ${response.status}: ${response.text}`);
   assert.ok(response.location, 'sign-in redirect has a location');
@@ -15,7 +18,7 @@ export async function startSignIn(browser: TestBrowser, app: RunningApp, path = 
 export async function callbackAfterSignIn(
   browser: TestBrowser,
   provider: TestProvider,
-  app: RunningApp,
+  app: AppAddress,
   path = '/sign-in',
   user: TestUser = provider.users.demo,
 ): Promise<string> {
@@ -27,7 +30,7 @@ export async function callbackAfterSignIn(
 export async function signIn(
   browser: TestBrowser,
   provider: TestProvider,
-  app: RunningApp,
+  app: AppAddress,
   path = '/sign-in',
   user: TestUser = provider.users.demo,
 ): Promise<string | undefined> {

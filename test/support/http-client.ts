@@ -147,6 +147,11 @@ export class TestBrowser {
     this.jar = [];
   }
 
+  /** Drops one cookie, as when a session cookie expires and the others stay. */
+  forgetCookie(hostname: string, name: string): void {
+    this.jar = this.jar.filter((c) => !(c.hostname === hostname && c.name === name));
+  }
+
   private dropExpired(): void {
     const now = Date.now();
     this.jar = this.jar.filter((c) => c.expiresAt === undefined || c.expiresAt > now);

@@ -435,6 +435,8 @@ export function typeCheck(files: string[]): Map<string, Array<{ line: number; me
     target: ts.ScriptTarget.ES2022,
     skipLibCheck: true,
     types: ['node'],
+    // The NestJS snippet's decorators are NestJS's (TypeScript's experimental ones), as in a Nest app's tsconfig.
+    experimentalDecorators: true,
   };
   const host = ts.createCompilerHost(options);
   const parsed = new Map<string, ts.SourceFile | undefined>();

@@ -161,3 +161,11 @@ app.use((error: unknown, _req: express.Request, res: express.Response, next: exp
 });
 
 export = app;
+
+// The host sub-paths from CommonJS: /express is the root under the host's name; /koa needs no Koa types.
+import passportLogtoExpress = require('passport-logto/express');
+import passportLogtoKoa = require('passport-logto/koa');
+const sameStrategy: typeof LogtoStrategy = passportLogtoExpress.LogtoStrategy;
+const koaHandlers: passportLogtoKoa.LogtoKoa = passportLogtoKoa.logtoKoa(new LogtoStrategy({ endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'http://localhost:3000/callback' }));
+void sameStrategy;
+void koaHandlers;

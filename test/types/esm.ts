@@ -139,3 +139,13 @@ app.use((error: unknown, _req: express.Request, res: express.Response, next: exp
 });
 
 export default app;
+
+// The host sub-paths: /express is the root under the host's name; /koa needs no Koa types.
+import { LogtoStrategy as ExpressLogtoStrategy } from 'passport-logto/express';
+import { logtoKoa, type LogtoKoa } from 'passport-logto/koa';
+const sameStrategy: typeof LogtoStrategy = ExpressLogtoStrategy;
+const koaHandlers: LogtoKoa = logtoKoa(logto);
+// @ts-expect-error the Koa adapter takes a LogtoStrategy
+logtoKoa({});
+void sameStrategy;
+void koaHandlers;

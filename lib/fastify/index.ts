@@ -1,0 +1,163 @@
+import type { LogtoClient } from '../web/client.js';
+import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
+import { hostHandlersOf } from '../web/host-handlers.js';
+import { bindAnswer, findAnswer, type HostAnswer } from '../web/http.js';
+import type { AuthenticatedOptions } from '../web/route-guard.js';
+import type { SignOutOptions } from '../web/sign-out.js';
+import type { LogtoStrategy } from '../web/strategy.js';
+import { LogtoError } from '../errors.js';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+
+/** A route handler or hook, as Fastify calls an async one: it returns the reply once it answered. */
+export type FastifyHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
+
+export interface FastifySilentSignInOptions {
+  /** Seconds before the same visitor is tried again after an attempt. Default 3600. */
+  retryAfter?: number;
+  /** Requests never to try on, beside the callback route (which is always left alone). */
+  skip?: (request: FastifyRequest) => boolean;
+}
+
+export interface FastifyBackchannelLogoutOptions extends BackchannelLogoutOptions {
+  /** The route's path, registered in the Logto Console as the back-channel logout URI. */
+  path: string;
+}
+
+/** A LogtoStrategy's handlers for Fastify; see {@link logtoFastify}. */
+export interface LogtoFastify {
+  /**
+   * Lets passport-logto answer Fastify requests (the started sign-in's cookie, among others) and
+   * declares `request.logto`: register it once, beside `@fastify/passport`.
+   */
+  plugin: FastifyPluginCallback;
+  /**
+   * The route guard, for `preHandler`: signed-in users go on with the helper in `request.logto`
+   * (loaded, with what `options` asks to have ready); others get 401 JSON or the redirect of
+   * `options.redirect`, and the route never runs for them. Failures are thrown to Fastify's error
+   * handler, with their `statusCode`.
+   */
+  authenticated(options?: AuthenticatedOptions): FastifyHandler;
+  /** The sign-out route handler: ends the sign-in, logs out of Passport, sends the browser to Logto. */
+  signOut(options?: SignOutOptions): FastifyHandler;
+  /** Silent sign-in, for a `preHandler` hook after `@fastify/passport`'s session (see `LogtoStrategy.silentSignIn`). */
+  silentSignIn(options?: FastifySilentSignInOptions): FastifyHandler;
+  /**
+   * A plugin that registers the POST route for Logto's back-channel logout at `options.path`, with
+   * its own reading of the form body (at most 16 KiB): no @fastify/formbody needed.
+   */
+  backchannelLogout(options: FastifyBackchannelLogoutOptions): FastifyPluginCallback;
+  /** The helper for this request's sign-in; `await` its `load()` outside the guard. */
+  client(request: FastifyRequest): LogtoClient;
+  /** `LogtoStrategy.endSignIn` for a Fastify request. */
+  endSignIn(request: FastifyRequest): Promise<void>;
+  /** `LogtoStrategy.logOut` for a Fastify request: ends the sign-in, then `request.logOut()`. */
+  logOut(request: FastifyRequest): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by passport-logto/fastify's guard: the Logto helper of a signed-in request. */
+    logto: LogtoClient | null;
+  }
+}
+
+/** Fastify's way to let a plugin's hooks and decorators reach the whole app (what fastify-plugin sets). */
+const skipOverride = Symbol.for('skip-override');
+const formType = 'application/x-www-form-urlencoded';
+
+function answerFor(reply: FastifyReply): HostAnswer {
+  return {
+    // Fastify adds a set-cookie header to those already there (the session's comes later).
+    appendSetCookie: (cookie) => void reply.header('set-cookie', cookie),
+    redirect: (url) => void reply.redirect(url),
+    json: (status, body) => void reply.code(status).header('cache-control', 'no-store').send(body),
+    empty: (status) => void reply.code(status).header('cache-control', 'no-store').send(),
+    onEnd: (listener) => {
+      if (reply.raw.closed) listener();
+      else reply.raw.once('close', listener);
+    },
+  };
+}
+
+/** The answer the plugin bound to the request; none means the plugin is missing. */
+function answerOfRequest(request: FastifyRequest): HostAnswer {
+  const answer = findAnswer(request);
+  if (answer) return answer;
+  throw new LogtoError(
+    'unsupported_host',
+    'passport-logto/fastify: this request has no answer bound: register logtoFastify(strategy).plugin with `await app.register(...)` before the routes.',
+  );
+}
+
+/**
+ * The handlers of a LogtoStrategy for Fastify 5 with @fastify/passport, and
+ * @fastify/secure-session or @fastify/session. Sign-in and callback stay @fastify/passport's
+ * `fastifyPassport.authenticate('logto')`; the helper of a guarded route is `request.logto`.
+ */
+export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
+  const handlers = hostHandlersOf(strategy);
+
+  const plugin: FastifyPluginCallback = (instance, _options, done) => {
+    if (!instance.hasRequestDecorator('logto')) instance.decorateRequest('logto', null);
+    instance.addHook('onRequest', (request, reply, next) => {
+      const answer = answerFor(reply);
+      bindAnswer(request, answer);
+      bindAnswer(request.raw, answer);
+      next();
+    });
+    done();
+  };
+  Object.assign(plugin, { [skipOverride]: true });
+
+  const answering = (handle: (req: object, answer: HostAnswer) => Promise<unknown>): FastifyHandler =>
+    async (request, reply) => {
+      await handle(request, answerOfRequest(request));
+      return reply;
+    };
+
+  return {
+    plugin,
+    authenticated(options) {
+      const guard = handlers.guard(options);
+      return async (request, reply) => {
+        const answer = answerOfRequest(request);
+        const client = await new Promise<LogtoClient | undefined>((resolve, reject) => {
+          guard(request, answer, { admit: resolve, answered: () => resolve(undefined), error: reject });
+        });
+        // Answered: returning the reply stops Fastify before the route.
+        if (client === undefined) return reply;
+        request.logto = client;
+        return undefined;
+      };
+    },
+    signOut: (options) => answering(handlers.signOut(options)),
+    silentSignIn(options = {}) {
+      const { skip, ...rest } = options;
+      const silentSignIn = handlers.silentSignIn(rest);
+      return async (request, reply) => {
+        if (skip?.(request) === true) return undefined;
+        const started = silentSignIn(request, answerOfRequest(request));
+        if (started === false) return undefined;
+        await started;
+        return reply;
+      };
+    },
+    backchannelLogout(options) {
+      const { path, ...rest } = options;
+      const handle = handlers.backchannelLogout(rest);
+      // Encapsulated (no skip-override): the form parser below serves this route only.
+      return (instance, _options, done) => {
+        if (instance.hasContentTypeParser(formType)) instance.removeContentTypeParser(formType);
+        // The body is left unread in Node's stream, for the handler to read with its own limits.
+        instance.addContentTypeParser(formType, (_request, _payload, parsed) => parsed(null));
+        instance.post(path, answering((request, answer) => handle(request, answer)));
+        done();
+      };
+    },
+    client: (request) => handlers.client(request),
+    endSignIn: (request) => handlers.endSignIn(request),
+    logOut: (request) => handlers.logOut(request),
+  };
+}
+
+export type { AuthenticatedOptions, BackchannelLogoutOptions, LogtoClient, SignOutOptions };

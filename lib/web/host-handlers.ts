@@ -1,0 +1,39 @@
+import { LogtoError } from '../errors.js';
+import type { BackchannelLogoutOptions } from './back-channel-logout.js';
+import type { LogtoClient } from './client.js';
+import type { HostAnswer } from './http.js';
+import type { AuthenticatedOptions, HostGuard } from './route-guard.js';
+import type { SignOutOptions } from './sign-out.js';
+import type { SilentSignInOptions } from './silent-sign-in.js';
+
+/**
+ * A strategy's handlers in their host-neutral form: what the adapters of passport-logto/fastify and
+ * passport-logto/koa turn into the host's own handlers. Each reads the request, answers through
+ * the {@link HostAnswer} it is given, and leaves errors to the host's error handling.
+ */
+export interface HostHandlers {
+  client(req: object): LogtoClient;
+  guard(options?: AuthenticatedOptions): HostGuard;
+  signOut(options?: SignOutOptions): (req: object, answer: HostAnswer) => Promise<void>;
+  /** `skipView` turns the request into what the app's `skip` expects (Koa's context, say). */
+  silentSignIn(options?: SilentSignInOptions, skipView?: (req: object) => unknown): (req: object, answer: HostAnswer) => false | Promise<true>;
+  /** `readToken` reads the form's `logout_token` the host's way; by default from Node's stream. */
+  backchannelLogout(options?: BackchannelLogoutOptions, readToken?: (req: object) => Promise<string>): (req: object, answer: HostAnswer) => Promise<void>;
+  endSignIn(req: object): Promise<void>;
+  logOut(req: object): Promise<void>;
+}
+
+const registry = new WeakMap<object, HostHandlers>();
+
+export function registerHostHandlers(strategy: object, handlers: HostHandlers): void {
+  registry.set(strategy, handlers);
+}
+
+/** The host-neutral handlers of a LogtoStrategy. */
+export function hostHandlersOf(strategy: object): HostHandlers {
+  const handlers = registry.get(strategy);
+  if (!handlers) {
+    throw new LogtoError('invalid_config', 'passport-logto: the adapters of passport-logto/fastify and passport-logto/koa take a LogtoStrategy.');
+  }
+  return handlers;
+}

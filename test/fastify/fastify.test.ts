@@ -1,0 +1,165 @@
+/**
+ * Fastify 5 with @fastify/passport, once on @fastify/secure-session and once on @fastify/session
+ * (with @fastify/cookie), written as @fastify/passport's README writes a session-based app, and
+ * passport-logto/fastify for the guard, sign-out, silent sign-in and back-channel logout: the whole
+ * flow against the test provider.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test } from 'node:test';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import { Authenticator } from '@fastify/passport';
+import fastifySecureSession from '@fastify/secure-session';
+import fastifySession from '@fastify/session';
+import { LogtoBearerStrategy, LogtoError, LogtoStrategy, type LogtoClient } from '../../lib/index.js';
+import { logtoFastify } from '../../lib/fastify/index.js';
+import { describeHostFlows, hostAppSetup, type HostApp } from '../support/host-flows.js';
+import { API_RESOURCE } from '../support/provider/clients-and-users.js';
+import { startProvider, type TestProvider } from '../support/provider/index.js';
+
+type SessionPlugin = 'secure-session' | 'session';
+
+/** A Fastify app on its own Node server, which listens before the routes exist (they need its URL). */
+async function listeningFastify(): Promise<{ app: FastifyInstance; server: Server; url: string }> {
+  let server: Server | undefined;
+  const app = Fastify({
+    serverFactory: (handler) => {
+      server = createServer(handler);
+      return server;
+    },
+  });
+  const raw = server as unknown as Server;
+  await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+  return { app, server: raw, url: `http://127.0.0.1:${(raw.address() as AddressInfo).port}` };
+}
+
+/** Registers the session plugin; returns the session cookie's name. */
+async function registerSession(app: FastifyInstance, plugin: SessionPlugin, port: string): Promise<string> {
+  // Browsers share cookies across ports of one host, so each app names its own cookie.
+  const cookieName = `fastify-${port}`;
+  if (plugin === 'secure-session') {
+    await app.register(fastifySecureSession, { key: randomBytes(32), cookieName, cookie: { path: '/', httpOnly: true } });
+  } else {
+    await app.register(fastifyCookie);
+    await app.register(fastifySession, { secret: randomBytes(32).toString('hex'), cookieName, cookie: { secure: false }, saveUninitialized: false });
+  }
+  return cookieName;
+}
+
+/** The messages Passport's failureMessage kept in the session, on either session plugin. */
+function messagesOf(request: FastifyRequest): string[] {
+  const session = request.session as unknown as { get(key: string): unknown };
+  return (session.get('messages') as string[] | undefined) ?? [];
+}
+
+async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): Promise<HostApp> {
+  const { app, server, url } = await listeningFastify();
+  const setup = await hostAppSetup(provider, url);
+  const passport = new Authenticator();
+  const strategy = new LogtoStrategy(setup.strategyOptions);
+  passport.use(strategy);
+  passport.use(new LogtoBearerStrategy(setup.bearerOptions));
+  passport.registerUserSerializer(async (user) => user);
+  passport.registerUserDeserializer(async (user) => user);
+  const logto = logtoFastify(strategy);
+  const hits = new Map<string, number>();
+  const hit = (path: string): void => void hits.set(path, (hits.get(path) ?? 0) + 1);
+  const helper = (request: FastifyRequest): LogtoClient => request.logto as LogtoClient;
+
+  const sessionCookie = await registerSession(app, plugin, new URL(url).port);
+  await app.register(passport.initialize());
+  await app.register(passport.secureSession());
+  await app.register(logto.plugin);
+  // The app reads forms elsewhere; back-channel logout reads its own (see below).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
+  app.get('/sign-in', { preValidation: passport.authenticate(strategy.name) }, async () => undefined);
+  app.get(
+    '/callback',
+    { preValidation: passport.authenticate(strategy.name, { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true }) },
+    async () => undefined,
+  );
+  app.get('/sign-in-failed', async (request, reply) => reply.code(401).send({ messages: messagesOf(request) }));
+  app.get('/', async (request) => ({ user: request.user ?? null }));
+  app.get('/tokens', async (request) => {
+    const client = await logto.client(request).load();
+    return { idToken: client.getIdToken() ?? null, refreshToken: client.getRefreshToken() ?? null, authenticated: client.isAuthenticated() };
+  });
+  app.get('/protected', { preHandler: logto.authenticated({ redirect: '/sign-in' }) }, async (request) => {
+    hit('/protected');
+    return { claims: helper(request).getIdTokenClaims() };
+  });
+  app.get('/api/profile', { preHandler: logto.authenticated() }, async (request) => {
+    hit('/api/profile');
+    return { claims: helper(request).getIdTokenClaims() };
+  });
+  app.get('/api/preloaded', { preHandler: logto.authenticated({ accessToken: API_RESOURCE, organizationTokens: true }) }, async (request) => ({
+    accessToken: helper(request).accessToken,
+    organizations: helper(request).organizationTokens,
+  }));
+  app.get('/api/items', { preValidation: passport.authenticate('logto-bearer', { session: false }) }, async (request) => ({
+    sub: (request.user as { sub: string }).sub,
+  }));
+  app.get('/sign-out', logto.signOut());
+  app.post('/log-out', async (request) => {
+    await logto.logOut(request);
+    return { loggedOut: true };
+  });
+  app.get('/page', { preHandler: logto.silentSignIn({ retryAfter: 1 }) }, async (request) => ({
+    user: (request.user as { id?: string } | undefined)?.id ?? null,
+  }));
+  await app.register(logto.backchannelLogout({ path: '/backchannel-logout' }));
+  await app.ready();
+
+  return {
+    url,
+    callbackURL: setup.strategyOptions.callbackURL,
+    registered: setup.registered,
+    sessionCookie,
+    hits,
+    close: async () => {
+      server.closeAllConnections();
+      await app.close();
+    },
+  };
+}
+
+describeHostFlows('Fastify 5 + @fastify/passport + @fastify/secure-session', (provider) => startFastifyApp(provider, 'secure-session'));
+describeHostFlows('Fastify 5 + @fastify/passport + @fastify/session', (provider) => startFastifyApp(provider, 'session'));
+
+describe('passport-logto/fastify without its plugin', () => {
+  test('a sign-in fails with unsupported_host, naming the plugin to register', async () => {
+    const provider = await startProvider();
+    const { app, server, url } = await listeningFastify();
+    const setup = await hostAppSetup(provider, url);
+    const passport = new Authenticator();
+    const strategy = new LogtoStrategy(setup.strategyOptions);
+    passport.use(strategy);
+    const errors: unknown[] = [];
+    app.setErrorHandler(async (error, _request, reply) => {
+      errors.push(error);
+      return reply.code(500).send({ error: 'internal_error' });
+    });
+    await registerSession(app, 'secure-session', new URL(url).port);
+    await app.register(passport.initialize());
+    await app.register(passport.secureSession());
+    app.get('/sign-in', { preValidation: passport.authenticate(strategy.name) }, async () => undefined);
+    await app.ready();
+    try {
+      const response = await fetch(`${url}/sign-in`, { redirect: 'manual' });
+      assert.equal(response.status, 500);
+      const [error] = errors;
+      assert.ok(error instanceof LogtoError && error.code === 'unsupported_host', String(error));
+      assert.match(error.message, /passport-logto\/fastify/);
+    } finally {
+      server.closeAllConnections();
+      await app.close();
+      await provider.close();
+    }
+  });
+});
