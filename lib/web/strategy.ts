@@ -8,7 +8,7 @@ import { SessionIndex } from '../store/session-index.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import { checkSignIn, forgetPassportUser, sessionCheckHandler, type CheckedSignIn, type SignInState } from './session-check.js';
 import { registerHostHandlers } from './host-handlers.js';
-import { cookieHeader, findAnswer, type HostAnswer } from './http.js';
+import { cookieHeader, findAnswer, nodeRequestOf, requestPath, type HostAnswer } from './http.js';
 import { awaitingLogIn, stopAwaitingLogIn } from './keep-through-log-in.js';
 import type { TokenStore } from '../store/token-store.js';
 import { LogtoClient } from './client.js';
@@ -130,8 +130,8 @@ export class LogtoStrategy extends PassportStrategy {
   }
 
   /** Keeps the page to come back to after the next sign-in, in a short-lived cookie. */
-  private readonly rememberReturnTo = (_req: object, answer: HostAnswer, returnTo: string): void => {
-    debug('guard: no live sign-in; sending the browser to sign in, back to %s afterwards', returnTo);
+  private readonly rememberReturnTo = (req: object, answer: HostAnswer, returnTo: string): void => {
+    debug('guard: %s %s has no live sign-in; sending the browser to sign in, back here afterwards', nodeRequestOf(req).method, requestPath(req));
     answer.appendSetCookie(cookieHeader(this.returnToCookie, returnTo, { maxAge: this.config.signInTimeout, path: '/', secure: this.config.callbackURL.startsWith('https:') }));
   };
 

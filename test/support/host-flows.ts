@@ -187,6 +187,8 @@ export function describeHostFlows(name: string, start: (provider: TestProvider) 
       // The app's session is gone (expired, say); the Logto session stays.
       browser.forgetCookie(new URL(app.url).hostname, app.sessionCookie);
       assert.equal((await getJson<UserBody>(browser, `${app.url}/`)).body.user, null);
+      // A first view only sets the silent sign-in's mark: a client that keeps no cookies never leaves.
+      assert.equal((await browser.request(`${app.url}/page`, { headers: page, raw: true })).status, 200);
       const { last, hops } = await navigate(browser, `${app.url}/page`);
       assert.equal(last.status, 200, last.text);
       assert.equal((JSON.parse(last.text) as { user: string | null }).user, provider.users.demo.sub);
@@ -197,6 +199,7 @@ export function describeHostFlows(name: string, start: (provider: TestProvider) 
 
     test('silent sign-in of a visitor without a Logto session comes back to the same page, signed out', async () => {
       const browser = new TestBrowser();
+      assert.equal((await browser.request(`${app.url}/page?x=1`, { headers: page, raw: true })).status, 200, 'a first view stays here');
       const { last, hops } = await navigate(browser, `${app.url}/page?x=1`);
       assert.equal(last.status, 200);
       assert.equal(last.url, `${app.url}/page?x=1`);
