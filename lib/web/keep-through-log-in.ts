@@ -80,7 +80,11 @@ export function keepThroughLogIn(req: object, reference: SessionReference, optio
       },
     );
     if (callback) {
-      loggedIn.then(() => callback(), callback);
+      loggedIn.then(() => callback(), callback).catch((error: unknown) => {
+        // What runs after the login (Passport's redirect, the app's callback) threw: Express's error handler gets it, never an unhandled rejection.
+        const next = (req as { next?: (error: unknown) => void }).next;
+        if (typeof next === 'function') next(error);
+      });
       return undefined;
     }
     return loggedIn;

@@ -36,6 +36,13 @@ async function listeningFastify(): Promise<{ app: FastifyInstance; server: Serve
   return { app, server: raw, url: `http://127.0.0.1:${(raw.address() as AddressInfo).port}` };
 }
 
+/** Fastify closes only a server it started listening: this one is closed here. */
+async function closeFastify(app: FastifyInstance, server: Server): Promise<void> {
+  await app.close();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
 /** Registers the session plugin; returns the session cookie's name. */
 async function registerSession(app: FastifyInstance, plugin: SessionPlugin, port: string): Promise<string> {
   // Browsers share cookies across ports of one host, so each app names its own cookie.
@@ -122,10 +129,7 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
     registered: setup.registered,
     sessionCookie,
     hits,
-    close: async () => {
-      server.closeAllConnections();
-      await app.close();
-    },
+    close: () => closeFastify(app, server),
   };
 }
 
@@ -157,8 +161,7 @@ describe('passport-logto/fastify without its plugin', () => {
       assert.ok(error instanceof LogtoError && error.code === 'unsupported_host', String(error));
       assert.match(error.message, /passport-logto\/fastify/);
     } finally {
-      server.closeAllConnections();
-      await app.close();
+      await closeFastify(app, server);
       await provider.close();
     }
   });
