@@ -287,6 +287,9 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
       await signIn(browser, provider, app);
       browser.forgetCookie('127.0.0.1', `sid-${new URL(app.url).port}`);
       assert.equal((await getJson<HomeBody>(browser, `${app.url}/`)).body.authenticated, false);
+      // A first view only sets silent sign-in's mark: a client that keeps no cookies never leaves.
+      const first = await navigate(browser, `${app.url}/?tab=1`);
+      assert.equal(first.hops.length, 1, 'the first view stays here');
 
       const { last, hops } = await navigate(browser, `${app.url}/?tab=1`);
       assert.equal(last.status, 200);
