@@ -95,6 +95,10 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
   );
   app.get('/sign-in-failed', async (request, reply) => reply.code(401).send({ messages: messagesOf(request) }));
   app.get('/', async (request) => ({ user: request.user ?? null, authenticated: request.isAuthenticated() }));
+  app.get('/unloaded', async (request) => {
+    const client = logto.client(request);
+    return { isLoaded: client.isLoaded(), sub: (() => { try { return client.getIdTokenClaims().sub; } catch { return null; } })() };
+  });
   app.get('/refresh-now', async (request, reply) => {
     try {
       await (await logto.client(request).load()).refresh();

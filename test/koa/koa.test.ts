@@ -79,6 +79,10 @@ async function startKoaApp(provider: TestProvider, flavor: KoaFlavor): Promise<H
   app.use(route('GET', '/', (ctx) => {
     ctx.body = { user: ctx.state.user ?? null, authenticated: ctx.isAuthenticated() };
   }));
+  app.use(route('GET', '/unloaded', (ctx) => {
+    const client = logto.client(ctx);
+    ctx.body = { isLoaded: client.isLoaded(), sub: (() => { try { return client.getIdTokenClaims().sub; } catch { return null; } })() };
+  }));
   app.use(route('GET', '/refresh-now', async (ctx) => {
     try {
       await (await logto.client(ctx).load()).refresh();

@@ -8,6 +8,7 @@
  * - GET /sign-in, GET /callback (successReturnToOrRedirect '/', failureRedirect '/sign-in-failed', failureMessage)
  * - GET /sign-in-failed: 401 `{ messages }` from the session
  * - GET /: `{ user, authenticated }`, Passport's user or null and its isAuthenticated()
+ * - GET /unloaded: the helper, not loaded by the route: `{ isLoaded, sub }` (sub from its claims, or null if they throw)
  * - GET /refresh-now: the helper, loaded, refreshes its tokens: `{ refreshed: true }`, or 401 once the sign-in ended
  * - GET /tokens: the helper, loaded: `{ idToken, refreshToken, authenticated }`
  * - GET /protected: the guard with `redirect: '/sign-in'`, then `{ claims }`; counts its runs in `hits`
@@ -287,6 +288,15 @@ export function describeHostFlows(name: string, start: (provider: TestProvider) 
       assert.match(((await replay.json()) as { error_description: string }).error_description, /already used/);
       assert.equal((await post('logout_token=not-a-jwt')).status, 400);
       assert.equal((await post(`logout_token=${'x'.repeat(20_000)}`)).status, 400, 'a body over 16 KiB is refused');
+    });
+
+    test("the session check loads the request's helper: client() answers without load(); a visitor's has no claims", async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app);
+      const body = (await getJson<{ isLoaded: boolean; sub: string | null }>(browser, `${app.url}/unloaded`)).body;
+      assert.deepEqual(body, { isLoaded: true, sub: provider.users.demo.sub });
+      const visitor = new TestBrowser();
+      assert.equal((await getJson<{ isLoaded: boolean; sub: string | null }>(visitor, `${app.url}/unloaded`)).body.sub, null, 'a visitor has no claims');
     });
 
     test('a copy of the session cookie taken while signed in, replayed after sign-out, is signed out', async () => {
