@@ -34,7 +34,9 @@ export interface LogtoFastify {
   /**
    * The session check, as a hook for after `@fastify/passport`'s session: register it with
    * `app.addHook('preValidation', logto.session())` after `passport.secureSession()` (whose
-   * hook, also `preValidation`, loads the user; hooks run in the order they were added). A request
+   * hook, also `preValidation`, loads the user; hooks run in the order they were added). As an
+   * `onRequest` hook (after the session plugin's) it works too: it then takes Passport's user out of
+   * the session before `@fastify/passport` would load it; as a route's `preHandler`, for that route. A request
    * whose sign-in has ended (signed out or logged out by Logto on any instance, its grant dead,
    * its record expired) is signed out at once: `request.user` is null, `request.isAuthenticated()`
    * is false, and the session holds neither Passport's user nor the sign-in's reference. With

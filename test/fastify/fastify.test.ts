@@ -80,8 +80,10 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
   await app.register(passport.initialize());
   await app.register(passport.secureSession());
   await app.register(logto.plugin);
-  // After passport.secureSession(), whose preValidation hook loads the user.
-  app.addHook('preValidation', logto.session());
+  // The session check works in either hook: in onRequest (after the session plugin's) it removes
+  // Passport's user before @fastify/passport loads it; in preValidation, after passport.secureSession(), it removes the loaded user.
+  if (plugin === 'secure-session') app.addHook('onRequest', logto.session());
+  else app.addHook('preValidation', logto.session());
   // The app reads forms elsewhere; back-channel logout reads its own (see below).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
