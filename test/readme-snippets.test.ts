@@ -180,7 +180,7 @@ async function startItemsApi(): Promise<string> {
 }
 
 /** What the Fastify and Koa snippets promise: the guard, sign-in, the helper and sign-out. */
-async function hostSnippetFlow(base: string): Promise<void> {
+async function hostSnippetFlow(base: string, sessionCookies: string[]): Promise<void> {
   const visitor = new TestBrowser();
   assert.equal((await visitor.get(`${base}/profile`)).location, `${base}/sign-in`, 'the guard sends a signed-out visitor to sign in');
   const browser = new TestBrowser();
@@ -190,11 +190,19 @@ async function hostSnippetFlow(base: string): Promise<void> {
   const profile = await json<{ sub: string; username: string }>(browser.get(`${base}/profile`));
   assert.equal(profile.body.sub, provider.users.demo.sub);
   assert.equal(profile.body.username, 'demo');
+  // A copy of the session's cookies, kept to be replayed after sign-out.
+  const hostname = new URL(base).hostname;
+  const copied = sessionCookies.map((name) => `${name}=${browser.cookie(hostname, name) ?? ''}`).join('; ');
+  const replay = (path: string): Promise<TestResponse> => new TestBrowser().request(`${base}${path}`, { headers: { cookie: copied } });
+  assert.equal((await replay('/')).text, 'Signed in', 'the copy is signed in before sign-out');
   const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
   assert.equal(signOut.status, 302);
   assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
   assert.equal((await browser.get(`${base}/`)).text, 'Signed out');
   assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+  // The snippet's session check signs the replayed copy out too.
+  assert.equal((await replay('/')).text, 'Signed out', 'a copy of the cookie replayed after sign-out is signed out');
+  assert.equal((await replay('/profile')).location, `${base}/sign-in`);
 }
 
 // ---------------------------------------------------------------------------
@@ -601,13 +609,13 @@ const exercises: Record<string, () => Promise<void>> = {
   async fastify() {
     const { base, exports } = await load('fastify');
     cleanups.push(() => (exports.app as { close(): Promise<void> }).close());
-    await hostSnippetFlow(base);
+    await hostSnippetFlow(base, ['session']);
   },
 
   async koa() {
     try {
       const { base } = await load('koa');
-      await hostSnippetFlow(base);
+      await hostSnippetFlow(base, ['koa.sess', 'koa.sess.sig']);
     } finally {
       // koa-passport adapts Passport's default instance to Koa when loaded: the Express snippets use that instance too.
       (require('passport') as { framework(framework: unknown): void }).framework((require('passport/lib/framework/connect') as () => unknown)());

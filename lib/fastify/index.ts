@@ -6,6 +6,7 @@ import type { AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
 import { LogtoError } from '../errors.js';
+import { setSessionValue, type SessionLike } from '../store/session-reference.js';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 
 /** A route handler or hook, as Fastify calls an async one: it returns the reply once it answered. */
@@ -30,6 +31,19 @@ export interface LogtoFastify {
    * declares `request.logto`: register it once, beside `@fastify/passport`.
    */
   plugin: FastifyPluginCallback;
+  /**
+   * The session check, as a hook for after `@fastify/passport`'s session: register it with
+   * `app.addHook('preValidation', logto.session())` after `passport.secureSession()` (whose
+   * hook, also `preValidation`, loads the user; hooks run in the order they were added). As an
+   * `onRequest` hook (after the session plugin's) it works too: it then takes Passport's user out of
+   * the session before `@fastify/passport` would load it; as a route's `preHandler`, for that route. A request
+   * whose sign-in has ended (signed out or logged out by Logto on any instance, its grant dead,
+   * its record expired) is signed out at once: `request.user` is null, `request.isAuthenticated()`
+   * is false, and the session holds neither Passport's user nor the sign-in's reference. With
+   * @fastify/secure-session it is what signs out a copy of the cookie replayed after sign-out.
+   * Most requests answer from a copy at most 2 s old.
+   */
+  session(): FastifyHandler;
   /**
    * The route guard, for `preHandler`: signed-in users go on with the helper in `request.logto`
    * (loaded, with what `options` asks to have ready); others get 401 JSON or the redirect of
@@ -79,6 +93,27 @@ function answerFor(reply: FastifyReply): HostAnswer {
   };
 }
 
+/** What passport-logto reads of @fastify/passport's Authenticator (`request.passport`). */
+interface FastifyPassportLike {
+  userProperty?: unknown;
+  sessionManager?: { key?: unknown };
+}
+
+/**
+ * Signs @fastify/passport's user out of this request without regenerating the session, as its
+ * logOut does to the user: the request's user property and the session's value under the
+ * session manager's key (the serialized user itself), through the session's `set`.
+ */
+function forgetFastifyPassportUser(request: FastifyRequest): void {
+  const passport = (request as unknown as { passport?: FastifyPassportLike }).passport;
+  const property = typeof passport?.userProperty === 'string' ? passport.userProperty : 'user';
+  const key = typeof passport?.sessionManager?.key === 'string' ? passport.sessionManager.key : 'passport';
+  const holder = request as unknown as Record<string, unknown>;
+  if (holder[property] !== undefined && holder[property] !== null) holder[property] = null;
+  const session = (request as unknown as { session?: SessionLike | null }).session;
+  if (session && typeof session === 'object') setSessionValue(session, key, undefined);
+}
+
 /** The answer the plugin bound to the request; none means the plugin is missing. */
 function answerOfRequest(request: FastifyRequest): HostAnswer {
   const answer = findAnswer(request);
@@ -117,6 +152,13 @@ export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
 
   return {
     plugin,
+    session: () => async (request) => {
+      if ((await handlers.signInState(request)) === 'ended') {
+        handlers.forgetSignIn(request);
+        forgetFastifyPassportUser(request);
+      }
+      return undefined;
+    },
     authenticated(options) {
       const guard = handlers.guard(options);
       return async (request, reply) => {

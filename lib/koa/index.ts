@@ -55,6 +55,14 @@ export interface LogtoKoa {
    */
   middleware(): KoaMiddleware;
   /**
+   * For after koa-passport's `passport.session()`: a context whose sign-in has ended (signed out or
+   * logged out by Logto on any instance, its grant dead, its record expired) is signed out at once:
+   * `ctx.state.user` is gone, `ctx.isAuthenticated()` is false, and the session no longer refers to
+   * the sign-in nor holds Passport's user. With koa-session's cookie it is what signs out a copy of
+   * the cookie replayed after sign-out. Most requests answer from a copy at most 2 s old.
+   */
+  session(): KoaMiddleware;
+  /**
    * The route guard: signed-in users go on with the helper in `ctx.state.logto` (loaded, with what
    * `options` asks to have ready); others get 401 JSON or the redirect of `options.redirect`, and
    * the rest of the chain never runs for them. Failures are thrown, for Koa's error handling.
@@ -147,6 +155,22 @@ function viewOf(ctx: KoaContextLike): object {
   return view;
 }
 
+/**
+ * Signs koa-passport's user out of this context without regenerating the session, as Passport's
+ * logout does to the user: `ctx.state.user` (koa-passport's request reads it there) and the
+ * user under the session's Passport key, which koa-session then writes back without it.
+ */
+function forgetKoaPassportUser(ctx: KoaContextLike): void {
+  // koa-passport's initialize leaves passport.js's compatibility handle in ctx.state._passport.
+  const instance = (ctx.state._passport as { instance?: { _userProperty?: unknown; _key?: unknown } } | undefined)?.instance;
+  const property = typeof instance?._userProperty === 'string' ? instance._userProperty : 'user';
+  const key = typeof instance?._key === 'string' ? instance._key : 'passport';
+  if (ctx.state[property] !== undefined) ctx.state[property] = null;
+  const session = ctx.session as Record<string, unknown> | null | undefined;
+  const passportData = session && typeof session === 'object' ? session[key] : undefined;
+  if (passportData && typeof passportData === 'object' && 'user' in passportData) delete (passportData as { user?: unknown }).user;
+}
+
 /** Runs a handler that answers (or throws): the chain after it does not run. */
 function answering(handle: (req: object, answer: HostAnswer) => Promise<unknown>): KoaMiddleware {
   return async (ctx) => {
@@ -166,6 +190,14 @@ export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
   return {
     middleware: () => async (ctx, next) => {
       viewOf(ctx);
+      await next();
+    },
+    session: () => async (ctx, next) => {
+      const view = viewOf(ctx);
+      if ((await handlers.signInState(view)) === 'ended') {
+        handlers.forgetSignIn(view);
+        forgetKoaPassportUser(ctx);
+      }
       await next();
     },
     authenticated(options) {

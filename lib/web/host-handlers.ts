@@ -3,6 +3,7 @@ import type { BackchannelLogoutOptions } from './back-channel-logout.js';
 import type { LogtoClient } from './client.js';
 import type { HostAnswer } from './http.js';
 import type { AuthenticatedOptions, HostGuard } from './route-guard.js';
+import type { SignInState } from './session-check.js';
 import type { SignOutOptions } from './sign-out.js';
 import type { SilentSignInOptions } from './silent-sign-in.js';
 
@@ -12,7 +13,15 @@ import type { SilentSignInOptions } from './silent-sign-in.js';
  * the {@link HostAnswer} it is given, and leaves errors to the host's error handling.
  */
 export interface HostHandlers {
+  /** The helper for this request's sign-in: the one `signInState` loaded, if it ran. */
   client(req: object): LogtoClient;
+  /**
+   * Whether the request's sign-in is alive, as the token store says (what `logto.session()` asks);
+   * the helper loaded on the way is the one `client(req)` and the guard give for this request.
+   */
+  signInState(req: object): SignInState | Promise<SignInState>;
+  /** Drops the session's reference to its sign-in (once `signInState` found it ended). */
+  forgetSignIn(req: object): void;
   guard(options?: AuthenticatedOptions): HostGuard;
   signOut(options?: SignOutOptions): (req: object, answer: HostAnswer) => Promise<void>;
   /** `skipView` turns the request into what the app's `skip` expects (Koa's context, say). */

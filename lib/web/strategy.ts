@@ -104,6 +104,8 @@ export class LogtoStrategy extends PassportStrategy {
     const context = this.context;
     registerHostHandlers(this, {
       client: (req) => this.client(req as Request),
+      signInState: (req) => this.signInState(req as Request),
+      forgetSignIn: (req) => this.context.session.clear(req),
       guard: (guardOptions) => hostGuard((req) => this.guardClient(req as Request), guardOptions, this.rememberReturnTo),
       signOut: (signOutOptions) => hostSignOut(context, signOutOptions),
       silentSignIn: (silentOptions, skipView) => hostSilentSignIn(context, silentOptions, skipView),

@@ -80,6 +80,10 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
   await app.register(passport.initialize());
   await app.register(passport.secureSession());
   await app.register(logto.plugin);
+  // The session check works in either hook: in onRequest (after the session plugin's) it removes
+  // Passport's user before @fastify/passport loads it; in preValidation, after passport.secureSession(), it removes the loaded user.
+  if (plugin === 'secure-session') app.addHook('onRequest', logto.session());
+  else app.addHook('preValidation', logto.session());
   // The app reads forms elsewhere; back-channel logout reads its own (see below).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -92,7 +96,20 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
     async () => undefined,
   );
   app.get('/sign-in-failed', async (request, reply) => reply.code(401).send({ messages: messagesOf(request) }));
-  app.get('/', async (request) => ({ user: request.user ?? null }));
+  app.get('/', async (request) => ({ user: request.user ?? null, authenticated: request.isAuthenticated() }));
+  app.get('/unloaded', async (request) => {
+    const client = logto.client(request);
+    return { isLoaded: client.isLoaded(), sub: (() => { try { return client.getIdTokenClaims().sub; } catch { return null; } })() };
+  });
+  app.get('/refresh-now', async (request, reply) => {
+    try {
+      await (await logto.client(request).load()).refresh();
+      return { refreshed: true };
+    } catch (error) {
+      if (!(error instanceof LogtoError && error.code === 'not_authenticated')) throw error;
+      return reply.code(401).send({ error: error.code });
+    }
+  });
   app.get('/tokens', async (request) => {
     const client = await logto.client(request).load();
     return { idToken: client.getIdToken() ?? null, refreshToken: client.getRefreshToken() ?? null, authenticated: client.isAuthenticated() };
@@ -128,6 +145,7 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
     callbackURL: setup.strategyOptions.callbackURL,
     registered: setup.registered,
     sessionCookie,
+    sessionCookies: [sessionCookie],
     hits,
     close: () => closeFastify(app, server),
   };

@@ -68,6 +68,7 @@ async function startKoaApp(provider: TestProvider, flavor: KoaFlavor): Promise<H
   app.use(passport.initialize());
   app.use(passport.session());
   app.use(logto.middleware());
+  app.use(logto.session());
 
   app.use(route('GET', '/sign-in', passport.authenticate(strategy.name)));
   app.use(route('GET', '/callback', passport.authenticate(strategy.name, { successReturnToOrRedirect: '/', failureRedirect: '/sign-in-failed', failureMessage: true })));
@@ -76,7 +77,21 @@ async function startKoaApp(provider: TestProvider, flavor: KoaFlavor): Promise<H
     ctx.body = { messages: (ctx.session as unknown as { messages?: string[] } | null)?.messages ?? [] };
   }));
   app.use(route('GET', '/', (ctx) => {
-    ctx.body = { user: ctx.state.user ?? null };
+    ctx.body = { user: ctx.state.user ?? null, authenticated: ctx.isAuthenticated() };
+  }));
+  app.use(route('GET', '/unloaded', (ctx) => {
+    const client = logto.client(ctx);
+    ctx.body = { isLoaded: client.isLoaded(), sub: (() => { try { return client.getIdTokenClaims().sub; } catch { return null; } })() };
+  }));
+  app.use(route('GET', '/refresh-now', async (ctx) => {
+    try {
+      await (await logto.client(ctx).load()).refresh();
+      ctx.body = { refreshed: true };
+    } catch (error) {
+      if (!(error instanceof LogtoError && error.code === 'not_authenticated')) throw error;
+      ctx.status = 401;
+      ctx.body = { error: error.code };
+    }
   }));
   app.use(route('GET', '/tokens', async (ctx) => {
     const client = await logto.client(ctx).load();
@@ -111,6 +126,7 @@ async function startKoaApp(provider: TestProvider, flavor: KoaFlavor): Promise<H
     callbackURL: setup.strategyOptions.callbackURL,
     registered: setup.registered,
     sessionCookie,
+    sessionCookies: [sessionCookie, `${sessionCookie}.sig`],
     hits,
     close: () =>
       new Promise<void>((resolve) => {

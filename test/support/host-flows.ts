@@ -7,7 +7,9 @@
  * Routes of a host app:
  * - GET /sign-in, GET /callback (successReturnToOrRedirect '/', failureRedirect '/sign-in-failed', failureMessage)
  * - GET /sign-in-failed: 401 `{ messages }` from the session
- * - GET /: `{ user }`, Passport's user or null
+ * - GET /: `{ user, authenticated }`, Passport's user or null and its isAuthenticated()
+ * - GET /unloaded: the helper, not loaded by the route: `{ isLoaded, sub }` (sub from its claims, or null if they throw)
+ * - GET /refresh-now: the helper, loaded, refreshes its tokens: `{ refreshed: true }`, or 401 once the sign-in ended
  * - GET /tokens: the helper, loaded: `{ idToken, refreshToken, authenticated }`
  * - GET /protected: the guard with `redirect: '/sign-in'`, then `{ claims }`; counts its runs in `hits`
  * - GET /api/profile: the guard (401 JSON), then `{ claims }`; counts its runs in `hits`
@@ -16,6 +18,7 @@
  * - GET /sign-out: the adapter's signOut(); POST /log-out: the adapter's logOut(), then `{ loggedOut: true }`
  * - GET /page: the adapter's silentSignIn({ retryAfter: 1 }), then `{ user }` (Passport's user id or null)
  * - POST /backchannel-logout: the adapter's backchannelLogout()
+ * Every request goes through the adapter's session check (`session()`) after Passport's session.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +36,8 @@ export interface HostApp {
   registered: TestApp;
   /** The name of the app's session cookie. */
   sessionCookie: string;
+  /** The cookies that carry the session (the session cookie and, say, its signature). */
+  sessionCookies: string[];
   /** How many times each guarded handler ran, by path. */
   hits: Map<string, number>;
   close(): Promise<void>;
@@ -101,6 +106,22 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
 
 interface UserBody {
   user: { id?: string } | null;
+  authenticated?: boolean;
+}
+
+/** Another client that sends the session cookies `browser` holds now, on every request. */
+function copyOfSession(browser: TestBrowser, app: HostApp): TestBrowser {
+  const hostname = new URL(app.url).hostname;
+  const header = app.sessionCookies
+    .map((name) => [name, browser.cookie(hostname, name)] as const)
+    .filter((entry): entry is readonly [string, string] => entry[1] !== undefined)
+    .map(([name, value]) => `${name}=${value}`)
+    .join('; ');
+  assert.ok(header.includes(`${app.sessionCookie}=`), 'the browser holds a session cookie');
+  const copy = new TestBrowser();
+  const original = copy.request.bind(copy);
+  copy.request = (url, init = {}) => original(url, { ...init, headers: { cookie: header, ...init.headers } });
+  return copy;
 }
 
 /** Defines the tests of the whole flow for one host, on an app that `start` builds. */
@@ -267,6 +288,54 @@ export function describeHostFlows(name: string, start: (provider: TestProvider) 
       assert.match(((await replay.json()) as { error_description: string }).error_description, /already used/);
       assert.equal((await post('logout_token=not-a-jwt')).status, 400);
       assert.equal((await post(`logout_token=${'x'.repeat(20_000)}`)).status, 400, 'a body over 16 KiB is refused');
+    });
+
+    test("the session check loads the request's helper: client() answers without load(); a visitor's has no claims", async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app);
+      const body = (await getJson<{ isLoaded: boolean; sub: string | null }>(browser, `${app.url}/unloaded`)).body;
+      assert.deepEqual(body, { isLoaded: true, sub: provider.users.demo.sub });
+      const visitor = new TestBrowser();
+      assert.equal((await getJson<{ isLoaded: boolean; sub: string | null }>(visitor, `${app.url}/unloaded`)).body.sub, null, 'a visitor has no claims');
+    });
+
+    test('a copy of the session cookie taken while signed in, replayed after sign-out, is signed out', async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app);
+      const copy = copyOfSession(browser, app);
+      const before = await getJson<UserBody>(copy, `${app.url}/`);
+      assert.equal(before.body.user?.id, provider.users.demo.sub, 'the copy is signed in before sign-out');
+      assert.equal(before.body.authenticated, true);
+      assert.equal((await copy.get(`${app.url}/api/profile`)).status, 200);
+
+      const signOut = await browser.get(`${app.url}/sign-out`);
+      assert.equal(signOut.status, 302);
+
+      const home = await getJson<UserBody>(copy, `${app.url}/`);
+      assert.equal(home.body.user, null, "Passport's user is gone");
+      assert.equal(home.body.authenticated, false);
+      assert.equal((await copy.get(`${app.url}/api/profile`)).status, 401, 'the guard refuses');
+      const hitsBefore = app.hits.get('/protected') ?? 0;
+      const guarded = await copy.get(`${app.url}/protected`);
+      assert.equal(guarded.status, 302);
+      assert.equal(new URL(guarded.location ?? '', app.url).pathname, '/sign-in');
+      assert.equal(app.hits.get('/protected') ?? 0, hitsBefore, 'the guarded route never ran');
+      assert.equal((await getJson<{ authenticated: boolean }>(copy, `${app.url}/tokens`)).body.authenticated, false);
+      assert.equal((await getJson<UserBody>(copy, `${app.url}/`)).body.user, null, 'and stays signed out');
+    });
+
+    test('a sign-in ended by Logto (its grant refused on refresh) leaves the user signed out on the next request', async () => {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app, '/sign-in', provider.users.alice);
+      assert.equal((await getJson<UserBody>(browser, `${app.url}/`)).body.user?.id, provider.users.alice.sub);
+      // Alice is suspended at Logto: the next refresh is refused with invalid_grant, ending the sign-in.
+      provider.suspendUser(provider.users.alice.sub);
+      const refresh = await browser.get(`${app.url}/refresh-now`);
+      assert.equal(refresh.status, 401, refresh.text);
+      const home = await getJson<UserBody>(browser, `${app.url}/`);
+      assert.equal(home.body.user, null, "Passport's user is gone");
+      assert.equal(home.body.authenticated, false);
+      assert.equal((await browser.get(`${app.url}/api/profile`)).status, 401, 'the guard refuses');
     });
   });
 }
