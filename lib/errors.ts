@@ -69,7 +69,7 @@ export type LogtoErrorCode =
   | 'unsupported_host';
 
 /** Who caused a failure: the user or the request, or the infrastructure (Logto, a store, the app's setup). */
-type LogtoErrorCausedBy = 'request' | 'infrastructure';
+export type LogtoErrorCausedBy = 'request' | 'infrastructure';
 
 /**
  * Every code, frozen, with who caused it and the HTTP status an app answers with. What the request

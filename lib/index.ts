@@ -25,7 +25,7 @@ export type { MemoryTokenStoreOptions, TokenStore } from './store/token-store.js
 export { RedisTokenStore } from './store/redis-token-store.js';
 export type { IoRedisClientLike, NodeRedisClientLike, NodeRedisClusterLike, RedisClientLike, RedisTokenStoreOptions } from './store/redis-token-store.js';
 export { LogtoError, isLogtoError } from './errors.js';
-export type { LogtoErrorCode, LogtoErrorOptions } from './errors.js';
+export type { LogtoErrorCausedBy, LogtoErrorCode, LogtoErrorOptions } from './errors.js';
 export {
   ReservedResource,
   ReservedScope,

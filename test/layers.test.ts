@@ -1,5 +1,5 @@
 /**
- * The folders of lib/ are layers (see the README's Architecture section), and imports flow one
+ * The folders of lib/ are layers (see CONTRIBUTING.md's Architecture section), and imports flow one
  * way: web/ and bearer/ use store/ and logto/; nothing in store/ or logto/ reaches back up. The
  * tests of a layer sit in the test/ folder of the same name, so that test/ mirrors lib/.
  * Read from the sources, so that no tool beyond Node.js is needed.

@@ -1,5 +1,5 @@
 /**
- * Every `js` and `ts` snippet of README.md runs as written, and type-checks with `strict`.
+ * Every `js` and `ts` snippet of README.md and docs/*.md runs as written, and type-checks with `strict`.
  *
  * The snippets are found, not listed: each fenced block is read with the marker on the line before
  * it (see test/support/readme-snippets.ts for the markers and how a fragment is put into the
@@ -29,7 +29,7 @@ import { decodeJwt } from 'jose';
 import { logtoBearer, type LogtoStrategy } from '../lib/index.js';
 import { cancelAtProvider, endSessionAtProvider, signInAtProvider, TestBrowser, type RequestInitLite, type TestResponse } from './support/http-client.js';
 import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from './support/provider/index.js';
-import { buildProgram, readSnippets, type SnippetProgram } from './support/readme-snippets.js';
+import { buildProgram, readAllSnippets, type SnippetProgram } from './support/readme-snippets.js';
 import { freePort, startRedis, type RunningRedis } from './support/redis.js';
 
 const run = promisify(execFile);
@@ -37,7 +37,7 @@ const require = createRequire(import.meta.url);
 const root = new URL('..', import.meta.url).pathname;
 // Inside the package, so that `import 'passport-logto'` resolves to this package as it would from npm.
 const folder = join(root, 'test-results', `readme-snippets-${process.pid}`);
-const snippets = readSnippets(join(root, 'README.md'));
+const snippets = readAllSnippets(root);
 
 /**
  * Type errors that come from a bug in lib/, not from the README: the snippet is left as the README
@@ -65,7 +65,7 @@ before(async () => {
       await writeFile(file, program.source);
       programs.set(snippet.id, { ...program, file });
     } catch (error) {
-      snippet.problem = `README.md line ${snippet.line}: ${error instanceof Error ? error.message : String(error)}`;
+      snippet.problem = `${snippet.file} line ${snippet.line}: ${error instanceof Error ? error.message : String(error)}`;
     }
   }
   const files = [...programs.values()].map((program) => program.file);
@@ -680,22 +680,15 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal((JSON.parse(cancelled.text) as { error: string }).error, 'authorization_failed');
   },
 
-  async 'jest-import'() {
-    const { exports } = await load('jest-import');
-    const LogtoStrategyClass = exports.LogtoStrategy as typeof LogtoStrategy;
-    assert.equal(LogtoStrategyClass, (await import('passport-logto')).LogtoStrategy, 'the package’s ES module');
-    const strategy = new LogtoStrategyClass({ endpoint: provider.endpoint, appId: registered.appId, appSecret: registered.appSecret, callbackURL: 'http://127.0.0.1:3000/callback' });
-    assert.equal(strategy.name, 'logto');
-  },
 };
 
 // ---------------------------------------------------------------------------
 // One test per snippet
 // ---------------------------------------------------------------------------
 
-describe('README.md snippets', () => {
+describe('README.md and docs/*.md snippets', () => {
   for (const snippet of snippets) {
-    describe(`${snippet.id} (README.md line ${snippet.line})`, () => {
+    describe(`${snippet.id} (${snippet.file} line ${snippet.line})`, () => {
       const typeCheckTest = async (ignoreKnownBug: boolean): Promise<void> => {
         assert.ok(!snippet.problem, snippet.problem);
         const program = programs.get(snippet.id);
@@ -726,7 +719,6 @@ describe('README.md snippets', () => {
   }
 
   test('a snippet that needs a package beyond the Quick start shows its install line before it', () => {
-    const readme = readFileSync(join(root, 'README.md'), 'utf8').split('\n');
     const quickStart = new Set(['passport-logto', 'passport', 'express', 'express-session']);
     const missing: string[] = [];
     for (const snippet of snippets) {
@@ -734,14 +726,14 @@ describe('README.md snippets', () => {
         .map((match) => (match[1] ?? '').split('/').slice(0, (match[1] ?? '').startsWith('@') ? 2 : 1).join('/'))
         .filter((name) => !name.startsWith('node:') && !quickStart.has(name));
       // The text between the previous snippet (or heading) and this one.
-      const before = readme.slice(Math.max(0, snippet.line - 15), snippet.line - 1);
+      const before = readFileSync(join(root, snippet.file), 'utf8').split('\n').slice(Math.max(0, snippet.line - 15), snippet.line - 1);
       const installed = new Set(before.filter((line) => line.startsWith('npm install ')).flatMap((line) => line.split(/\s+/).slice(2)));
-      for (const name of packages) if (!installed.has(name)) missing.push(`${snippet.id} (README.md line ${snippet.line}) imports ${name}`);
+      for (const name of packages) if (!installed.has(name)) missing.push(`${snippet.id} (${snippet.file} line ${snippet.line}) imports ${name}`);
     }
     assert.deepEqual(missing, [], 'each needs an `npm install <package>` line in a sh block just before it');
   });
 
-  test('every exercise has its snippet in README.md', () => {
+  test('every exercise has its snippet in README.md or docs/*.md', () => {
     const ids = new Set(snippets.map((snippet) => snippet.id));
     assert.deepEqual(Object.keys(exercises).filter((id) => !ids.has(id)), []);
     assert.deepEqual(Object.keys(libTypeBugs).filter((id) => !ids.has(id)), []);

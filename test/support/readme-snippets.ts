@@ -1,5 +1,5 @@
 /**
- * The README's code snippets as programs: every fenced `js` and `ts` block of README.md, found by
+ * The README's code snippets as programs: every fenced `js` and `ts` block of README.md (and of docs/*.md), found by
  * its marker, turned into a module that runs as written, and type-checked with `strict`.
  *
  * Each block is preceded, on the line before its fence (blank lines allowed), by a marker:
@@ -24,7 +24,8 @@
  * (as `server`), records the value of each of the snippet's top-level expression statements in
  * `__values`, and exports every top-level name, so that a test can reach what the snippet made.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import ts from 'typescript';
 
 export interface Snippet {
@@ -34,7 +35,9 @@ export interface Snippet {
   /** What the snippet needs around it; `undefined` when it has no valid marker. */
   context: { kind: 'standalone' } | { kind: 'continues'; parent: string; inRoute: boolean } | undefined;
   code: string;
-  /** 1-based line of the opening fence in README.md. */
+  /** The Markdown file the block is in, relative to the package: `README.md` or `docs/<name>.md`. */
+  file: string;
+  /** 1-based line of the opening fence in that file. */
   line: number;
   /** Why the marker could not be read, if it could not. */
   problem?: string;
@@ -45,8 +48,23 @@ const codeLanguages: Record<string, 'js' | 'ts'> = { js: 'js', javascript: 'js',
 
 const markerPattern = /^<!--\s*snippet\s+([a-z0-9-]+):\s*(standalone|continues\s+([a-z0-9-]+)(,\s*in a route)?)\s*-->$/;
 
-/** Every fenced block of README.md whose language is JavaScript or TypeScript, with its marker. */
-export function readSnippets(readmePath: string): Snippet[] {
+/**
+ * Every snippet of the package's Markdown: README.md, then docs/*.md (a page there may continue a
+ * README snippet, such as the Quick start). Names are unique across all of them.
+ */
+export function readAllSnippets(root: string): Snippet[] {
+  const docs = existsSync(join(root, 'docs')) ? readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort() : [];
+  const snippets = [join(root, 'README.md'), ...docs.map((name) => join(root, 'docs', name))].flatMap((path) => readSnippets(path, relative(root, path)));
+  const seen = new Set<string>();
+  for (const snippet of snippets) {
+    if (seen.has(snippet.id) && !snippet.problem) snippet.problem = `${snippet.file} line ${snippet.line}: a second snippet named "${snippet.id}"`;
+    seen.add(snippet.id);
+  }
+  return snippets;
+}
+
+/** Every fenced block of a Markdown file (README.md by default) whose language is JavaScript or TypeScript, with its marker. */
+export function readSnippets(readmePath: string, file = 'README.md'): Snippet[] {
   const lines = readFileSync(readmePath, 'utf8').split('\n');
   const snippets: Snippet[] = [];
   for (let index = 0; index < lines.length; index += 1) {
@@ -67,10 +85,11 @@ export function readSnippets(readmePath: string): Snippet[] {
         language,
         context: undefined,
         code: `${body.join('\n')}\n`,
+        file,
         line: index + 1,
       };
       if (!marker) {
-        snippet.problem = `README.md line ${index + 1}: a \`${info}\` block without a marker on the line before it, such as <!-- snippet <id>: continues quick-start --> (see test/support/readme-snippets.ts)`;
+        snippet.problem = `${file} line ${index + 1}: a \`${info}\` block without a marker on the line before it, such as <!-- snippet <id>: continues quick-start --> (see test/support/readme-snippets.ts)`;
       } else if (marker[2] === 'standalone') {
         snippet.context = { kind: 'standalone' };
       } else {
@@ -82,7 +101,7 @@ export function readSnippets(readmePath: string): Snippet[] {
   }
   const seen = new Set<string>();
   for (const snippet of snippets) {
-    if (seen.has(snippet.id)) snippet.problem = `README.md line ${snippet.line}: a second snippet named "${snippet.id}"`;
+    if (seen.has(snippet.id)) snippet.problem = `${file} line ${snippet.line}: a second snippet named "${snippet.id}"`;
     seen.add(snippet.id);
   }
   return snippets;
@@ -259,7 +278,7 @@ function programPieces(snippet: Snippet, byId: Map<string, Snippet>, final: bool
   }
   if (seen.includes(snippet.id)) throw new Error(`snippets continue each other in a circle: ${[...seen, snippet.id].join(' -> ')}`);
   const parent = byId.get(context.parent);
-  if (!parent) throw new Error(`snippet ${snippet.id} continues "${context.parent}", which no snippet of README.md is`);
+  if (!parent) throw new Error(`snippet ${snippet.id} continues "${context.parent}", which no snippet of README.md or docs/ is`);
   const base = programPieces(parent, byId, false, [...seen, snippet.id]);
   const language = parent.language === 'ts' || snippet.language === 'ts' ? 'ts' : 'js';
   const baseCode = base.pieces.map((piece) => piece.text).join('');
