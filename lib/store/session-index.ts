@@ -69,6 +69,28 @@ export class SessionIndex {
   }
 
   /**
+   * A 0.1.0 session's sign-in, moved into its own record: the 0.1.0 index entries of its Logto
+   * session and user join the sets, so that they live as long as the records from now on.
+   */
+  async adopt(store: TokenStore, record: TokenRecord): Promise<void> {
+    let claims: { sub?: unknown; sid?: unknown };
+    try {
+      claims = decodeJwt(record.idToken);
+    } catch {
+      return;
+    }
+    for (const key of this.keysOf(claims)) {
+      const legacyList = await this.records.getMark<unknown[]>(store, this.legacyKey(key));
+      if (!Array.isArray(legacyList) || legacyList.length === 0) continue;
+      const members = legacyList
+        .map((entry) => memberOf(JSON.stringify(entry)))
+        .filter((entry): entry is IndexedSignIn => entry !== undefined)
+        .map((entry) => JSON.stringify({ i: entry.signInId, ...(entry.sessionId === undefined ? {} : { s: entry.sessionId }) } satisfies Member));
+      await this.records.addToSet(store, key, members, this.lifetime);
+    }
+  }
+
+  /**
    * Ends every indexed sign-in of the Logto session `sid`; of the user `sub` when none was indexed
    * under that `sid` (ID tokens carry `sid` only when the app asks for session-bound logout),
    * which ends more sessions rather than too few. Each one is tried even when another fails; the
@@ -85,15 +107,16 @@ export class SessionIndex {
       (key): key is string => typeof key === 'string',
     );
     for (const key of keys) {
-      const members = await this.records.setMembers(tokenStore, key);
-      const legacy = (await this.records.getMark<unknown[]>(tokenStore, this.legacyKey(key))) ?? [];
-      const entries = [...members, ...(Array.isArray(legacy) ? legacy.map((entry) => JSON.stringify(entry)) : [])]
-        .map(memberOf)
-        .filter((entry): entry is IndexedSignIn => entry !== undefined);
+      const members = (await this.records.setMembers(tokenStore, key)).map(memberOf);
+      const legacyList = (await this.records.getMark<unknown[]>(tokenStore, this.legacyKey(key))) ?? [];
+      // A 0.1.0 entry is a sign-in whose session cookie may carry its tokens: its end is kept long.
+      const legacy = (Array.isArray(legacyList) ? legacyList : []).map((entry) => memberOf(JSON.stringify(entry)));
+      const entries = [...members.map((entry) => entry && { ...entry, fromSession: false }), ...legacy.map((entry) => entry && { ...entry, fromSession: true })]
+        .filter((entry): entry is IndexedSignIn & { fromSession: boolean } => entry !== undefined);
       if (entries.length === 0) continue;
       const results = await Promise.allSettled(
         entries.map(async (entry) => {
-          await this.records.end(tokenStore, entry.signInId);
+          await this.records.end(tokenStore, entry.signInId, { fromSession: entry.fromSession });
           if (entry.sessionId !== undefined && sessionStore) {
             const session = await readSession(sessionStore, entry.sessionId);
             await destroySession(sessionStore, entry.sessionId);
@@ -103,7 +126,8 @@ export class SessionIndex {
       );
       const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failure) throw failure.reason;
-      await this.records.deleteMark(tokenStore, key);
+      // The set stays: a sign-in added while this ran must stay reachable (ending one twice is
+      // harmless), and the set expires with the newest of its records.
       await this.records.deleteMark(tokenStore, this.legacyKey(key));
       return entries.length;
     }

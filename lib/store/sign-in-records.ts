@@ -105,6 +105,7 @@ export class SignInRecords {
       this.remember(signInId, kept);
       return kept;
     }
+    const started = Date.now();
     const stored = await this.readStored(store, signInId);
     if (stored && 'ended' in stored) {
       this.markEnded(signInId);
@@ -112,7 +113,7 @@ export class SignInRecords {
     }
     // Ended by this process while the read was in flight: its answer predates the end.
     if (this.endedHere.has(signInId)) return undefined;
-    this.remember(signInId, stored);
+    this.remember(signInId, stored, started);
     return stored;
   }
 
@@ -126,6 +127,14 @@ export class SignInRecords {
     const cached = this.cache.get(signInId);
     if (!cached || Date.now() - cached.at >= cacheFreshness) return undefined;
     return cached.record ?? null;
+  }
+
+  /**
+   * When this process's copy of a record was read: the moment its store read began, so that a slow
+   * answer does not stretch the 2 s a copy may answer for. Now, when there is no copy.
+   */
+  copyTime(signInId: string): number {
+    return this.cache.get(signInId)?.at ?? Date.now();
   }
 
   /** Whether this process ended the sign-in, or saw it ended: final, whatever a copy says. */
@@ -183,7 +192,12 @@ export class SignInRecords {
    * refresh still in flight, and a flag tells such a refresh not to write the tokens back.
    */
   async end(store: TokenStore, signInId: string, options: { fromSession?: boolean } = {}): Promise<void> {
-    const adopted = options.fromSession === true || this.cache.get(signInId)?.record?.adopted === true;
+    let adopted = options.fromSession === true || this.cache.get(signInId)?.record?.adopted === true;
+    if (!adopted && this.cache.get(signInId)?.record === undefined) {
+      // Not read here (a back-channel logout, say): the stored record says whether a 0.1.0 cookie carries it.
+      const stored = await this.readStored(store, signInId).catch(() => undefined);
+      adopted = stored !== undefined && !('ended' in stored) && stored.adopted === true;
+    }
     this.markEnded(signInId);
     this.unsaved.delete(signInId);
     // A 0.1.0 session carries its tokens in the cookie itself, which can be replayed long after:
@@ -299,10 +313,10 @@ export class SignInRecords {
     }
   }
 
-  private remember(signInId: string, record: TokenRecord | undefined): void {
+  private remember(signInId: string, record: TokenRecord | undefined, at = Date.now()): void {
     if (this.endedHere.has(signInId)) return;
     this.cache.delete(signInId);
-    this.cache.set(signInId, { record, at: Date.now() });
+    this.cache.set(signInId, { record, at });
     for (const oldest of this.cache.keys()) {
       if (this.cache.size <= maxCachedRecords) break;
       this.cache.delete(oldest);

@@ -53,7 +53,7 @@ export class LogtoClient {
 
   constructor(
     private readonly req: object,
-    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session'>,
+    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session' | 'index'>,
     /** For the route guard: a copy of the record this process read at most 2 s ago counts as a load. */
     fromRecentCopy = false,
   ) {
@@ -98,7 +98,7 @@ export class LogtoClient {
       record = reference.legacy ?? this.context.records.recent(reference.signInId);
       if (record === undefined) return true;
     } else {
-      record = this.live()?.record;
+      record = this.answering()?.record;
     }
     if (!record) return false;
     return record.refreshToken !== undefined || this.context.refresher.isFresh(record.accessToken);
@@ -230,7 +230,7 @@ export class LogtoClient {
     this.loading ??= this.read().then(
       (read) => {
         this.loading = undefined;
-        return this.settle(read);
+        return this.settle(read, read ? this.context.records.copyTime(read.signInId) : Date.now());
       },
       (error: unknown) => {
         this.loading = undefined;
@@ -240,7 +240,7 @@ export class LogtoClient {
     return this.loading;
   }
 
-  private settle(loaded: Loaded, at = Date.now()): Loaded {
+  private settle(loaded: Loaded, at: number = Date.now()): Loaded {
     this.loaded = loaded;
     this.loadedAt = at;
     return loaded;
@@ -255,7 +255,9 @@ export class LogtoClient {
     }
     if (reference.legacy) return;
     const recent = this.context.records.recent(reference.signInId);
-    if (recent !== undefined) this.settle(recent ? { signInId: reference.signInId, record: recent } : null);
+    if (recent !== undefined) {
+      this.settle(recent ? { signInId: reference.signInId, record: recent } : null, this.context.records.copyTime(reference.signInId));
+    }
   }
 
   private async read(): Promise<Loaded> {
@@ -271,6 +273,8 @@ export class LogtoClient {
         session.clear(this.req);
         return null;
       }
+      // Its 0.1.0 back-channel logout entries join the index that lives as long as the records.
+      await this.context.index()?.adopt(store, record);
       session.write(this.req, reference.signInId);
       return { signInId: reference.signInId, record };
     }
@@ -286,7 +290,23 @@ export class LogtoClient {
         "This sign-in's tokens are not loaded yet: put logto.authenticated() before the route, or `await logto.client(req).load()` first.",
       );
     }
-    return this.live()?.record;
+    return this.answering()?.record;
+  }
+
+  /**
+   * What the synchronous getters answer from: what this helper loaded, while that is at most 2 s
+   * old (or this process read the record again since). Past that, with no newer copy, they refuse
+   * with `not_loaded` rather than answer from a copy that may predate an end elsewhere.
+   */
+  private answering(): Loaded {
+    const loaded = this.live() ?? null;
+    if (loaded && Date.now() - this.loadedAt >= copyFreshness) {
+      throw new LogtoError(
+        'not_loaded',
+        "This helper's tokens were loaded more than 2 s ago and may be out of date (the sign-in may have ended on another instance): `await client.load()` again.",
+      );
+    }
+    return loaded;
   }
 
   /**
@@ -303,7 +323,7 @@ export class LogtoClient {
       // Another request of this process may have read the store since: its copy is newer.
       const recent = records.recent(loaded.signInId);
       if (recent === null) return this.settle(null);
-      if (recent) return this.settle({ signInId: loaded.signInId, record: recent });
+      if (recent) return this.settle({ signInId: loaded.signInId, record: recent }, records.copyTime(loaded.signInId));
     }
     return loaded;
   }

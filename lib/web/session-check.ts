@@ -18,7 +18,7 @@ export interface CheckedSignIn {
  * way serves the rest of the request.
  */
 export function checkSignIn(
-  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session'>,
+  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session' | 'index'>,
   req: Request,
 ): CheckedSignIn | Promise<CheckedSignIn> {
   if (!context.session.read(req)) return { state: 'none' };

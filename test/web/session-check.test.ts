@@ -28,7 +28,33 @@ after(async () => {
 });
 
 /** What the helper says without load(), as a handler outside the guard would see it. */
+/** Lets the test hold a request open until it has ended the sign-in elsewhere. */
+let releaseLong: () => void = () => undefined;
+let longReleased: Promise<void> = Promise.resolve();
+
 function helperRoutes(express: Express, logto: LogtoStrategy): void {
+  // A long request (an export, a stream): its helper was loaded before the sign-in ended elsewhere.
+  express.get('/long', (req, res, next) => {
+    const answer = (read: () => unknown): unknown => {
+      try {
+        return read();
+      } catch (error) {
+        return error instanceof LogtoError ? `throws ${error.code}` : 'other error';
+      }
+    };
+    logto
+      .client(req)
+      .load()
+      .then(async (client) => {
+        const before = client.isAuthenticated();
+        await longReleased;
+        const stale = answer(() => client.isAuthenticated());
+        const claims = answer(() => client.getIdTokenClaims().sub);
+        await client.load();
+        res.json({ before, stale, claims, reloaded: client.isAuthenticated() });
+      })
+      .catch(next);
+  });
   // Ends the sign-in and nothing else: the session keeps its user and its reference.
   express.get('/end-only', (req, res, next) => {
     logto.endSignIn(req).then(() => res.json({ ended: true }), next);
@@ -146,6 +172,21 @@ describe('one authority for alive or ended', () => {
     }
     const stranger = (await getJson<Record<string, unknown>>(new TestBrowser(), `${bareOther.url}/unloaded`)).body;
     assert.deepEqual(stranger, { isLoaded: true, authenticated: false, sub: 'throws not_authenticated' });
+  });
+
+  test('a helper loaded more than 2 s ago never answers from its copy: not_loaded, and signed out once loaded again', async () => {
+    const store = new session.MemoryStore();
+    const first = await app({ store, cookieName: 'shared-long' });
+    const second = await app({ store, cookieName: 'shared-long', instanceOf: first.registered });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, first, '/sign-in', provider.users.demo);
+    longReleased = new Promise((resolve) => (releaseLong = resolve));
+    const long = getJson<Record<string, unknown>>(browser, `${second.url}/long`);
+    await sleep(200);
+    assert.equal((await browser.get(`${first.url}/end-only`)).status, 200, 'the sign-in ends on the other instance');
+    await sleep(2100); // the long request's load is now more than 2 s old
+    releaseLong();
+    assert.deepEqual((await long).body, { before: true, stale: 'throws not_loaded', claims: 'throws not_loaded', reloaded: false });
   });
 
   test('a store read in flight when sign-out runs on the same instance does not bring the record back', async () => {
