@@ -129,14 +129,6 @@ export class SignInRecords {
     return cached.record ?? null;
   }
 
-  /**
-   * When this process's copy of a record was read: the moment its store read began, so that a slow
-   * answer does not stretch the 2 s a copy may answer for. Now, when there is no copy.
-   */
-  copyTime(signInId: string): number {
-    return this.cache.get(signInId)?.at ?? Date.now();
-  }
-
   /** Whether this process ended the sign-in, or saw it ended: final, whatever a copy says. */
   hasEnded(signInId: string): boolean {
     return this.endedHere.has(signInId);

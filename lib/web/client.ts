@@ -47,7 +47,10 @@ export class LogtoClient {
   /** Set by `logto.authenticated({ organizationTokens: true })`: a token per organization of the user, by ID. */
   organizationTokens: Record<string, string> | undefined;
   private loaded: Loaded | undefined;
-  /** When {@link loaded} was read (from the store, or from a copy at most 2 s old). */
+  /**
+   * When this helper loaded (from the store, or from a copy at most 2 s old): its synchronous
+   * getters answer for 2 s from then, so that a handler right after the guard always can.
+   */
   private loadedAt = 0;
   private loading: Promise<Loaded> | undefined;
 
@@ -230,7 +233,7 @@ export class LogtoClient {
     this.loading ??= this.read().then(
       (read) => {
         this.loading = undefined;
-        return this.settle(read, read ? this.context.records.copyTime(read.signInId) : Date.now());
+        return this.settle(read);
       },
       (error: unknown) => {
         this.loading = undefined;
@@ -256,7 +259,7 @@ export class LogtoClient {
     if (reference.legacy) return;
     const recent = this.context.records.recent(reference.signInId);
     if (recent !== undefined) {
-      this.settle(recent ? { signInId: reference.signInId, record: recent } : null, this.context.records.copyTime(reference.signInId));
+      this.settle(recent ? { signInId: reference.signInId, record: recent } : null);
     }
   }
 
@@ -323,7 +326,7 @@ export class LogtoClient {
       // Another request of this process may have read the store since: its copy is newer.
       const recent = records.recent(loaded.signInId);
       if (recent === null) return this.settle(null);
-      if (recent) return this.settle({ signInId: loaded.signInId, record: recent }, records.copyTime(loaded.signInId));
+      if (recent) return this.settle({ signInId: loaded.signInId, record: recent });
     }
     return loaded;
   }
