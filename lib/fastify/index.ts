@@ -1,7 +1,7 @@
 import type { LogtoClient } from '../web/client.js';
 import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
-import { bindAnswer, findAnswer, type HostAnswer } from '../web/http.js';
+import { bindAnswer, findAnswer, replyAnswer, type HostAnswer } from '../web/http.js';
 import type { AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
@@ -79,19 +79,6 @@ declare module 'fastify' {
 const skipOverride = Symbol.for('skip-override');
 const formType = 'application/x-www-form-urlencoded';
 
-function answerFor(reply: FastifyReply): HostAnswer {
-  return {
-    // Fastify adds a set-cookie header to those already there (the session's comes later).
-    appendSetCookie: (cookie) => void reply.header('set-cookie', cookie),
-    redirect: (url) => void reply.redirect(url),
-    json: (status, body) => void reply.code(status).header('cache-control', 'no-store').send(body),
-    empty: (status) => void reply.code(status).header('cache-control', 'no-store').send(),
-    onEnd: (listener) => {
-      if (reply.raw.closed) listener();
-      else reply.raw.once('close', listener);
-    },
-  };
-}
 
 /** What passport-logto reads of @fastify/passport's Authenticator (`request.passport`). */
 interface FastifyPassportLike {
@@ -135,7 +122,7 @@ export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
   const plugin: FastifyPluginCallback = (instance, _options, done) => {
     if (!instance.hasRequestDecorator('logto')) instance.decorateRequest('logto', null);
     instance.addHook('onRequest', (request, reply, next) => {
-      const answer = answerFor(reply);
+      const answer = replyAnswer(reply);
       bindAnswer(request, answer);
       bindAnswer(request.raw, answer);
       next();

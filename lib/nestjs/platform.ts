@@ -1,5 +1,5 @@
 import { LogtoError } from '../errors.js';
-import { bindAnswer, findAnswer, type HostAnswer } from '../web/http.js';
+import { bindAnswer, findAnswer, replyAnswer, type HostAnswer } from '../web/http.js';
 
 /** The parts of Fastify's reply that Nest hands a guard on the Fastify platform. */
 interface FastifyReplyLike {
@@ -16,19 +16,6 @@ function isFastifyReply(value: unknown): value is FastifyReplyLike {
   return typeof reply === 'object' && reply !== null && typeof reply.raw === 'object' && typeof reply.code === 'function' && typeof reply.header === 'function';
 }
 
-/** Answers through Fastify's reply, so that its hooks (the session cookie's among them) still run. */
-function fastifyAnswer(reply: FastifyReplyLike): HostAnswer {
-  return {
-    appendSetCookie: (cookie) => void reply.header('set-cookie', cookie),
-    redirect: (url) => void reply.redirect(url),
-    json: (status, body) => void reply.code(status).header('cache-control', 'no-store').send(body),
-    empty: (status) => void reply.code(status).header('cache-control', 'no-store').send(),
-    onEnd: (listener) => {
-      if (reply.raw.closed) listener();
-      else reply.raw.once('close', listener);
-    },
-  };
-}
 
 /**
  * How passport-logto answers this request: Node's response on the Express platform; on the
@@ -39,7 +26,7 @@ export function answerFor(req: object, res: unknown): HostAnswer {
   const found = findAnswer(req);
   if (found) return found;
   if (isFastifyReply(res)) {
-    const answer = fastifyAnswer(res);
+    const answer = replyAnswer(res);
     bindAnswer(req, answer);
     const raw = (req as { raw?: unknown }).raw;
     if (typeof raw === 'object' && raw !== null) bindAnswer(raw, answer);

@@ -211,3 +211,30 @@ export function settleHostCall(method: (...args: never[]) => unknown, callbackIn
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return isObject(value) && typeof (value as { then?: unknown }).then === 'function';
 }
+
+/**
+ * The parts of a Fastify reply that an answer needs, typed here so that neither the Fastify
+ * adapter's nor the NestJS adapter's declarations need Fastify's own types.
+ */
+export interface ReplyLike {
+  raw: { closed?: boolean; once(event: 'close', listener: () => void): unknown };
+  code(statusCode: number): ReplyLike;
+  header(key: string, value: string): ReplyLike;
+  redirect(url: string): ReplyLike;
+  send(payload?: unknown): ReplyLike;
+}
+
+/** Answers through a Fastify reply, so that its hooks (the session cookie's among them) still run. */
+export function replyAnswer(reply: ReplyLike): HostAnswer {
+  return {
+    // Fastify adds a set-cookie header to those already there (the session's comes later).
+    appendSetCookie: (cookie) => void reply.header('set-cookie', cookie),
+    redirect: (url) => void reply.redirect(url),
+    json: (status, body) => void reply.code(status).header('cache-control', 'no-store').send(body),
+    empty: (status) => void reply.code(status).header('cache-control', 'no-store').send(),
+    onEnd: (listener) => {
+      if (reply.raw.closed) listener();
+      else reply.raw.once('close', listener);
+    },
+  };
+}
