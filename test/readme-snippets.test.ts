@@ -205,6 +205,37 @@ async function hostSnippetFlow(base: string, sessionCookies: string[]): Promise<
   assert.equal((await replay('/profile')).location, `${base}/sign-in`);
 }
 
+/**
+ * Runs a Koa snippet through hostSnippetFlow. koa-passport sets its Koa adapter on the Passport
+ * instance it uses once, when first loaded; where that is the default instance the Express
+ * snippets share, each Koa snippet sets the adapter for its run and puts Express's back after it.
+ */
+async function koaSnippetFlow(id: string): Promise<void> {
+  try {
+    (require('koa-passport') as { framework(framework: unknown): void }).framework((require('koa-passport/lib/framework/koa') as () => unknown)());
+    const { base } = await load(id);
+    await hostSnippetFlow(base, ['koa.sess', 'koa.sess.sig']);
+  } finally {
+    (require('passport') as { framework(framework: unknown): void }).framework((require('passport/lib/framework/connect') as () => unknown)());
+  }
+}
+
+/** Imports a NestJS snippet with a tsconfig that has `experimentalDecorators`, as a Nest app's has (`load` uses the test run's tsx, which has none); returns its base URL. */
+async function loadNest(id: string): Promise<string> {
+  const program = programs.get(id);
+  assert.ok(program, `snippet ${id} has a program`);
+  const port = await freePort();
+  process.env.PORT = String(port);
+  const tsconfig = join(folder, 'tsconfig.json');
+  await writeFile(tsconfig, JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', experimentalDecorators: true } }));
+  const exports = (await tsImport(pathToFileURL(program.file).href, { parentURL: import.meta.url, tsconfig })) as { app: { close(): Promise<void>; getHttpServer(): Server } };
+  cleanups.push(async () => {
+    exports.app.getHttpServer().closeAllConnections();
+    await exports.app.close();
+  });
+  return `http://127.0.0.1:${port}`;
+}
+
 // ---------------------------------------------------------------------------
 // What each snippet promises
 // ---------------------------------------------------------------------------
@@ -613,13 +644,7 @@ const exercises: Record<string, () => Promise<void>> = {
   },
 
   async koa() {
-    try {
-      const { base } = await load('koa');
-      await hostSnippetFlow(base, ['koa.sess', 'koa.sess.sig']);
-    } finally {
-      // koa-passport adapts Passport's default instance to Koa when loaded: the Express snippets use that instance too.
-      (require('passport') as { framework(framework: unknown): void }).framework((require('passport/lib/framework/connect') as () => unknown)());
-    }
+    await koaSnippetFlow('koa');
   },
 
   async fetch() {
@@ -635,19 +660,7 @@ const exercises: Record<string, () => Promise<void>> = {
   },
 
   async nestjs() {
-    // Imported with a tsconfig that has `experimentalDecorators`, as a Nest app's has (`load` uses the test run's tsx, which has none).
-    const program = programs.get('nestjs');
-    assert.ok(program);
-    const port = await freePort();
-    process.env.PORT = String(port);
-    const tsconfig = join(folder, 'tsconfig.json');
-    await writeFile(tsconfig, JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', experimentalDecorators: true } }));
-    const exports = (await tsImport(pathToFileURL(program.file).href, { parentURL: import.meta.url, tsconfig })) as { app: { close(): Promise<void>; getHttpServer(): Server } };
-    cleanups.push(async () => {
-      exports.app.getHttpServer().closeAllConnections();
-      await exports.app.close();
-    });
-    const base = `http://127.0.0.1:${port}`;
+    const base = await loadNest('nestjs');
     const browser = new TestBrowser();
 
     // A signed-out visit goes to sign-in and comes back to the same page.
@@ -680,6 +693,39 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal((JSON.parse(cancelled.text) as { error: string }).error, 'authorization_failed');
   },
 
+  // The README's short examples for the other hosts (its "Other hosts" section).
+  async 'nestjs-app'() {
+    const base = await loadNest('nestjs-app');
+    const browser = new TestBrowser();
+    // The guard turns a signed-out visit away, and the callback brings the user back to that page.
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+    assert.equal((await signIn(browser, base)).location, `${base}/profile`);
+    const profile = await json<{ sub: string; username: string }>(browser.get(`${base}/profile`));
+    assert.equal(profile.status, 200);
+    assert.deepEqual([profile.body.sub, profile.body.username], [provider.users.demo.sub, 'demo']);
+
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(signOut.status, 302);
+    assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`, 'signed out');
+
+    // A cancelled sign-in reaches Nest's exception filter as 401 authorization_failed.
+    const visitor = new TestBrowser();
+    const started = await visitor.get(`${base}/sign-in`);
+    const cancelled = await visitor.get(await cancelAtProvider(visitor, started.location ?? '', `${base}/callback`));
+    assert.equal(cancelled.status, 401);
+    assert.equal((JSON.parse(cancelled.text) as { error: string }).error, 'authorization_failed');
+  },
+
+  async 'fastify-app'() {
+    const { base, exports } = await load('fastify-app');
+    cleanups.push(() => (exports.app as { close(): Promise<void> }).close());
+    await hostSnippetFlow(base, ['session']);
+  },
+
+  async 'koa-app'() {
+    await koaSnippetFlow('koa-app');
+  },
 };
 
 // ---------------------------------------------------------------------------
