@@ -1,12 +1,14 @@
 /**
  * The README's Quick start, run as a newcomer runs it: the file pasted as app.mjs, started with
  * `node app.mjs` against `npm run provider`'s local Logto, and signed in to in a browser.
- * test/readme-snippets.test.ts type-checks it with `strict`, with every other snippet.
+ * test/readme-snippets.test.ts type-checks it with `strict`, with every other snippet. And every
+ * link between README.md, CONTRIBUTING.md and docs/*.md leads somewhere, as sections move between them.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { signInAtProvider, TestBrowser } from './support/http-client.js';
 import { readSnippets } from './support/readme-snippets.js';
@@ -85,5 +87,41 @@ describe('README Quick start', () => {
     assert.ok(signOut.location?.startsWith(`${env.LOGTO_ENDPOINT}/oidc/session/end`), signOut.location);
     assert.match((await browser.get(`${base}/`)).text, /Sign in/);
     assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+  });
+});
+
+/** The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
+function headingAnchors(path: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  let inFence = false;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (/^\s*(```|~~~)/.test(line)) inFence = !inFence;
+    const heading = inFence ? null : /^#{1,6}\s+(.*)$/.exec(line);
+    if (!heading) continue;
+    const slug = (heading[1] ?? '').trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const count = seen.get(slug) ?? 0;
+    seen.set(slug, count + 1);
+    anchors.add(count === 0 ? slug : `${slug}-${count}`);
+  }
+  return anchors;
+}
+
+describe('README.md and docs/*.md links', () => {
+  test('every relative link leads to a file, and its #anchor to a heading there', () => {
+    const docs = readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`);
+    const broken: string[] = [];
+    for (const file of ['README.md', 'CONTRIBUTING.md', 'example/README.md', ...docs]) {
+      // Code blocks hold no links, only text that may look like one.
+      const text = readFileSync(join(root, file), 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const [, target = ''] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/i.test(target)) continue;
+        const [path = '', anchor] = target.split('#');
+        const linked = path === '' ? join(root, file) : resolve(dirname(join(root, file)), path);
+        if (!existsSync(linked)) broken.push(`${file}: ${target} (no such file)`);
+        else if (anchor && linked.endsWith('.md') && !headingAnchors(linked).has(anchor)) broken.push(`${file}: ${target} (no such heading)`);
+      }
+    }
+    assert.deepEqual(broken, []);
   });
 });
