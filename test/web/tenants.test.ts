@@ -526,6 +526,13 @@ describe('LogtoTenants with cookie-session: no session on the server', () => {
       });
       app.post(`${prefix}/backchannel-logout`, cookieTenants.backchannelLogout());
     }
+    // Another way in over the tenants' sign-ins (a local account), keeping the session's data.
+    app.get('/local-login', (req, res, next) => {
+      req.login({ id: 'local-bob' }, { keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
+    });
+    app.get('/whoami', (req, res) => {
+      res.json({ user: req.user ?? null });
+    });
     app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
       errors.push(error);
       res.status(500).json({ error: String(error) });
@@ -568,6 +575,15 @@ describe('LogtoTenants with cookie-session: no session on the server', () => {
     assert.equal(await logOutAt('/a', providerA, 'a'), 200);
     assert.equal((await json(browser, `${cookieUrl}/a/me`)).status, 401, 'A\'s sign-in ended');
     assert.equal((await json(browser, `${cookieUrl}/b/me`)).status, 200, 'B\'s sign-in (Passport\'s user) stays');
+  });
+
+  test('the end of the tenant\'s sign-in that Passport\'s user came from leaves a user that another login put over it', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${cookieUrl}/a`, providerA);
+    assert.equal((await json(browser, `${cookieUrl}/local-login`)).status, 200);
+    assert.equal(await logOutAt('/a', providerA, 'a'), 200);
+    assert.equal((await json(browser, `${cookieUrl}/a/me`)).status, 401, 'A\'s sign-in ended');
+    assert.deepEqual((await json(browser, `${cookieUrl}/whoami`)).body.user, { id: 'local-bob' }, 'the local user stays');
   });
 });
 
