@@ -26,6 +26,17 @@ export interface SignInRecordsOptions {
 /**
  * The one owner of stored tokens and of the short-lived marks around them (callback claims,
  * refresh locks, refresh markers). Everything else asks it; nothing else reads or writes a record.
+ *
+ * An ended sign-in never answers alive again, whatever order an end and a refresh's write land in:
+ * - With `setIfEquals` (MemoryTokenStore, RedisTokenStore and so connect-redis 8, express-session's
+ *   MemoryStore): a refresh replaces the record only while it is the one it read, and an end
+ *   replaces it with a mark, so a late write is refused; a read needs the record key alone.
+ * - Without it (another session store through the adapter, connect-redis 7's hidden client, a
+ *   custom TokenStore with `get`, `set` and `delete` only): a late write may land, so every store
+ *   read of a record also reads the end flag, in parallel, and the flag outlives any record
+ *   (`recordTtl` plus the time a refresh may still be in flight). The refresh also checks the
+ *   flag after its write and ends the sign-in again if it finds it.
+ * Either way a store read happens at most once per {@link cacheFreshness} per sign-in and process.
  */
 export class SignInRecords {
   private readonly sessionStores = new WeakMap<object, TokenStore>();

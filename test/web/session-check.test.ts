@@ -71,7 +71,7 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
   });
   // Another way in (a local account, an admin's "log in as"), keeping the session's data as Passport allows.
   express.get('/local-login', (req, res, next) => {
-    req.login({ id: 'local-bob' }, { keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
+    req.login({ id: 'local-bob' }, { session: true, keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
   });
   express.get('/unloaded', (req, res) => {
     const client = logto.client(req);

@@ -528,7 +528,7 @@ describe('LogtoTenants with cookie-session: no session on the server', () => {
     }
     // Another way in over the tenants' sign-ins (a local account), keeping the session's data.
     app.get('/local-login', (req, res, next) => {
-      req.login({ id: 'local-bob' }, { keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
+      req.login({ id: 'local-bob' }, { session: true, keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
     });
     app.get('/whoami', (req, res) => {
       res.json({ user: req.user ?? null });
