@@ -23,11 +23,15 @@ export interface TokenRecord {
    * The other tenants' sign-ins (tenant `t`, sign-in id `i`) that the session held when this one
    * signed in ({@link LogtoTenants}): a back-channel logout of this one ends them too, also when
    * no server-side session can be found to read them from (cookie-session).
+   * @internal
    */
   linked?: LinkedSignIn[];
 }
 
-/** Another tenant's sign-in in the same app session. */
+/**
+ * Another tenant's sign-in in the same app session.
+ * @internal
+ */
 export interface LinkedSignIn {
   t: string;
   i: string;

@@ -138,12 +138,18 @@ export class LogtoStrategy extends PassportStrategy {
     return Promise.resolve();
   }
 
-  /** The other tenants' sign-ins in this request's session, linked to a new sign-in: none without {@link LogtoTenants}. */
+  /**
+   * The other tenants' sign-ins in this request's session, linked to a new sign-in: none without {@link LogtoTenants}.
+   * @internal
+   */
   protected linkedSignIns(_req: Request): LinkedSignIn[] {
     return [];
   }
 
-  /** Ends the other tenants' sign-ins linked to one that a back-channel logout ended: none without {@link LogtoTenants}. */
+  /**
+   * Ends the other tenants' sign-ins linked to one that a back-channel logout ended: none without {@link LogtoTenants}.
+   * @internal
+   */
   protected linkedEnded(_linked: LinkedSignIn[], _sessionStore: SessionStoreLike | undefined): Promise<void> {
     return Promise.resolve();
   }
@@ -225,12 +231,18 @@ export class LogtoStrategy extends PassportStrategy {
     await endSignInById(this.context, sessionStore ? { sessionStore } : {}, signInId);
   }
 
-  /** Whether Passport's user came from this request's sign-in of this strategy, not from a login made over it. */
+  /**
+   * Whether Passport's user came from this request's sign-in of this strategy, not from a login made over it.
+   * @internal
+   */
   protected ownsPassportUser(req: Request): boolean {
     return this.context.session.ownsPassportUser(req);
   }
 
-  /** Drops the session's reference to this strategy's sign-in, without ending it. */
+  /**
+   * Drops the session's reference to this strategy's sign-in, without ending it.
+   * @internal
+   */
   protected forgetReference(req: Request): void {
     this.context.session.clear(req);
   }
