@@ -139,7 +139,12 @@ function passportKeyOf(req: object): string {
 function passportUserMark(req: object): string {
   const session = (req as RequestWithSession).session;
   const data = session && typeof session === 'object' ? session[passportKeyOf(req)] : undefined;
-  return digest(JSON.stringify(data ?? null));
+  try {
+    return digest(JSON.stringify(data ?? null));
+  } catch {
+    // Data no session store could keep either: every such user counts as the sign-in's, as before.
+    return 'unreadable';
+  }
 }
 
 export type { StoredAccessToken };
