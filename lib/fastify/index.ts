@@ -141,8 +141,7 @@ export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
     plugin,
     session: () => async (request) => {
       if ((await handlers.signInState(request)) === 'ended') {
-        handlers.forgetSignIn(request);
-        forgetFastifyPassportUser(request);
+        if (handlers.forgetSignIn(request)) forgetFastifyPassportUser(request);
       }
       return undefined;
     },

@@ -195,8 +195,7 @@ export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
     session: () => async (ctx, next) => {
       const view = viewOf(ctx);
       if ((await handlers.signInState(view)) === 'ended') {
-        handlers.forgetSignIn(view);
-        forgetKoaPassportUser(ctx);
+        if (handlers.forgetSignIn(view)) forgetKoaPassportUser(ctx);
       }
       await next();
     },

@@ -29,6 +29,8 @@ export interface RedisTokenStoreOptions {
 }
 
 const deleteIfEqualsScript = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+/** Replaces KEYS[1] with ARGV[2] (for ARGV[3] ms) only while it holds ARGV[1]: one key, so a cluster takes it too. */
+const setIfEqualsScript = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
 /** Adds ARGV[2..] to the set and gives it at least ARGV[1] ms to live, in one step. */
 const addToSetScript = [
   'for i = 2, #ARGV do redis.call(\'sadd\', KEYS[1], ARGV[i]) end',
@@ -103,6 +105,11 @@ export class RedisTokenStore implements TokenStore {
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
     await this.send(this.prefix + key, false, ['EVAL', deleteIfEqualsScript, '1', this.prefix + key, value]);
+  }
+
+  async setIfEquals(key: string, expected: string, value: string, ttl: number): Promise<boolean> {
+    const reply = await this.send(this.prefix + key, false, ['EVAL', setIfEqualsScript, '1', this.prefix + key, expected, value, String(Math.max(1, Math.ceil(ttl)))]);
+    return Number(reply) === 1;
   }
 
   async addToSet(key: string, members: string[], ttl: number): Promise<void> {

@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { sessionStoreError } from '../errors.js';
 import type { SessionStoreLike } from './session-store-adapter.js';
 import type { SignInRecords } from './sign-in-records.js';
-import { digest, type TokenRecord } from './token-record.js';
+import { digest, type LinkedSignIn, type TokenRecord } from './token-record.js';
 import type { TokenStore } from './token-store.js';
 
 /** One sign-in as the index knows it: its record, and its session when the session store has ids. */
@@ -96,12 +96,15 @@ export class SessionIndex {
    * which ends more sessions rather than too few. Each one is tried even when another fails; the
    * first failure is then reported, so that Logto retries. `ended` runs for each ended sign-in
    * whose session was destroyed, with that session as it was: other sign-ins in it end too.
+   * `endLinked` runs for each ended sign-in whose session was not found (cookie-session keeps
+   * none on the server), with the other tenants' sign-ins its record links: they end too.
    */
   async endSignIns(
     tokenStore: TokenStore,
     sessionStore: SessionStoreLike | undefined,
     claims: { sub?: string | undefined; sid?: string | undefined },
     ended: (session: object) => Promise<void> = () => Promise.resolve(),
+    endLinked: (linked: LinkedSignIn[]) => Promise<void> = () => Promise.resolve(),
   ): Promise<number> {
     const keys = [claims.sid && this.key('sid', claims.sid), claims.sub && this.key('sub', claims.sub)].filter(
       (key): key is string => typeof key === 'string',
@@ -116,11 +119,16 @@ export class SessionIndex {
       if (entries.length === 0) continue;
       const results = await Promise.allSettled(
         entries.map(async (entry) => {
+          // Read before the end: the record says which other tenants' sign-ins go with it.
+          const linked = (await this.records.read(tokenStore, entry.signInId))?.linked ?? [];
           await this.records.end(tokenStore, entry.signInId, { fromSession: entry.fromSession });
           if (entry.sessionId !== undefined && sessionStore) {
             const session = await readSession(sessionStore, entry.sessionId);
             await destroySession(sessionStore, entry.sessionId);
             if (session) await ended(session);
+          } else if (linked.length > 0) {
+            // No session id (cookie-session): the links stand for the session's other sign-ins.
+            await endLinked(linked);
           }
         }),
       );

@@ -1,5 +1,5 @@
 import { LogtoError } from '../errors.js';
-import type { StoredAccessToken, TokenRecord } from './token-record.js';
+import { digest, type StoredAccessToken, type TokenRecord } from './token-record.js';
 
 /** The parts of a session (express-session or cookie-session) that passport-logto touches. */
 export interface SessionLike {
@@ -70,7 +70,12 @@ export type SessionSignIn = { signInId: string; legacy?: TokenRecord } | undefin
  * Passport's. The tokens themselves live in {@link SignInRecords}.
  */
 export class SessionReference {
-  constructor(private readonly sessionKey: string) {}
+  /** Where the session notes which Passport user the sign-in's login wrote: `/` is in no session key of a tenant. */
+  private readonly userKey: string;
+
+  constructor(private readonly sessionKey: string) {
+    this.userKey = `${sessionKey}/user`;
+  }
 
   read(req: object): SessionSignIn {
     const value = (req as RequestWithSession).session?.[this.sessionKey];
@@ -89,7 +94,29 @@ export class SessionReference {
 
   clear(req: object): void {
     const session = (req as RequestWithSession).session;
-    if (session && typeof session === 'object') setSessionValue(session, this.sessionKey, undefined);
+    if (!session || typeof session !== 'object') return;
+    setSessionValue(session, this.sessionKey, undefined);
+    setSessionValue(session, this.userKey, undefined);
+  }
+
+  /**
+   * Notes, right after the sign-in's Passport login, which user that login put in the session (a
+   * digest of Passport's session data), so that {@link ownsPassportUser} can later tell it from a
+   * user that another login put there over it.
+   */
+  noteUser(req: object): void {
+    const session = sessionOf(req);
+    setSessionValue(session, this.userKey, passportUserMark(req));
+  }
+
+  /**
+   * Whether Passport's user is still the one this sign-in's login put in the session: false once
+   * another `req.logIn()` (a local account, "log in as", with `keepSessionInfo`) replaced it.
+   * Sessions written before the note existed answer true, as they did.
+   */
+  ownsPassportUser(req: object): boolean {
+    const noted = (req as RequestWithSession).session?.[this.userKey];
+    return typeof noted !== 'string' || noted === passportUserMark(req);
   }
 
   /** A sign-in that a 0.1.0 session had started before the upgrade, kept in the session itself. */
@@ -97,6 +124,26 @@ export class SessionReference {
     const value = (req as RequestWithSession).session?.[this.sessionKey];
     const pending = value && typeof value === 'object' ? (value as LegacyBag).pending : undefined;
     return pending && Object.hasOwn(pending, state) ? pending[state] : undefined;
+  }
+}
+
+/** The session key under which Passport keeps its data: Passport's, @fastify/passport's, or the default. */
+function passportKeyOf(req: object): string {
+  const express = (req as { _sessionManager?: { _key?: unknown } })._sessionManager?._key;
+  if (typeof express === 'string') return express;
+  const fastify = (req as { passport?: { sessionManager?: { key?: unknown } } }).passport?.sessionManager?.key;
+  return typeof fastify === 'string' ? fastify : 'passport';
+}
+
+/** A digest of Passport's data in the session (its serialized user): the same until another login writes it. */
+function passportUserMark(req: object): string {
+  const session = (req as RequestWithSession).session;
+  const data = session && typeof session === 'object' ? session[passportKeyOf(req)] : undefined;
+  try {
+    return digest(JSON.stringify(data ?? null));
+  } catch {
+    // Data no session store could keep either: every such user counts as the sign-in's, as before.
+    return 'unreadable';
   }
 }
 

@@ -51,23 +51,40 @@ export class SessionStoreTokenStore implements TokenStore {
 
 /**
  * The same over a store that lives in this process (express-session's MemoryStore): no other
- * process can write to it, so taking turns in memory makes set-if-absent atomic, and no pause is
- * needed to let racing writers land.
+ * process can write to it, so taking turns in memory makes the conditional writes atomic, and no
+ * pause is needed to let racing writers land. Plain writes take their turn too: MemoryStore
+ * answers a read after a pause, and a write landing in that pause must not be overwritten.
  */
 export class InProcessSessionStoreTokenStore extends SessionStoreTokenStore {
   private readonly turns = new Map<string, Promise<unknown>>();
 
+  override set(key: string, value: string, ttl: number): Promise<void> {
+    return this.inTurn(key, () => super.set(key, value, ttl));
+  }
+
+  override delete(key: string): Promise<void> {
+    return this.inTurn(key, () => super.delete(key));
+  }
+
   setIfAbsent(key: string, value: string, ttl: number): Promise<boolean> {
     return this.inTurn(key, async () => {
       if ((await this.get(key)) !== undefined) return false;
-      await this.set(key, value, ttl);
+      await super.set(key, value, ttl);
       return true;
     });
   }
 
   deleteIfEquals(key: string, value: string): Promise<void> {
     return this.inTurn(key, async () => {
-      if ((await this.get(key)) === value) await this.delete(key);
+      if ((await this.get(key)) === value) await super.delete(key);
+    });
+  }
+
+  setIfEquals(key: string, expected: string, value: string, ttl: number): Promise<boolean> {
+    return this.inTurn(key, async () => {
+      if ((await this.get(key)) !== expected) return false;
+      await super.set(key, value, ttl);
+      return true;
     });
   }
 

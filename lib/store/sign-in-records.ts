@@ -26,6 +26,17 @@ export interface SignInRecordsOptions {
 /**
  * The one owner of stored tokens and of the short-lived marks around them (callback claims,
  * refresh locks, refresh markers). Everything else asks it; nothing else reads or writes a record.
+ *
+ * An ended sign-in never answers alive again, whatever order an end and a refresh's write land in:
+ * - With `setIfEquals` (MemoryTokenStore, RedisTokenStore and so connect-redis 8, express-session's
+ *   MemoryStore): a refresh replaces the record only while it is the one it read, and an end
+ *   replaces it with a mark, so a late write is refused; a read needs the record key alone.
+ * - Without it (another session store through the adapter, connect-redis 7's hidden client, a
+ *   custom TokenStore with `get`, `set` and `delete` only): a late write may land, so every store
+ *   read of a record also reads the end flag, in parallel, and the flag outlives any record
+ *   (`recordTtl` plus the time a refresh may still be in flight). The refresh also checks the
+ *   flag after its write and ends the sign-in again if it finds it.
+ * Either way a store read happens at most once per {@link cacheFreshness} per sign-in and process.
  */
 export class SignInRecords {
   private readonly sessionStores = new WeakMap<object, TokenStore>();
@@ -94,20 +105,13 @@ export class SignInRecords {
     }
     const kept = this.unsaved.get(signInId);
     if (kept) {
-      // Signed out elsewhere meanwhile: the copy must not bring the tokens back.
-      if (await this.guard(store, store.get(endedKey(signInId)), 'read the sign-in')) {
-        this.unsaved.delete(signInId);
-        this.markEnded(signInId);
-        return undefined;
-      }
-      await this.guard(store, store.set(recordKey(signInId), JSON.stringify(kept), this.options.recordTtl), 'save the refreshed tokens');
-      this.unsaved.delete(signInId);
-      this.remember(signInId, kept);
-      return kept;
+      // The newest refresh token exists only here: written back before the store's copy is used,
+      // and only over a live record, so that it never brings an ended sign-in back.
+      return store.setIfEquals ? this.update(store, signInId, () => kept) : this.writeBackUnconditionally(store, signInId, kept);
     }
     const started = Date.now();
-    const stored = await this.readStored(store, signInId);
-    if (stored && 'ended' in stored) {
+    const stored = await this.readLive(store, signInId);
+    if (stored === 'ended') {
       this.markEnded(signInId);
       return undefined;
     }
@@ -115,6 +119,33 @@ export class SignInRecords {
     if (this.endedHere.has(signInId)) return undefined;
     this.remember(signInId, stored, started);
     return stored;
+  }
+
+  /** The unsaved record written back with a store that cannot write conditionally: the end flag decides. */
+  private async writeBackUnconditionally(store: TokenStore, signInId: string, kept: TokenRecord): Promise<TokenRecord | undefined> {
+    if (await this.guard(store, store.get(endedKey(signInId)), 'read the sign-in')) {
+      this.unsaved.delete(signInId);
+      this.markEnded(signInId);
+      return undefined;
+    }
+    await this.guard(store, store.set(recordKey(signInId), JSON.stringify(kept), this.options.recordTtl), 'save the refreshed tokens');
+    this.unsaved.delete(signInId);
+    this.remember(signInId, kept);
+    return kept;
+  }
+
+  /**
+   * The stored record, or 'ended'. With a store that writes records conditionally, the record key
+   * alone says it; with one that cannot, a write may land after the end, so the end flag is read
+   * along (in parallel) and wins.
+   */
+  private async readLive(store: TokenStore, signInId: string): Promise<TokenRecord | 'ended' | undefined> {
+    if (store.setIfEquals) {
+      const stored = await this.readStored(store, signInId);
+      return stored && 'ended' in stored ? 'ended' : stored;
+    }
+    const [stored, flag] = await Promise.all([this.readStored(store, signInId), this.guard(store, store.get(endedKey(signInId)), 'read the sign-in')]);
+    return flag || (stored && 'ended' in stored) ? 'ended' : stored;
   }
 
   /**
@@ -142,11 +173,44 @@ export class SignInRecords {
 
   /**
    * Reads the record fresh, applies `change`, and writes it back, unless the sign-in has ended: a
-   * refresh that finishes after sign-out must not bring the tokens back. Sign-out raises its flag
-   * before it replaces the record, and this checks the flag after writing, so whichever order the
-   * two take, the sign-in stays ended.
+   * refresh that finishes after sign-out must not bring the tokens back. With a store that has
+   * `setIfEquals`, the write replaces only the very record that was read, so an end that lands at
+   * any moment wins, on every instance (a record changed by another writer is read again). Without
+   * it, the write may land after an end; every read then also reads the end flag (see
+   * {@link readLive}), which outlives any record, and the flag is checked again after the write.
    */
   async update(store: TokenStore, signInId: string, change: (record: TokenRecord) => TokenRecord): Promise<TokenRecord | undefined> {
+    if (!store.setIfEquals) return this.updateUnconditionally(store, signInId, change);
+    for (let attempt = 1; ; attempt += 1) {
+      const raw = await this.guard(store, store.get(recordKey(signInId)), 'read the sign-in');
+      const stored = parseStored(raw);
+      if (!raw || !stored || 'ended' in stored) {
+        this.unsaved.delete(signInId);
+        if (stored && 'ended' in stored) this.markEnded(signInId);
+        return undefined;
+      }
+      // A record whose save failed holds the newest refresh token: it is the current one.
+      const updated = change(this.unsaved.get(signInId) ?? stored);
+      let replaced: boolean;
+      try {
+        replaced = await this.guard(store, store.setIfEquals(recordKey(signInId), raw, JSON.stringify(updated), this.options.recordTtl), 'save the refreshed tokens');
+      } catch (error) {
+        this.remember(signInId, updated);
+        this.keepUnsaved(signInId, updated);
+        throw error;
+      }
+      if (replaced) {
+        this.unsaved.delete(signInId);
+        this.remember(signInId, updated);
+        return updated;
+      }
+      if (attempt >= maxUpdateAttempts) {
+        throw new LogtoError('token_store_failed', 'The sign-in\'s record kept changing while its refreshed tokens were saved; try again.');
+      }
+    }
+  }
+
+  private async updateUnconditionally(store: TokenStore, signInId: string, change: (record: TokenRecord) => TokenRecord): Promise<TokenRecord | undefined> {
     const current = await this.read(store, signInId);
     if (!current) return undefined;
     const updated = change(current);
@@ -195,7 +259,10 @@ export class SignInRecords {
     // A 0.1.0 session carries its tokens in the cookie itself, which can be replayed long after:
     // the end of such a sign-in must outlive any copy of that cookie, not just a refresh in flight.
     const ttl = adopted ? adoptedEndedMarkTtl : endedMarkTtl;
-    await this.guard(store, store.set(endedKey(signInId), '1', ttl), 'end the sign-in');
+    // Without conditional writes a refresh may write the record back after this: the flag, which
+    // every read then consults, outlives any record written before or after it.
+    const flagTtl = store.setIfEquals ? ttl : Math.max(ttl, this.options.recordTtl + endedMarkTtl);
+    await this.guard(store, store.set(endedKey(signInId), '1', flagTtl), 'end the sign-in');
     await this.guard(store, store.set(recordKey(signInId), JSON.stringify({ ended: Date.now() }), ttl), 'end the sign-in');
   }
 
@@ -316,13 +383,7 @@ export class SignInRecords {
   }
 
   private async readStored(store: TokenStore, signInId: string): Promise<StoredRecord | undefined> {
-    const raw = await this.guard(store, store.get(recordKey(signInId)), 'read the sign-in');
-    if (!raw) return undefined;
-    try {
-      return JSON.parse(raw.split('\u0000', 1)[0] ?? '') as StoredRecord;
-    } catch {
-      return undefined;
-    }
+    return parseStored(await this.guard(store, store.get(recordKey(signInId)), 'read the sign-in'));
   }
 
   private async setIfAbsent(store: TokenStore, key: string, value: string, ttl: number): Promise<boolean> {
@@ -388,6 +449,18 @@ const adoptedEndedMarkTtl = 365 * 24 * 60 * 60 * 1000;
 /** Milliseconds during which a request may use this process's copy of a record instead of the store. */
 const cacheFreshness = 2000;
 const maxCachedRecords = 10_000;
+/** Conditional writes of one record tried before giving up: only a record changing all the time exhausts them. */
+const maxUpdateAttempts = 3;
+
+function parseStored(raw: string | null | undefined): StoredRecord | undefined {
+  if (!raw) return undefined;
+  try {
+    // A value being claimed without an atomic command carries a tag after a NUL; see setIfAbsent.
+    return JSON.parse(raw.split('\u0000', 1)[0] ?? '') as StoredRecord;
+  } catch {
+    return undefined;
+  }
+}
 /** How long a write is given to land before it is read back, when the store has no atomic command. */
 const emulationSettle = 25;
 

@@ -19,6 +19,22 @@ export interface TokenRecord {
   resourceTokens?: Record<string, StoredAccessToken>;
   /** Moved here from a 0.1.0 session, whose cookie still carries these tokens: its end is kept longer. */
   adopted?: true;
+  /**
+   * The other tenants' sign-ins (tenant `t`, sign-in id `i`) that the session held when this one
+   * signed in ({@link LogtoTenants}): a back-channel logout of this one ends them too, also when
+   * no server-side session can be found to read them from (cookie-session).
+   * @internal
+   */
+  linked?: LinkedSignIn[];
+}
+
+/**
+ * Another tenant's sign-in in the same app session.
+ * @internal
+ */
+export interface LinkedSignIn {
+  t: string;
+  i: string;
 }
 
 /** The key of an access token for a resource, an organization, or both. */

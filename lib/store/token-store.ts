@@ -23,6 +23,14 @@ export interface TokenStore {
   /** Deletes `key` only while it holds `value`, atomically. */
   deleteIfEquals?(key: string, value: string): Promise<void>;
   /**
+   * Replaces the value at `key` with `value` (living `ttl` ms from now) only while it still holds
+   * `expected`, atomically; true when it was replaced. A refresh writes a sign-in's record through
+   * it, so that a record ended meanwhile (on any instance) can never be written back. Without it,
+   * every read of a record also reads the sign-in's end flag, which outlives any record: one more
+   * `get` per store read (see `SignInRecords`).
+   */
+  setIfEquals?(key: string, expected: string, value: string, ttl: number): Promise<boolean>;
+  /**
    * Adds `members` to the set at `key` (an empty list only extends it), atomically, and keeps the
    * set at least `ttl` ms from now (a longer life it already has stays). Used for the back-channel
    * logout index; without it, adds take turns under a lock made of `setIfAbsent`.
@@ -214,6 +222,12 @@ export class MemoryTokenStore implements TokenStore {
     const space = this.spaceOf(key);
     if (space.live(key)?.value === value) space.delete(key);
     return Promise.resolve();
+  }
+
+  setIfEquals(key: string, expected: string, value: string, ttl: number): Promise<boolean> {
+    if (this.spaceOf(key).live(key)?.value !== expected) return Promise.resolve(false);
+    this.write(key, value, ttl);
+    return Promise.resolve(true);
   }
 
   addToSet(key: string, members: string[], ttl: number): Promise<void> {

@@ -194,7 +194,7 @@ function checkLogoutClaims(claims: LogoutTokenClaims, maxAge: number, clockToler
  * for what the host's error handling must see (a store down, the app's setup).
  */
 export function hostBackchannelLogout(
-  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns'>,
+  context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns' | 'endLinkedSignIns'>,
   options: BackchannelLogoutOptions = {},
   /** Reads the logout token off the request: the host's way to read a form body. */
   readToken: (req: object) => Promise<string> = (req) => readFormBody(nodeRequestOf(req)).then(tokenOfForm),
@@ -214,7 +214,13 @@ export function hostBackchannelLogout(
     const seenKey = `logout-jti:${digest(`${context.config.issuer} ${jti}`)}`;
     if (await context.records.getMark(tokenStore, seenKey)) throw invalidToken('This logout token was already used.');
 
-    await context.sessionIndex.endSignIns(tokenStore, sessionStore, claims, (session) => context.endSessionSignIns(session, sessionStore));
+    await context.sessionIndex.endSignIns(
+      tokenStore,
+      sessionStore,
+      claims,
+      (session) => context.endSessionSignIns(session, sessionStore),
+      (linked) => context.endLinkedSignIns(linked, sessionStore),
+    );
     // Recorded only now: had ending the sessions failed, Logto's retry must still be accepted.
     const remaining = Math.max(1, (claims.exp as number) - Date.now() / 1000 + context.config.clockTolerance) * 1000;
     await context.records.setMark(tokenStore, seenKey, 1, remaining);
@@ -230,7 +236,7 @@ export function hostBackchannelLogout(
 }
 
 /** The back-channel logout handler for Express; see {@link hostBackchannelLogout}. */
-export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns'>, options: BackchannelLogoutOptions = {}): RequestHandler {
+export function backchannelLogoutHandler(context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'sessionIndex' | 'endSessionSignIns' | 'endLinkedSignIns'>, options: BackchannelLogoutOptions = {}): RequestHandler {
   const responses = new WeakMap<object, Response>();
   const backchannelLogout = hostBackchannelLogout(context, options, (req) =>
     logoutTokenOf(req as Request, responses.get(req) as Response, loadExpressFormParser()),

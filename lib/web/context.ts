@@ -5,7 +5,7 @@ import type { LogtoConnection } from '../logto/connection.js';
 import type { Refresher } from '../store/refresh.js';
 import type { SessionReference } from '../store/session-reference.js';
 import type { SignInRecords } from '../store/sign-in-records.js';
-import type { TokenRecord } from '../store/token-record.js';
+import type { LinkedSignIn, TokenRecord } from '../store/token-record.js';
 import type { SessionIndex } from '../store/session-index.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import type { PendingSignIns } from './pending-sign-ins.js';
@@ -32,6 +32,13 @@ export interface LogtoContext {
    * by a back-channel logout: ending a session ends every sign-in in it.
    */
   endSessionSignIns(session: object, sessionStore: SessionStoreLike | undefined): Promise<void>;
+  /** The other tenants' sign-ins that this request's session holds, to link to a new sign-in (none without tenants). */
+  linkedSignIns(req: object): LinkedSignIn[];
+  /**
+   * Ends the other tenants' sign-ins linked to one that a back-channel logout ended, when no
+   * session was found to read them from (cookie-session keeps none on the server).
+   */
+  endLinkedSignIns(linked: LinkedSignIn[], sessionStore: SessionStoreLike | undefined): Promise<void>;
   /** Runs the app's verify function (or builds the default user) for a verified sign-in. */
   userFor(req: Request, claims: IdTokenClaims, record: TokenRecord): Promise<Verified>;
   /** Keeps a started sign-in in its cookie and gives Logto's URL to send the browser to. */

@@ -20,8 +20,11 @@ export interface HostHandlers {
    * the helper loaded on the way is the one `client(req)` and the guard give for this request.
    */
   signInState(req: object): SignInState | Promise<SignInState>;
-  /** Drops the session's reference to its sign-in (once `signInState` found it ended). */
-  forgetSignIn(req: object): void;
+  /**
+   * Drops the session's reference to its sign-in (once `signInState` found it ended); true when
+   * Passport's user came from that sign-in (then it goes too), false when another login replaced it.
+   */
+  forgetSignIn(req: object): boolean;
   guard(options?: AuthenticatedOptions): HostGuard;
   signOut(options?: SignOutOptions): (req: object, answer: HostAnswer) => Promise<void>;
   /** `skipView` turns the request into what the app's `skip` expects (Koa's context, say). */

@@ -64,6 +64,7 @@ export function keepThroughLogIn(req: object, reference: SessionReference, optio
       async () => {
         if (settings.session === false) return;
         reference.write(req, options.signInId);
+        reference.noteUser(req);
         // With keepSessionInfo, Passport carries an unchecked returnTo into the new session.
         const session = sessionOf(req);
         if (options.returnTo !== undefined) setSessionValue(session, 'returnTo', options.returnTo);

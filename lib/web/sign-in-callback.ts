@@ -7,7 +7,7 @@ import { keepThroughLogIn } from './keep-through-log-in.js';
 import type { PendingSignIn } from './pending-sign-ins.js';
 import { isSilentState } from './silent-sign-in.js';
 import type { TokenEndpointResponse } from '../logto/connection.js';
-import { digest, newSignInId, signInRecordOf, type TokenRecord } from '../store/token-record.js';
+import { digest, newSignInId, signInRecordOf, type LinkedSignIn, type TokenRecord } from '../store/token-record.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { Verified } from '../verify-callback.js';
 import type { SignInHosts } from './sign-in-host.js';
@@ -54,7 +54,7 @@ export class SignInCallback {
   private readonly exchanges = new Map<string, Promise<string>>();
 
   constructor(
-    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor'>,
+    private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'session' | 'pendingSignIns' | 'index' | 'userFor' | 'linkedSignIns'>,
     private readonly hosts?: SignInHosts,
   ) {}
 
@@ -115,7 +115,7 @@ export class SignInCallback {
     const markKey = `callback:${digest(state)}`;
     if (pending !== 'unknown') {
       progress.used = true;
-      const signInId = await this.claimAndExchange(store, markKey, parameters, pending);
+      const signInId = await this.claimAndExchange(store, markKey, parameters, pending, this.context.linkedSignIns(req));
       if (signInId !== undefined) {
         return await this.logIn(req, store, { signInId, nonce: pending.nonce, returnTo: pending.returnTo }, true);
       }
@@ -167,10 +167,10 @@ export class SignInCallback {
    * Resolves to undefined when another arrival holds the claim, once this process's exchange of
    * it (if it runs here) has ended.
    */
-  private async claimAndExchange(store: TokenStore, markKey: string, parameters: URLSearchParams, pending: PendingSignIn): Promise<string | undefined> {
+  private async claimAndExchange(store: TokenStore, markKey: string, parameters: URLSearchParams, pending: PendingSignIn, linked: LinkedSignIn[]): Promise<string | undefined> {
     let exchange = this.exchanges.get(markKey);
     if (!exchange && (await this.context.records.claimMark(store, markKey, { s: 'pending' } satisfies CallbackMark, this.markTtl()))) {
-      exchange = this.exchange(store, markKey, parameters, pending);
+      exchange = this.exchange(store, markKey, parameters, pending, linked);
       this.exchanges.set(markKey, exchange);
       void exchange.then(
         () => this.exchanges.delete(markKey),
@@ -186,7 +186,7 @@ export class SignInCallback {
    * Exchanges the code and writes the tokens to their record at once, before anything else is
    * checked (the code cannot be exchanged again); resolves to the sign-in's id.
    */
-  private async exchange(store: TokenStore, markKey: string, parameters: URLSearchParams, pending: PendingSignIn): Promise<string> {
+  private async exchange(store: TokenStore, markKey: string, parameters: URLSearchParams, pending: PendingSignIn, linked: LinkedSignIn[]): Promise<string> {
     const { records } = this.context;
     let response: TokenEndpointResponse;
     try {
@@ -198,7 +198,7 @@ export class SignInCallback {
       throw error;
     }
     const signInId = newSignInId();
-    await records.create(store, signInId, signInRecordOf(response.id_token, response));
+    await records.create(store, signInId, { ...signInRecordOf(response.id_token, response), ...(linked.length > 0 ? { linked } : {}) });
     const mark: CallbackMark = { s: 'exchanged', id: signInId, n: pending.nonce, ...(pending.returnTo === undefined ? {} : { rt: pending.returnTo }) };
     await records.setMark(store, markKey, mark, this.markTtl());
     return signInId;

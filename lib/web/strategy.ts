@@ -11,6 +11,7 @@ import { registerHostHandlers } from './host-handlers.js';
 import { cookieHeader, findAnswer, nodeRequestOf, requestPath, type HostAnswer } from './http.js';
 import { awaitingLogIn, stopAwaitingLogIn } from './keep-through-log-in.js';
 import type { TokenStore } from '../store/token-store.js';
+import type { LinkedSignIn } from '../store/token-record.js';
 import { LogtoClient } from './client.js';
 import type { LogtoContext } from './context.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
@@ -96,6 +97,8 @@ export class LogtoStrategy extends PassportStrategy {
       sessionIndex,
       index,
       endSessionSignIns: (session, sessionStore) => this.sessionEnded(session, sessionStore),
+      linkedSignIns: (req) => this.linkedSignIns(req as Request),
+      endLinkedSignIns: (linked, sessionStore) => this.linkedEnded(linked, sessionStore),
       userFor: (req, claims, record) => verifiedUser({ verify, passReqToCallback: config.passReqToCallback, provider }, req, claims, record),
       startSignIn: (req, options, silent) => this.prepareSignIn(req, options, silent),
     };
@@ -105,7 +108,11 @@ export class LogtoStrategy extends PassportStrategy {
     registerHostHandlers(this, {
       client: (req) => this.client(req as Request),
       signInState: (req) => this.signInState(req as Request),
-      forgetSignIn: (req) => this.context.session.clear(req),
+      forgetSignIn: (req) => {
+        const owned = this.context.session.ownsPassportUser(req);
+        this.context.session.clear(req);
+        return owned;
+      },
       guard: (guardOptions) => hostGuard((req) => this.guardClient(req as Request), guardOptions, this.rememberReturnTo),
       signOut: (signOutOptions) => hostSignOut(context, signOutOptions),
       silentSignIn: (silentOptions, skipView) => hostSilentSignIn(context, silentOptions, skipView),
@@ -128,6 +135,22 @@ export class LogtoStrategy extends PassportStrategy {
    * sign-in: {@link LogtoTenants} ends the other tenants' sign-ins of that session through it.
    */
   protected sessionEnded(_session: object, _sessionStore: SessionStoreLike | undefined): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * The other tenants' sign-ins in this request's session, linked to a new sign-in: none without {@link LogtoTenants}.
+   * @internal
+   */
+  protected linkedSignIns(_req: Request): LinkedSignIn[] {
+    return [];
+  }
+
+  /**
+   * Ends the other tenants' sign-ins linked to one that a back-channel logout ended: none without {@link LogtoTenants}.
+   * @internal
+   */
+  protected linkedEnded(_linked: LinkedSignIn[], _sessionStore: SessionStoreLike | undefined): Promise<void> {
     return Promise.resolve();
   }
 
@@ -178,8 +201,10 @@ export class LogtoStrategy extends PassportStrategy {
     return sessionCheckHandler(
       (req) => this.signInState(req),
       (req) => {
+        // Passport's user goes only if it came from this sign-in, not from a login made over it.
+        const owned = this.context.session.ownsPassportUser(req);
         this.context.session.clear(req);
-        forgetPassportUser(req);
+        if (owned) forgetPassportUser(req);
       },
     );
   }
@@ -204,6 +229,22 @@ export class LogtoStrategy extends PassportStrategy {
    */
   protected async endSignInById(signInId: string, sessionStore: SessionStoreLike | undefined): Promise<void> {
     await endSignInById(this.context, sessionStore ? { sessionStore } : {}, signInId);
+  }
+
+  /**
+   * Whether Passport's user came from this request's sign-in of this strategy, not from a login made over it.
+   * @internal
+   */
+  protected ownsPassportUser(req: Request): boolean {
+    return this.context.session.ownsPassportUser(req);
+  }
+
+  /**
+   * Drops the session's reference to this strategy's sign-in, without ending it.
+   * @internal
+   */
+  protected forgetReference(req: Request): void {
+    this.context.session.clear(req);
   }
 
   /** The session key under which this strategy keeps its sign-in's reference. */

@@ -9,6 +9,7 @@ import { logOutOfPassport, type SignOutOptions } from './sign-out.js';
 import { LogtoStrategy } from './strategy.js';
 import { forgetPassportUser, sessionCheckHandler, type SignInState } from './session-check.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
+import type { LinkedSignIn } from '../store/token-record.js';
 import {
   actingFor,
   checkCommon,
@@ -59,12 +60,33 @@ class TenantStrategy extends LogtoStrategy {
   /** Set once every tenant exists: ends the other tenants' sign-ins of a destroyed session. */
   siblings: (self: TenantStrategy, session: object, sessionStore: SessionStoreLike | undefined) => Promise<void> = () => Promise.resolve();
 
+  /** Set once every tenant exists: the other tenants' sign-ins in a request's session. */
+  others: (self: TenantStrategy, req: Request) => LinkedSignIn[] = () => [];
+  /** Set once every tenant exists: ends other tenants' sign-ins by tenant and id. */
+  endLinkedOf: (self: TenantStrategy, linked: LinkedSignIn[], sessionStore: SessionStoreLike | undefined) => Promise<void> = () => Promise.resolve();
+
   protected override sessionEnded(session: object, sessionStore: SessionStoreLike | undefined): Promise<void> {
     return this.siblings(this, session, sessionStore);
   }
 
+  protected override linkedSignIns(req: Request): LinkedSignIn[] {
+    return this.others(this, req);
+  }
+
+  protected override linkedEnded(linked: LinkedSignIn[], sessionStore: SessionStoreLike | undefined): Promise<void> {
+    return this.endLinkedOf(this, linked, sessionStore);
+  }
+
   stateOf(req: Request): SignInState | Promise<SignInState> {
     return this.signInState(req);
+  }
+
+  ownsUser(req: Request): boolean {
+    return this.ownsPassportUser(req);
+  }
+
+  forget(req: Request): void {
+    this.forgetReference(req);
   }
 
   endById(signInId: string, sessionStore: SessionStoreLike | undefined): Promise<void> {
@@ -122,7 +144,11 @@ export class LogtoTenants extends PassportStrategy {
       );
     }
     this.table = new TenantTable(`LogtoTenants "${this.name}"`, strategies, common.select);
-    for (const strategy of strategies.values()) strategy.siblings = (self, session, sessionStore) => this.endOthersIn(self, session, sessionStore);
+    for (const strategy of strategies.values()) {
+      strategy.siblings = (self, session, sessionStore) => this.endOthersIn(self, session, sessionStore);
+      strategy.others = (self, req) => this.otherSignIns(self, req);
+      strategy.endLinkedOf = (self, linked, sessionStore) => this.endLinked(self, linked, sessionStore);
+    }
   }
 
   /** The tenant names, in the order of `tenants`. */
@@ -187,8 +213,12 @@ export class LogtoTenants extends PassportStrategy {
       if (ended.length === 0) return 'alive';
       const userTenant = session[this.userTenantKey];
       const userEnded = typeof userTenant === 'string' ? ended.includes(userTenant) : ended.length === present.length;
-      if (userEnded) return 'ended';
-      for (const tenant of ended) delete session[this.sessionKeyOf(tenant)];
+      // Passport's user came from another login made over the tenant's (keepSessionInfo): that
+      // user stays, and only the ended sign-ins leave the session.
+      const owned = userEnded && (typeof userTenant !== 'string' || this.table.get(userTenant).ownsUser(req));
+      if (owned) return 'ended';
+      if (userEnded) delete session[this.userTenantKey];
+      for (const tenant of ended) this.table.get(tenant).forget(req);
       return 'alive';
     };
     if (states.every((state): state is SignInState => typeof state === 'string')) return judge(states);
@@ -212,6 +242,30 @@ export class LogtoTenants extends PassportStrategy {
         const signInId = bag[strategy.referenceKey];
         if (typeof signInId === 'string' && signInId !== '') await strategy.endById(signInId, sessionStore);
       }),
+    );
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) throw failure.reason;
+  }
+
+  /** The other tenants' sign-ins in the request's session, as a new sign-in of `self` links them. */
+  private otherSignIns(self: TenantStrategy, req: Request): LinkedSignIn[] {
+    const bag = sessionBagOf(req);
+    if (!bag) return [];
+    return this.table.names
+      .filter((tenant) => this.table.get(tenant) !== self)
+      .map((tenant) => ({ t: tenant, i: bag[this.sessionKeyOf(tenant)] }))
+      .filter((link): link is LinkedSignIn => typeof link.i === 'string' && link.i !== '');
+  }
+
+  /**
+   * A back-channel logout ended a sign-in of `self` whose session the server cannot read
+   * (cookie-session): the other tenants' sign-ins it linked end too, their refresh tokens revoked.
+   */
+  private async endLinked(self: TenantStrategy, linked: LinkedSignIn[], sessionStore: SessionStoreLike | undefined): Promise<void> {
+    const results = await Promise.allSettled(
+      linked
+        .filter((link) => this.table.names.includes(link.t) && this.table.get(link.t) !== self)
+        .map((link) => this.table.get(link.t).endById(link.i, sessionStore)),
     );
     const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failure) throw failure.reason;

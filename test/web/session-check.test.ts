@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import session from 'express-session';
 import { LogtoError, LogtoTenants, MemoryTokenStore, type LogtoStrategy } from '../../lib/index.js';
@@ -68,6 +68,10 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
         () => res.json({ refreshed: true }),
         (error: unknown) => res.status(error instanceof LogtoError && error.code === 'not_authenticated' ? 401 : 503).json({ error: error instanceof LogtoError ? error.code : 'other' }),
       );
+  });
+  // Another way in (a local account, an admin's "log in as"), keeping the session's data as Passport allows.
+  express.get('/local-login', (req, res, next) => {
+    req.login({ id: 'local-bob' }, { session: true, keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
   });
   express.get('/unloaded', (req, res) => {
     const client = logto.client(req);
@@ -269,5 +273,51 @@ describe('one authority for alive or ended', () => {
     assert.equal((await browser.get(`${running.url}/refresh-now`)).status, 200, 'the sign-in refreshes once Logto is back');
     assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.authenticated, true);
   });
+
+  for (const middleware of ['express-session', 'cookie-session'] as const) {
+    test(`${middleware}: a Logto sign-in ending signs out only its own user, not one another login put over it`, async () => {
+      const running = await app({
+        backchannelLogout: true,
+        ...(middleware === 'cookie-session' ? { cookieSession: true, cookieName: 'ol', strategy: { tokenStore: new MemoryTokenStore(), backchannelLogout: true } } : { strategy: { backchannelLogout: true } }),
+      });
+      const browser = new TestBrowser();
+      await signIn(browser, provider, running);
+      assert.equal((await getJson(browser, `${running.url}/local-login`)).status, 200);
+      assert.deepEqual((await getJson<HomeBody>(browser, `${running.url}/`)).body.user, { id: 'local-bob' });
+      // Logto ends the user's sign-in (a sign-out elsewhere, an admin): its back-channel logout arrives.
+      assert.equal(await postLogout(running, provider.users.demo.sub), 200);
+      const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
+      assert.deepEqual(home.user, { id: 'local-bob' }, 'the local user stays signed in');
+      assert.equal(home.authenticated, false, 'the helper says the Logto sign-in has ended');
+      assert.equal((await browser.get(`${running.url}/api/profile`)).status, 401, 'the guard refuses');
+      const unloaded = (await getJson<{ authenticated: unknown }>(browser, `${running.url}/unloaded`)).body;
+      assert.notEqual(unloaded.authenticated, true, 'the helper never answers signed in');
+      assert.deepEqual((await getJson<HomeBody>(browser, `${running.url}/`)).body.user, { id: 'local-bob' }, 'and the local user is still there on the next request');
+    });
+  }
+
+  test('the Logto sign-in\'s own user is still signed out when its sign-in ends by back-channel logout', async () => {
+    const running = await app({ backchannelLogout: true, cookieSession: true, cookieName: 'own', strategy: { tokenStore: new MemoryTokenStore(), backchannelLogout: true } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    assert.equal(await postLogout(running, provider.users.demo.sub), 200);
+    const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
+    assert.equal(home.user, null);
+    assert.equal(home.authenticated, false);
+  });
 });
 
+/** Logto's back-channel logout of every sign-in of user `sub`, as its logout token is posted. */
+async function postLogout(running: RunningApp, sub: string): Promise<number> {
+  const now = Math.floor(Date.now() / 1000);
+  const token = await provider.sign(
+    { iss: provider.issuer, aud: running.registered.appId, iat: now, exp: now + 120, jti: randomUUID(), sub, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } },
+    { typ: 'logout+jwt' },
+  );
+  const response = await fetch(`${running.url}/backchannel-logout`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ logout_token: token }),
+  });
+  return response.status;
+}

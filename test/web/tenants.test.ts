@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
+import cookieSession from 'cookie-session';
 import { decodeJwt } from 'jose';
 import { Passport } from 'passport';
-import { byHost, byPath, isLogtoError, LogtoBearerTenants, LogtoError, LogtoTenants, type LogtoTenantOptions } from '../../lib/index.js';
+import { byHost, byPath, isLogtoError, LogtoBearerTenants, LogtoError, LogtoTenants, MemoryTokenStore, type LogtoTenantOptions } from '../../lib/index.js';
 import { signInAtProvider, TestBrowser } from '../support/http-client.js';
 import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from '../support/provider/index.js';
 
@@ -476,6 +477,113 @@ describe('LogtoTenants: several tenants in one app', () => {
     assert.match(body.error_description, /select\(\) named a tenant that is not one of its tenants \(a\)/);
     assert.doesNotMatch(body.error_description, /zz/, 'the name came from a header: it stays out of the message');
     assert.equal((await new TestBrowser().request(`${url}/x/me`, { headers: { 'x-tenant': 'a' } })).status, 401, 'a known tenant, signed out');
+  });
+});
+
+describe('LogtoTenants with cookie-session: no session on the server', () => {
+  let cookieServer: Server;
+  let cookieUrl: string;
+  let cookieTenants: LogtoTenants;
+
+  before(async () => {
+    const app = express();
+    cookieServer = createServer(app);
+    await new Promise<void>((resolve) => cookieServer.listen(0, '127.0.0.1', resolve));
+    cookieUrl = `http://127.0.0.1:${(cookieServer.address() as AddressInfo).port}`;
+    const tokenStore = new MemoryTokenStore();
+    const options = async (provider: TestProvider, base: string): Promise<LogtoTenantOptions> => {
+      const registered = await provider.registerApp({ redirectUris: [`${base}/callback`], postLogoutRedirectUris: [`${base}/`] });
+      return { endpoint: provider.endpoint, appId: registered.appId, appSecret: registered.appSecret, callbackURL: `${base}/callback`, tokenStore, backchannelLogout: true };
+    };
+    cookieTenants = new LogtoTenants({
+      name: 'logto-cookie',
+      select: byPath({ '/a': 'a', '/b': 'b' }),
+      tenants: { a: await options(providerA, `${cookieUrl}/a`), b: await options(providerB, `${cookieUrl}/b`) },
+    });
+    const passport = new Passport();
+    passport.use(cookieTenants);
+    passport.serializeUser((user, done) => done(null, user));
+    passport.deserializeUser((user: Express.User, done) => done(null, user));
+    app.use(cookieSession({ name: 'tenants-cookie', keys: ['tenants-cookie-secret'] }));
+    app.use((req, _res, next) => {
+      // Passport 0.6+ calls these; cookie-session has neither.
+      const bag = req.session as unknown as { regenerate?: unknown; save?: unknown } | null | undefined;
+      if (bag && !bag.regenerate) bag.regenerate = (done: () => void) => done();
+      if (bag && !bag.save) bag.save = (done: () => void) => done();
+      next();
+    });
+    app.use(passport.initialize());
+    app.use(passport.session());
+    app.use(cookieTenants.session());
+    for (const prefix of ['/a', '/b']) {
+      app.get(`${prefix}/sign-in`, passport.authenticate('logto-cookie'));
+      app.get(`${prefix}/callback`, passport.authenticate('logto-cookie', { successRedirect: `${prefix}/me`, failWithError: true }));
+      app.get(`${prefix}/me`, cookieTenants.authenticated({}, (req, res) => {
+        res.json({ sub: req.logto.getIdTokenClaims().sub, iss: req.logto.getIdTokenClaims().iss });
+      }));
+      app.get(`${prefix}/tokens`, (req, res, next) => {
+        cookieTenants.client(req).load().then((client) => res.json({ refreshToken: client.getRefreshToken() ?? null }), next);
+      });
+      app.post(`${prefix}/backchannel-logout`, cookieTenants.backchannelLogout());
+    }
+    // Another way in over the tenants' sign-ins (a local account), keeping the session's data.
+    app.get('/local-login', (req, res, next) => {
+      req.login({ id: 'local-bob' }, { session: true, keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
+    });
+    app.get('/whoami', (req, res) => {
+      res.json({ user: req.user ?? null });
+    });
+    app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+      errors.push(error);
+      res.status(500).json({ error: String(error) });
+    });
+  });
+  after(async () => {
+    cookieServer.closeAllConnections();
+    await new Promise<void>((resolve) => cookieServer.close(() => resolve()));
+  });
+
+  /** Logto's back-channel logout of the demo user, posted to tenant `tenant`'s route. */
+  const logOutAt = async (prefix: string, provider: TestProvider, tenant: string): Promise<number> => {
+    const appId = cookieTenants.tenant(tenant).config.appId;
+    const response = await fetch(`${cookieUrl}${prefix}/backchannel-logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ logout_token: await logoutToken(provider, appId, userOf(provider).sub) }),
+    });
+    return response.status;
+  };
+
+  test('a back-channel logout of the tenant Passport\'s user came from ends every tenant\'s sign-in of that cookie at once, refresh tokens revoked', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${cookieUrl}/a`, providerA);
+    await signInTo(browser, `${cookieUrl}/b`, providerB); // Passport's user is B's now
+    const refreshOfA = (await json(browser, `${cookieUrl}/a/tokens`)).body.refreshToken;
+    assert.equal(typeof refreshOfA, 'string');
+    const revokedBefore = providerA.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshOfA);
+    assert.equal(await logOutAt('/b', providerB, 'b'), 200);
+    // The cookie has not come back: only the link from B's sign-in can have reached A's.
+    assert.equal(providerA.countRequests('/oidc/token/revocation', (r) => r.params.token === refreshOfA), revokedBefore + 1, 'A\'s refresh token revoked at once');
+    assert.equal((await json(browser, `${cookieUrl}/a/me`)).status, 401, 'A\'s sign-in ended');
+    assert.equal((await json(browser, `${cookieUrl}/b/me`)).status, 401, 'B\'s sign-in ended');
+  });
+
+  test('a back-channel logout of a tenant that signed in before Passport\'s user\'s ends only that tenant\'s sign-in, as with express-session', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${cookieUrl}/a`, providerA);
+    await signInTo(browser, `${cookieUrl}/b`, providerB);
+    assert.equal(await logOutAt('/a', providerA, 'a'), 200);
+    assert.equal((await json(browser, `${cookieUrl}/a/me`)).status, 401, 'A\'s sign-in ended');
+    assert.equal((await json(browser, `${cookieUrl}/b/me`)).status, 200, 'B\'s sign-in (Passport\'s user) stays');
+  });
+
+  test('the end of the tenant\'s sign-in that Passport\'s user came from leaves a user that another login put over it', async () => {
+    const browser = new TestBrowser();
+    await signInTo(browser, `${cookieUrl}/a`, providerA);
+    assert.equal((await json(browser, `${cookieUrl}/local-login`)).status, 200);
+    assert.equal(await logOutAt('/a', providerA, 'a'), 200);
+    assert.equal((await json(browser, `${cookieUrl}/a/me`)).status, 401, 'A\'s sign-in ended');
+    assert.deepEqual((await json(browser, `${cookieUrl}/whoami`)).body.user, { id: 'local-bob' }, 'the local user stays');
   });
 });
 
