@@ -177,7 +177,7 @@ export function createExampleApp(settings: ExampleSettings): Express {
   });
 
   // refresh() asks Logto for new tokens now, e.g. after the user's profile or roles changed;
-  // the ID token in the session is replaced. A POST: it changes the session.
+  // the sign-in's ID token is replaced in its token record. A POST: it changes state.
   app.get('/protected/refresh', signedIn, (req, res) => {
     send(res, refreshPage(contextOf(req), { claims: req.logto!.getIdTokenClaims(), changed: undefined }));
   });

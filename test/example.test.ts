@@ -356,7 +356,7 @@ describe('the example against the bundled provider', () => {
     assert.match(refreshed.text, /id="refreshed"/);
     assert.match(refreshed.text, /<span id="changed">[^]*<span class="tag">name<\/span>/);
     assert.equal(claim(refreshed.text, 'name'), 'Demo Renamed');
-    // The session keeps the new ID token.
+    // The sign-in keeps the new ID token: the next page shows it.
     assert.equal(claim(await visitor.page('/protected'), 'name'), 'Demo Renamed');
   });
 
