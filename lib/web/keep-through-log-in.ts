@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import type { SessionIndex } from '../store/session-index.js';
 import type { IdTokenClaims } from '../logto/claims.js';
 import { LogtoError, sessionStoreError } from '../errors.js';

@@ -1,5 +1,5 @@
 import { PassportStrategy } from '../passport-strategy.js';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { HostNext as NextFunction, HostRequest as Request, HostRequestHandler as RequestHandler, HostResponse as Response } from '../host-types.js';
 import type { BackchannelLogoutOptions } from './back-channel-logout.js';
 import type { LogtoClient } from './client.js';
 import type { LogtoStrategyOptions } from '../configuration.js';
