@@ -14,8 +14,11 @@ import type { LogtoStrategy } from '../web/strategy.js';
 export interface KoaContextLike {
   req: IncomingMessage;
   res: ServerResponse;
-  /** Koa's state, where the guard puts the helper (`ctx.state.logto`) and koa-passport the user. */
-  state: Record<string, unknown>;
+  /**
+   * Koa's state, where the guard puts the helper (`ctx.state.logto`) and koa-passport the user.
+   * Any object, so that a context typed with the app's own state (`Koa<LogtoKoaState>`) fits.
+   */
+  state: object;
   method: string;
   originalUrl: string;
   path: string;
@@ -82,6 +85,11 @@ export interface LogtoKoa {
   logOut(ctx: KoaContextLike): Promise<void>;
 }
 
+/** Koa's state, as the adapter reads and writes it. */
+function stateOf(ctx: KoaContextLike): Record<string, unknown> {
+  return ctx.state as Record<string, unknown>;
+}
+
 /** The request passport-logto's handlers read, for a Koa context: one per context. */
 const views = new WeakMap<KoaContextLike, object>();
 
@@ -141,7 +149,7 @@ function viewOf(ctx: KoaContextLike): object {
       return ctx.session;
     },
     get user() {
-      return ctx.state.user;
+      return stateOf(ctx).user;
     },
     isAuthenticated: () => ctx.isAuthenticated?.() === true,
     // koa-passport's ctx.logout returns a promise and takes no callback.
@@ -162,10 +170,11 @@ function viewOf(ctx: KoaContextLike): object {
  */
 function forgetKoaPassportUser(ctx: KoaContextLike): void {
   // koa-passport's initialize leaves passport.js's compatibility handle in ctx.state._passport.
-  const instance = (ctx.state._passport as { instance?: { _userProperty?: unknown; _key?: unknown } } | undefined)?.instance;
+  const state = stateOf(ctx);
+  const instance = (state._passport as { instance?: { _userProperty?: unknown; _key?: unknown } } | undefined)?.instance;
   const property = typeof instance?._userProperty === 'string' ? instance._userProperty : 'user';
   const key = typeof instance?._key === 'string' ? instance._key : 'passport';
-  if (ctx.state[property] !== undefined) ctx.state[property] = null;
+  if (state[property] !== undefined) state[property] = null;
   const session = ctx.session as Record<string, unknown> | null | undefined;
   const passportData = session && typeof session === 'object' ? session[key] : undefined;
   if (passportData && typeof passportData === 'object' && 'user' in passportData) delete (passportData as { user?: unknown }).user;
@@ -208,7 +217,7 @@ export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
         });
         // Only an admitted request goes on: Koa has no next(error) to ignore.
         if (client === undefined) return;
-        ctx.state.logto = client;
+        stateOf(ctx).logto = client;
         await next();
       };
     },
