@@ -14,7 +14,7 @@ export type { LogtoProfile } from './logto/profile.js';
 export { FirstScreen, Prompt } from './web/sign-in-options.js';
 export type { LogtoAuthenticateOptions, LogtoSignInOptions, SignInIdentifier } from './web/sign-in-options.js';
 export type { LogtoAppAuthInfo, LogtoAppUser, Verified, VerifyDone, VerifyResult } from './verify-callback.js';
-export type { HostNext, HostRequest, HostRequestHandler, HostResponse, LogtoHostTypes, PassportAuthenticateOptions, PassportDone, PassportRequest } from './host-types.js';
+export type { HostNext, HostRequest, HostRequestHandler, HostResponse, LogtoHostTypes, PassportAuthenticateOptions, PassportDone, PassportRequest, PassportRequestAdditions } from './host-types.js';
 export type { LogtoConnectionOptions, LogtoFetch, LogtoFetchInit, LogtoFetchResponse, LogtoStrategyOptions } from './configuration.js';
 export type { LogtoOidcConfig } from './logto/connection.js';
 export { LogtoClient } from './web/client.js';

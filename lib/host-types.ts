@@ -32,11 +32,8 @@ export interface LogtoHostTypes {}
 /** What `req.logIn()` and `req.logOut()` call back with. */
 export type PassportDone = (error?: unknown) => void;
 
-/**
- * Node's request as Passport (0.6 and 0.7) leaves it after `passport.initialize()`, with the
- * session of a session middleware: the request type when no host's types are loaded.
- */
-export interface PassportRequest extends IncomingMessage {
+/** What Passport (0.6 and 0.7) adds to Node's request in `passport.initialize()`, and a session middleware's session. */
+export interface PassportRequestAdditions {
   user?: Express.User | undefined;
   authInfo?: Express.AuthInfo | undefined;
   session?: object | null | undefined;
@@ -51,6 +48,9 @@ export interface PassportRequest extends IncomingMessage {
   logout(done: PassportDone): void;
   logout(options: object, done: PassportDone): void;
 }
+
+/** Node's request as Passport leaves it: the request type when no host's types are loaded. */
+export type PassportRequest = IncomingMessage & PassportRequestAdditions;
 
 /** The request of a handler: Express's `Request` with the Express types, else {@link PassportRequest}. */
 export type HostRequest = LogtoHostTypes extends { request: infer Request } ? Request : PassportRequest;
