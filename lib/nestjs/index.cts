@@ -1,4 +1,4 @@
-// CommonJS entry of passport-logto/nestjs, built as the root one is (see ../index.cts): require()
+// CommonJS entry of passport-logto/nestjs, built as the root one is (see ../core.cts): require()
 // loads the ES module build, so both share one LogtoError class and one strategy registry.
 import type * as esm from './adapter.js' with { 'resolution-mode': 'import' };
 

@@ -1,4 +1,5 @@
-// passport-logto/nestjs: the guards of @nestjs/passport apps, on Express or Fastify, and the whole core (the strategy, the helper, the stores,
-// Bearer, errors), typed without Express's types, so that an app imports everything from here.
+// passport-logto/nestjs: the guards of an @nestjs/passport app (on Express or Fastify) and the
+// whole core (the strategy, the helper, the stores, Bearer, errors), typed without Express's
+// types, so that an app imports everything from here.
 export * from './adapter.js';
 export * from '../core.js';
