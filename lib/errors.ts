@@ -66,7 +66,9 @@ export type LogtoErrorCode =
   /** LogtoTenants or LogtoBearerTenants serve no tenant at the request's host or path (a spoofed Host header, say). */
   | 'unknown_tenant'
   /** The web framework gives passport-logto no way to do what it needs (answer a request, set a cookie, log in). */
-  | 'unsupported_host';
+  | 'unsupported_host'
+  /** LogtoTenants (or one of its tenants' strategies) was given to the adapter of another host than Express. */
+  | 'tenants_express_only';
 
 /** Who caused a failure: the user or the request, or the infrastructure (Logto, a store, the app's setup). */
 export type LogtoErrorCausedBy = 'request' | 'infrastructure';
@@ -114,6 +116,7 @@ export const logtoErrorCodes = Object.freeze({
   // Anyone can send any Host header or path: a request outside every tenant is not the app's fault.
   unknown_tenant: { causedBy: 'request', httpStatus: 404 },
   unsupported_host: { causedBy: 'infrastructure', httpStatus: 500 },
+  tenants_express_only: { causedBy: 'infrastructure', httpStatus: 500 },
 } as const satisfies Record<LogtoErrorCode, { causedBy: LogtoErrorCausedBy; httpStatus: number }>);
 
 /** A code outside the table (from a caller without types) counts as an infrastructure fault. */

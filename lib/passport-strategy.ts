@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from './host-types.js';
 import { Strategy as PassportStrategyImplementation } from 'passport-strategy';
 
 /*

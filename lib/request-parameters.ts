@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from './host-types.js';
 
 /**
  * The request's query, parsed from the raw URL rather than taken from Express's `req.query`,

@@ -1,18 +1,6 @@
 import { LogtoError } from './errors.js';
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Express {
-    /*
-     * Declared (empty) here as @types/passport declares them, so that the types below resolve
-     * without it; an app's own augmentation of either types what its verify function returns.
-     */
-    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-    interface User {}
-    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-    interface AuthInfo {}
-  }
-}
+// Express.User and Express.AuthInfo are declared (empty, for apps to fill) in host-types.ts.
 
 /**
  * The user a verify function logs in: the app's `Express.User` once the app declares its fields

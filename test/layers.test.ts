@@ -25,7 +25,7 @@ async function imports(): Promise<Array<{ from: string; to: string }>> {
   for (const file of files) {
     const text = await readFile(join(lib, file), 'utf8');
     for (const [, specifier] of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
-      const target = resolve(dirname(join(lib, file)), specifier as string).replace(/\.js$/, '.ts');
+      const target = resolve(dirname(join(lib, file)), specifier as string).replace(/\.js$/, '.ts').replace(/\.cjs$/, '.cts');
       edges.push({ from: file, to: relative(lib, target) });
     }
   }

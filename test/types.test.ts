@@ -3,7 +3,9 @@
 // node_modules, so nothing is downloaded), and type-checks a small app with `strict`,
 // `exactOptionalPropertyTypes` and `skipLibCheck: false` as an ES module and as a CommonJS
 // consumer under node16, nodenext and bundler resolution, with the oldest TypeScript the README
-// supports (5.3) and the newest installed. Needs `npm run build` first (npm test does it in pretest).
+// supports (5.3) and the newest installed. Fastify and Koa apps get projects of their own, whose
+// node_modules hold what such an app installs (no @types/express of their own). Needs `npm run build`
+// first (npm test does it in pretest).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -37,10 +39,25 @@ const consumerDependencies = [
 /** What a NestJS app has installed besides: only its settings import them. */
 const nestDependencies = ['@nestjs/common', '@nestjs/core', '@nestjs/passport', 'reflect-metadata', 'rxjs'];
 
+/**
+ * The node_modules of each kind of consumer, in folders of their own (TypeScript includes every
+ * @types package of the folders above a project). Fastify: no @types/express nor @types/passport
+ * (see test/types/fastify.ts for why @fastify/passport is not there). Koa: @types/koa-passport
+ * depends on @types/passport, which depends on @types/express; they come in through it.
+ */
+const trees = {
+  express: [...consumerDependencies, ...nestDependencies],
+  fastify: ['fastify', '@fastify/secure-session', '@types/node'],
+  koa: ['koa', 'koa-passport', 'koa-session', '@types/koa', '@types/koa-passport', '@types/node'],
+};
+type Tree = keyof typeof trees;
+
 interface Setting {
   name: string;
   type: 'module' | 'commonjs';
-  fixture: 'esm.ts' | 'cjs.ts' | 'nestjs-esm.ts' | 'nestjs-cjs.ts';
+  fixture: 'esm.ts' | 'cjs.ts' | 'nestjs-esm.ts' | 'nestjs-cjs.ts' | 'fastify.ts' | 'koa.ts';
+  /** Whose node_modules the project sees; Express's by default. */
+  tree?: Tree;
   module: string;
   moduleResolution: string;
   /** The first TypeScript version that knows this `module` setting. */
@@ -56,6 +73,9 @@ const settings: Setting[] = [
   { name: 'CommonJS, bundler (module preserve)', type: 'commonjs', fixture: 'cjs.ts', module: 'preserve', moduleResolution: 'bundler', since: '5.4' },
   { name: 'NestJS, ESM, nodenext', type: 'module', fixture: 'nestjs-esm.ts', module: 'nodenext', moduleResolution: 'nodenext' },
   { name: 'NestJS, CommonJS, node16', type: 'commonjs', fixture: 'nestjs-cjs.ts', module: 'node16', moduleResolution: 'node16' },
+  // Fastify 5's own declarations need TypeScript 5.4 (NoInfer).
+  { name: 'Fastify without @types/express, ESM, nodenext', type: 'module', fixture: 'fastify.ts', module: 'nodenext', moduleResolution: 'nodenext', tree: 'fastify', since: '5.4' },
+  { name: 'Koa, ESM, nodenext', type: 'module', fixture: 'koa.ts', module: 'nodenext', moduleResolution: 'nodenext', tree: 'koa' },
 ];
 
 let workspace: string;
@@ -65,14 +85,14 @@ let manifest: { dependencies?: Record<string, string>; scripts?: Record<string, 
 
 /** The directory of one consumer project. */
 function projectOf(setting: Setting): string {
-  return join(workspace, setting.name.replace(/\W+/g, '-'));
+  return join(workspace, setting.tree ?? 'express', setting.name.replace(/\W+/g, '-'));
 }
 
-/** Links an installed package of this repository into the throwaway project's node_modules. */
-async function link(name: string): Promise<void> {
+/** Links an installed package of this repository into the node_modules of a tree of projects. */
+async function link(name: string, tree: Tree): Promise<void> {
   const installed = join(root, 'node_modules', name);
   assert.ok(existsSync(installed), `${name} is not installed in this repository; run npm ci`);
-  const target = join(workspace, 'node_modules', name);
+  const target = join(workspace, tree, 'node_modules', name);
   await mkdir(dirname(target), { recursive: true });
   await symlink(installed, target, 'dir');
 }
@@ -95,19 +115,24 @@ before(async () => {
   // --ignore-scripts: pretest has just built dist/, and prepack would build it again.
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', workspace], { cwd: root });
   const [packed] = JSON.parse(stdout) as [{ filename: string }];
-  unpacked = join(workspace, 'node_modules', 'passport-logto');
-  await mkdir(unpacked, { recursive: true });
-  await run('tar', ['-xzf', join(workspace, packed.filename), '-C', unpacked, '--strip-components=1']);
+  for (const tree of Object.keys(trees) as Tree[]) {
+    const into = join(workspace, tree, 'node_modules', 'passport-logto');
+    await mkdir(into, { recursive: true });
+    await run('tar', ['-xzf', join(workspace, packed.filename), '-C', into, '--strip-components=1']);
+  }
+  unpacked = join(workspace, 'express', 'node_modules', 'passport-logto');
 
   // What `npm install passport-logto` would add: the package's own dependencies, hoisted beside
   // the app's. Linking nothing else means that a type the package forgets to depend on fails.
   manifest = JSON.parse(await readFile(join(unpacked, 'package.json'), 'utf8')) as typeof manifest;
-  const names = new Set([...consumerDependencies, ...nestDependencies, ...Object.keys(manifest.dependencies ?? {})]);
-  await Promise.all([...names].map(link));
+  for (const [tree, dependencies] of Object.entries(trees) as Array<[Tree, string[]]>) {
+    const names = new Set([...dependencies, ...Object.keys(manifest.dependencies ?? {})]);
+    await Promise.all([...names].map((name) => link(name, tree)));
+  }
 
   for (const setting of settings) {
     const project = projectOf(setting);
-    await mkdir(project);
+    await mkdir(project, { recursive: true });
     await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: setting.type }));
     await copyFile(join(fixtures, setting.fixture), join(project, 'index.ts'));
     const compilerOptions = {
@@ -122,6 +147,10 @@ before(async () => {
       noEmit: true,
       // As a Nest app's tsconfig has it; the other consumers have no decorators.
       ...(setting.fixture.startsWith('nestjs') ? { experimentalDecorators: true } : {}),
+      // @types/koa reads content-disposition's types. A Koa app has Koa's content-disposition
+      // (1.x, typed by @types/content-disposition); this repository hoists Express 5's (2.x, with
+      // types of its own that lack what @types/koa reads), which the linked @types/koa would find.
+      ...(setting.tree === 'koa' ? { paths: { 'content-disposition': [join(root, 'node_modules', '@types', 'content-disposition', 'index.d.ts')] } } : {}),
     };
     await writeFile(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['index.ts'] }, null, 2));
   }
@@ -154,7 +183,16 @@ describe('the packed package', () => {
   test('needs no @types package at run time: type packages are optional peers or dev dependencies', () => {
     const runtime = Object.keys(manifest.dependencies ?? {});
     assert.deepEqual(runtime.filter((name) => name.startsWith('@types/')), [], `dependencies: ${runtime.join(', ')}`);
-    assert.ok(!existsSync(join(workspace, 'node_modules', '@types', 'passport-strategy')), 'the consumers above type-check without @types/passport-strategy');
+    assert.ok(!existsSync(join(workspace, 'express', 'node_modules', '@types', 'passport-strategy')), 'the consumers above type-check without @types/passport-strategy');
+  });
+
+  test("the Fastify consumer's program holds no file of @types/express or @types/passport", async () => {
+    const fastify = settings.find((setting) => setting.tree === 'fastify') as Setting;
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const { stdout } = await run(process.execPath, [tsc, '--listFilesOnly', '-p', projectOf(fastify)], { cwd: projectOf(fastify), maxBuffer: 16 * 1024 * 1024 });
+    const files = stdout.split('\n');
+    assert.ok(files.some((file) => file.includes('/passport-logto/dist/fastify/')), 'the program holds passport-logto/fastify');
+    assert.deepEqual(files.filter((file) => /\/@types\/(express|express-serve-static-core|passport)\//.test(file)), []);
   });
 
   test('ships no install script', () => {

@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import { connectionOptionNames, type LogtoConnectionOptions, type LogtoFetch, resolveEndpoint, resolveFetch, resolveSigningAlgorithms } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import { buildOrganizationUrn } from '../logto/scopes.js';

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import { formBodyValues, queryParameters, singleValue } from '../request-parameters.js';
 import type { BearerTokenLocation } from './configuration.js';
 import { LogtoBearerError } from './errors.js';

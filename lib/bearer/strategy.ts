@@ -1,7 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { PassportStrategy } from '../passport-strategy.js';
-import type { Request, RequestHandler } from 'express';
-import type { AuthenticateOptions } from 'passport';
+import type { HostRequest as Request, HostRequestHandler as RequestHandler, PassportAuthenticateOptions as AuthenticateOptions } from '../host-types.js';
 import { resolveBearerSettings, scopeList, type BearerSettings, type LogtoBearerOptions } from './configuration.js';
 import { LogtoBearerError } from './errors.js';
 import { addChallengeOnResponse, bearerTokenOf, tokenPattern } from './request.js';

@@ -1,8 +1,11 @@
 // CommonJS entry of passport-logto/koa: Node 20.19+ can require() the ES module build, so both
-// share one copy of the package (see ../index.cts for how the declarations are written).
-import type * as esm from './index.js' with { 'resolution-mode': 'import' };
+// share one copy of the package (see ../core.cts for how the declarations are written).
+import type * as esm from './adapter.js' with { 'resolution-mode': 'import' };
 
-export type * from './index.js' with { 'resolution-mode': 'import' };
+export type * from './adapter.js' with { 'resolution-mode': 'import' };
+// The core, values and types (see ../core.cts), as index.ts has it. The `export *` also costs a
+// require of ../core.cjs at load, which gives the same ES module as index.js loads.
+export * from '../core.cjs';
 
 export declare const logtoKoa: typeof esm.logtoKoa;
 

@@ -1,8 +1,11 @@
-// CommonJS entry of passport-logto/nestjs, built as the root one is (see ../index.cts): require()
+// CommonJS entry of passport-logto/nestjs, built as the root one is (see ../core.cts): require()
 // loads the ES module build, so both share one LogtoError class and one strategy registry.
-import type * as esm from './index.js' with { 'resolution-mode': 'import' };
+import type * as esm from './adapter.js' with { 'resolution-mode': 'import' };
 
-export type * from './index.js' with { 'resolution-mode': 'import' };
+export type * from './adapter.js' with { 'resolution-mode': 'import' };
+// The core, values and types (see ../core.cts), as index.ts has it. The `export *` also costs a
+// require of ../core.cjs at load, which gives the same ES module as index.js loads.
+export * from '../core.cjs';
 
 export declare const LogtoAuthGuard: typeof esm.LogtoAuthGuard;
 export declare const LogtoAuthenticatedGuard: typeof esm.LogtoAuthenticatedGuard;

@@ -1,7 +1,5 @@
-export { LogtoAuthGuard, LogtoAuthenticatedGuard, LogtoBearerGuard, LogtoSignOutGuard } from './guards.js';
-export type { LogtoAuthenticatedGuardOptions, LogtoBearerGuardOptions, LogtoGuardStrategyOption, LogtoSignOutGuardOptions } from './guards.js';
-export { toHttpException } from './errors.js';
-export type { LogtoHttpExceptionBody } from './errors.js';
-export { takeReturnTo } from './return-to.js';
-export { logtoNestFastify } from './platform.js';
-export type { NestFastifyPlugin } from './platform.js';
+// passport-logto/nestjs: the guards of an @nestjs/passport app (on Express or Fastify) and the
+// whole core (the strategy, the helper, the stores, Bearer, errors), typed without Express's
+// types, so that an app imports everything from here.
+export * from './adapter.js';
+export * from '../core.js';

@@ -48,6 +48,20 @@ export function sessionOf(req: object): SessionLike {
   return session;
 }
 
+/**
+ * The id under which the request's session lives in its store, for back-channel logout to
+ * destroy it there: express-session's `req.sessionID`, or @fastify/session's
+ * `request.session.sessionId`. Undefined for a session kept in its cookie (cookie-session,
+ * @fastify/secure-session, koa-session), which has no id: then only the sign-in's record ends.
+ */
+export function sessionIdOf(req: object): string | undefined {
+  const express = (req as { sessionID?: unknown }).sessionID;
+  if (typeof express === 'string') return express;
+  const session = (req as RequestWithSession).session;
+  const fastify = session && typeof session === 'object' ? session.sessionId : undefined;
+  return typeof fastify === 'string' && fastify !== '' ? fastify : undefined;
+}
+
 /** How 0.1.0 kept the tokens: inside the session, under the strategy's key. */
 interface LegacyBag {
   tokens?: TokenRecord & { signInId: string };

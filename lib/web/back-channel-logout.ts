@@ -1,4 +1,4 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { HostNext as NextFunction, HostRequest as Request, HostRequestHandler as RequestHandler, HostResponse as Response } from '../host-types.js';
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { createGunzip, createInflate } from 'node:zlib';

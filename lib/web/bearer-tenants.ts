@@ -1,5 +1,5 @@
 import { PassportStrategy } from '../passport-strategy.js';
-import type { Request, RequestHandler } from 'express';
+import type { HostRequest as Request, HostRequestHandler as RequestHandler } from '../host-types.js';
 import type { LogtoBearerOptions } from '../bearer/configuration.js';
 import {
   LogtoBearerStrategy,

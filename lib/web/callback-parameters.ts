@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import { LogtoError } from '../errors.js';
 import { queryParameters, singleValue } from '../request-parameters.js';
 

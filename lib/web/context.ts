@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import type { ResolvedConfig } from '../configuration.js';
 import type { IdTokenClaims } from '../logto/claims.js';
 import type { LogtoConnection } from '../logto/connection.js';

@@ -36,6 +36,12 @@ export interface HostHandlers {
 }
 
 const registry = new WeakMap<object, HostHandlers>();
+/** LogtoTenants and its tenants' strategies: their session check, guard and sign-out exist as Express middleware only. */
+const expressOnly = new WeakSet<object>();
+
+export function markExpressOnly(strategy: object): void {
+  expressOnly.add(strategy);
+}
 
 export function registerHostHandlers(strategy: object, handlers: HostHandlers): void {
   registry.set(strategy, handlers);
@@ -43,6 +49,13 @@ export function registerHostHandlers(strategy: object, handlers: HostHandlers): 
 
 /** The host-neutral handlers of a LogtoStrategy. */
 export function hostHandlersOf(strategy: object): HostHandlers {
+  if (expressOnly.has(strategy)) {
+    throw new LogtoError(
+      'tenants_express_only',
+      'passport-logto: LogtoTenants, and the strategies of its tenants, serve Express apps only. On Fastify or Koa, give each Logto app '
+        + 'a LogtoStrategy of its own (with its own `name`, `callbackURL` and `sessionKey`), its own adapter and its own routes.',
+    );
+  }
   const handlers = registry.get(strategy);
   if (!handlers) {
     throw new LogtoError('invalid_config', 'passport-logto: the adapters of passport-logto/fastify and passport-logto/koa take a LogtoStrategy.');

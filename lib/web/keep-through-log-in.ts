@@ -1,9 +1,9 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import type { SessionIndex } from '../store/session-index.js';
 import type { IdTokenClaims } from '../logto/claims.js';
 import { LogtoError, sessionStoreError } from '../errors.js';
 import { safeReturnTo } from './redirects.js';
-import { sessionOf, setSessionValue, type SessionReference } from '../store/session-reference.js';
+import { sessionIdOf, sessionOf, setSessionValue, type SessionReference } from '../store/session-reference.js';
 import { settleHostCall } from './http.js';
 import type { TokenStore } from '../store/token-store.js';
 
@@ -70,10 +70,9 @@ export function keepThroughLogIn(req: object, reference: SessionReference, optio
         if (options.returnTo !== undefined) setSessionValue(session, 'returnTo', options.returnTo);
         else if (safeReturnTo(session.returnTo) === undefined) setSessionValue(session, 'returnTo', undefined);
         const { indexing } = options;
-        // cookie-session has no session id: then only the record can be ended.
+        // A session kept in its cookie has no id (see sessionIdOf): then only the record can be ended.
         if (indexing) {
-          const sessionId = typeof (req as { sessionID?: unknown }).sessionID === 'string' ? (req as { sessionID: string }).sessionID : undefined;
-          await indexing.index.add(indexing.store, { sessionId, signInId: options.signInId }, indexing.claims);
+          await indexing.index.add(indexing.store, { sessionId: sessionIdOf(req), signInId: options.signInId }, indexing.claims);
         }
       },
       (error: unknown) => {

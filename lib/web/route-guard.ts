@@ -1,18 +1,8 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { HostNext as NextFunction, HostRequest as Request, HostRequestHandler as RequestHandler, HostResponse as Response } from '../host-types.js';
 import type { LogtoClient } from './client.js';
 import { LogtoError } from '../errors.js';
 import { nodeAnswer, requestTarget, type HostAnswer } from './http.js';
 import { safeReturnTo } from './redirects.js';
-
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Express {
-    interface Request {
-      /** The Logto helper for this request, set by `logto.authenticated()`. */
-      logto?: LogtoClient;
-    }
-  }
-}
 
 export interface AuthenticatedOptions {
   /**

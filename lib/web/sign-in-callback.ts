@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { HostRequest as Request } from '../host-types.js';
 import type { IdTokenClaims } from '../logto/claims.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
 import { checkIssuer, readCallback } from './callback-parameters.js';

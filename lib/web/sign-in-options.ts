@@ -1,4 +1,4 @@
-import type { AuthenticateOptions } from 'passport';
+import type { PassportAuthenticateOptions as AuthenticateOptions } from '../host-types.js';
 import type { ResolvedConfig } from '../configuration.js';
 import { LogtoError } from '../errors.js';
 import { signInResources } from '../logto/scopes.js';

@@ -1,4 +1,4 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { HostNext as NextFunction, HostRequest as Request, HostRequestHandler as RequestHandler, HostResponse as Response } from '../host-types.js';
 import { invalidOption } from '../options.js';
 import type { LogtoContext } from './context.js';
 import { header, nodeAnswer, requestPath, requestTarget, type HostAnswer } from './http.js';

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { PassportStrategy } from '../passport-strategy.js';
-import type { Request, RequestHandler } from 'express';
+import type { HostRequest as Request, HostRequestHandler as RequestHandler } from '../host-types.js';
 import { resolveConfig, type LogtoStrategyOptions, type ResolvedConfig } from '../configuration.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
 import { backchannelLogoutHandler, hostBackchannelLogout, type BackchannelLogoutOptions } from './back-channel-logout.js';

@@ -3,7 +3,7 @@
  * the app's own function), checking the tenants' options, and handing a request to the tenant's
  * own strategy.
  */
-import type { NextFunction, Request, Response } from 'express';
+import type { HostNext as NextFunction, HostRequest as Request, HostResponse as Response } from '../host-types.js';
 import { isCausedByRequest, LogtoError } from '../errors.js';
 
 /** Picks the tenant (a key of `tenants`) that serves a request; undefined when none does. */

@@ -1,5 +1,5 @@
 import { PassportStrategy } from '../passport-strategy.js';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { HostNext as NextFunction, HostRequest as Request, HostRequestHandler as RequestHandler, HostResponse as Response } from '../host-types.js';
 import type { BackchannelLogoutOptions } from './back-channel-logout.js';
 import type { LogtoClient } from './client.js';
 import type { LogtoStrategyOptions } from '../configuration.js';
@@ -7,6 +7,7 @@ import { withLogto, type AuthenticatedOptions, type LogtoHandler } from './route
 import type { LogtoAuthenticateOptions } from './sign-in-options.js';
 import { logOutOfPassport, type SignOutOptions } from './sign-out.js';
 import { LogtoStrategy } from './strategy.js';
+import { markExpressOnly } from './host-handlers.js';
 import { forgetPassportUser, sessionCheckHandler, type SignInState } from './session-check.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import type { LinkedSignIn } from '../store/token-record.js';
@@ -144,7 +145,9 @@ export class LogtoTenants extends PassportStrategy {
       );
     }
     this.table = new TenantTable(`LogtoTenants "${this.name}"`, strategies, common.select);
+    markExpressOnly(this);
     for (const strategy of strategies.values()) {
+      markExpressOnly(strategy);
       strategy.siblings = (self, session, sessionStore) => this.endOthersIn(self, session, sessionStore);
       strategy.others = (self, req) => this.otherSignIns(self, req);
       strategy.endLinkedOf = (self, linked, sessionStore) => this.endLinked(self, linked, sessionStore);

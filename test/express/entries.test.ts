@@ -49,6 +49,23 @@ describe('the entries by host', () => {
     assert.deepEqual(same, ['function', true, 'function', true]);
   });
 
+  test('passport-logto/fastify, /koa and /nestjs give every value of the root too, the same values, from ESM and CommonJS', async () => {
+    const mismatches = await inNode(`
+      import { createRequire } from 'node:module';
+      const require = createRequire(import.meta.url);
+      const root = await import('passport-logto');
+      const names = Object.keys(root).filter((name) => name !== 'default');
+      const found = {};
+      for (const host of ['fastify', 'koa', 'nestjs']) {
+        const esm = await import('passport-logto/' + host);
+        const cjs = require('passport-logto/' + host);
+        found[host] = names.filter((name) => esm[name] !== root[name] || cjs[name] !== root[name]);
+      }
+      console.log(JSON.stringify(found));
+    `);
+    assert.deepEqual(mismatches, { fastify: [], koa: [], nestjs: [] });
+  });
+
   test('an adapter refuses what is not a LogtoStrategy', async () => {
     const refused = await inNode(`
       const { logtoKoa } = await import('passport-logto/koa');

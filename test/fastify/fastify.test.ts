@@ -13,10 +13,12 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import { Authenticator } from '@fastify/passport';
 import fastifySecureSession from '@fastify/secure-session';
-import fastifySession from '@fastify/session';
+import fastifySession, { type SessionStore } from '@fastify/session';
 import { LogtoBearerStrategy, LogtoError, LogtoStrategy, type LogtoClient } from '../../lib/index.js';
 import { logtoFastify } from '../../lib/fastify/index.js';
-import { describeHostFlows, hostAppSetup, type HostApp } from '../support/host-flows.js';
+import { getJson, signIn } from '../support/flows.js';
+import { describeHostFlows, hostAppSetup, logoutToken, type HostApp } from '../support/host-flows.js';
+import { TestBrowser } from '../support/http-client.js';
 import { API_RESOURCE } from '../support/provider/clients-and-users.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
 
@@ -43,15 +45,15 @@ async function closeFastify(app: FastifyInstance, server: Server): Promise<void>
   await new Promise((resolve) => server.close(resolve));
 }
 
-/** Registers the session plugin; returns the session cookie's name. */
-async function registerSession(app: FastifyInstance, plugin: SessionPlugin, port: string): Promise<string> {
+/** Registers the session plugin (@fastify/session with `store`, if given); returns the session cookie's name. */
+async function registerSession(app: FastifyInstance, plugin: SessionPlugin, port: string, store?: SessionStore): Promise<string> {
   // Browsers share cookies across ports of one host, so each app names its own cookie.
   const cookieName = `fastify-${port}`;
   if (plugin === 'secure-session') {
     await app.register(fastifySecureSession, { key: randomBytes(32), cookieName, cookie: { path: '/', httpOnly: true } });
   } else {
     await app.register(fastifyCookie);
-    await app.register(fastifySession, { secret: randomBytes(32).toString('hex'), cookieName, cookie: { secure: false }, saveUninitialized: false });
+    await app.register(fastifySession, { secret: randomBytes(32).toString('hex'), cookieName, cookie: { secure: false }, saveUninitialized: false, ...(store ? { store } : {}) });
   }
   return cookieName;
 }
@@ -62,7 +64,7 @@ function messagesOf(request: FastifyRequest): string[] {
   return (session.get('messages') as string[] | undefined) ?? [];
 }
 
-async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): Promise<HostApp> {
+async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin, store?: SessionStore): Promise<HostApp> {
   const { app, server, url } = await listeningFastify();
   const setup = await hostAppSetup(provider, url);
   const passport = new Authenticator();
@@ -76,7 +78,7 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
   const hit = (path: string): void => void hits.set(path, (hits.get(path) ?? 0) + 1);
   const helper = (request: FastifyRequest): LogtoClient => request.logto as LogtoClient;
 
-  const sessionCookie = await registerSession(app, plugin, new URL(url).port);
+  const sessionCookie = await registerSession(app, plugin, new URL(url).port, store);
   await app.register(passport.initialize());
   await app.register(passport.secureSession());
   await app.register(logto.plugin);
@@ -153,6 +155,37 @@ async function startFastifyApp(provider: TestProvider, plugin: SessionPlugin): P
 
 describeHostFlows('Fastify 5 + @fastify/passport + @fastify/secure-session', (provider) => startFastifyApp(provider, 'secure-session'));
 describeHostFlows('Fastify 5 + @fastify/passport + @fastify/session', (provider) => startFastifyApp(provider, 'session'));
+
+describe("passport-logto/fastify on @fastify/session with the app's store", () => {
+  test("Logto's back-channel logout destroys the session in that store, and its cookie is then signed out", async () => {
+    const provider = await startProvider();
+    // @fastify/session's MemoryStore over a map that the test reads, as the app configured it.
+    const sessions = new Map<string, Record<string, unknown>>();
+    const app = await startFastifyApp(provider, 'session', new fastifySession.MemoryStore(sessions as Map<string, never>));
+    try {
+      const browser = new TestBrowser();
+      await signIn(browser, provider, app);
+      assert.equal((await getJson<{ user: { id?: string } | null }>(browser, `${app.url}/`)).body.user?.id, provider.users.demo.sub);
+      const signedIn = [...sessions].filter(([, session]) => session.passport !== undefined).map(([id]) => id);
+      assert.equal(signedIn.length, 1, "the store holds the session with Passport's user");
+
+      const token = await logoutToken(provider, app, provider.users.demo.sub);
+      const answer = await fetch(`${app.url}/backchannel-logout`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ logout_token: token }).toString(),
+      });
+      assert.equal(answer.status, 200);
+      assert.equal(sessions.has(signedIn[0] as string), false, 'the session is gone from the store');
+
+      const home = await getJson<{ user: unknown; authenticated: boolean }>(browser, `${app.url}/`);
+      assert.deepEqual(home.body, { user: null, authenticated: false }, 'the old cookie is signed out');
+    } finally {
+      await app.close();
+      await provider.close();
+    }
+  });
+});
 
 describe('passport-logto/fastify without its plugin', () => {
   test('a sign-in fails with unsupported_host, naming the plugin to register', async () => {

@@ -377,8 +377,10 @@ describe("Logto's names", () => {
     }
   });
 
-  test('the CommonJS entry declares every value the ES module exports', async () => {
-    const declarations = await readFile(new URL('../../lib/index.cts', import.meta.url), 'utf8');
+  test('the CommonJS entry declares every value the ES module exports (core.cts lists them, index.cts re-exports it)', async () => {
+    const entry = await readFile(new URL('../../lib/index.cts', import.meta.url), 'utf8');
+    assert.match(entry, /^export \* from '\.\/core\.cjs';$/m);
+    const declarations = await readFile(new URL('../../lib/core.cts', import.meta.url), 'utf8');
     for (const name of Object.keys(passportLogto)) {
       assert.match(declarations, new RegExp(`export declare const ${name}:`), name);
     }

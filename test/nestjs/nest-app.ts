@@ -275,6 +275,8 @@ export async function startNestApp(provider: TestProvider, options: NestAppOptio
     fastify.addHook('preHandler', (request, reply, done) => {
       restoreUser(request as never, reply as never, done);
     });
+    // The session check, after Passport's: a session whose sign-in has ended is signed out.
+    fastify.addHook('preHandler', logto.session() as never);
     fastify.addHook('preHandler', logto.silentSignIn({ retryAfter: 1 }) as never);
     nest = fastifyNest;
   } else {

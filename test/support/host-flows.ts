@@ -82,6 +82,23 @@ export async function hostAppSetup(provider: TestProvider, url: string): Promise
   };
 }
 
+/** A logout token for the user `sub`, as Logto posts it to the app's back-channel logout route. */
+export async function logoutToken(provider: TestProvider, app: Pick<HostApp, 'registered'>, sub: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return provider.sign(
+    {
+      iss: provider.issuer,
+      aud: app.registered.appId,
+      iat: now,
+      exp: now + 120,
+      jti: `jti-${now}-${Math.random()}`,
+      sub,
+      events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
+    },
+    { typ: 'logout+jwt' },
+  );
+}
+
 const page = { accept: 'text/html,application/xhtml+xml', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
 
 /** Follows redirects as a browser's page navigation would; returns every hop. */
@@ -266,19 +283,7 @@ export function describeHostFlows(name: string, start: (provider: TestProvider) 
       const browser = new TestBrowser();
       await signIn(browser, provider, app, '/sign-in', provider.users.alice);
       assert.equal((await browser.get(`${app.url}/api/profile`)).status, 200);
-      const now = Math.floor(Date.now() / 1000);
-      const token = await provider.sign(
-        {
-          iss: provider.issuer,
-          aud: app.registered.appId,
-          iat: now,
-          exp: now + 120,
-          jti: `jti-${now}-${Math.random()}`,
-          sub: provider.users.alice.sub,
-          events: { 'http://schemas.openid.net/event/backchannel-logout': {} },
-        },
-        { typ: 'logout+jwt' },
-      );
+      const token = await logoutToken(provider, app, provider.users.alice.sub);
       const post = (body: string, type = 'application/x-www-form-urlencoded'): Promise<Response> =>
         fetch(`${app.url}/backchannel-logout`, { method: 'POST', headers: { 'content-type': type }, body });
       assert.equal((await post(new URLSearchParams({ logout_token: token }).toString())).status, 200);

@@ -165,7 +165,13 @@ export = app;
 // The host sub-paths from CommonJS: /express is the root under the host's name; /koa needs no Koa types.
 import passportLogtoExpress = require('passport-logto/express');
 import passportLogtoKoa = require('passport-logto/koa');
+import type * as koaEsm from 'passport-logto/koa' with { 'resolution-mode': 'import' };
 const sameStrategy: typeof LogtoStrategy = passportLogtoExpress.LogtoStrategy;
+// The Koa entry's CommonJS declarations have every value of its ES module: the core's too.
+const everyKoaValue: { [name in keyof typeof koaEsm]: unknown } = passportLogtoKoa;
+const koaStrategy: passportLogtoKoa.LogtoStrategy = new passportLogtoKoa.LogtoStrategy({ endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'http://localhost:3000/callback' });
+void everyKoaValue;
+void koaStrategy;
 const koaHandlers: passportLogtoKoa.LogtoKoa = passportLogtoKoa.logtoKoa(new LogtoStrategy({ endpoint: 'https://tenant.logto.app', appId: 'a', appSecret: 's', callbackURL: 'http://localhost:3000/callback' }));
 void sameStrategy;
 void koaHandlers;

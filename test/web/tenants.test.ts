@@ -9,7 +9,9 @@ import session from 'express-session';
 import cookieSession from 'cookie-session';
 import { decodeJwt } from 'jose';
 import { Passport } from 'passport';
-import { byHost, byPath, isLogtoError, LogtoBearerTenants, LogtoError, LogtoTenants, MemoryTokenStore, type LogtoTenantOptions } from '../../lib/index.js';
+import { byHost, byPath, isLogtoError, LogtoBearerTenants, LogtoError, LogtoStrategy, LogtoTenants, MemoryTokenStore, type LogtoTenantOptions } from '../../lib/index.js';
+import { logtoFastify } from '../../lib/fastify/index.js';
+import { logtoKoa } from '../../lib/koa/index.js';
 import { signInAtProvider, TestBrowser } from '../support/http-client.js';
 import { API_RESOURCE, startProvider, type TestApp, type TestProvider } from '../support/provider/index.js';
 
@@ -709,5 +711,23 @@ describe('LogtoTenants options', () => {
     assert.match(code(() => new LogtoBearerTenants({ select: byPath({ '/acme': 'acme', '/b': 'b' }), tenants: { acme: { endpoint: base.endpoint, audience: 'https://api.example' } } })) ?? '',
       /^invalid_config: .*select names tenant "b"/);
     assert.match(code(() => byHost({ 'acme.example': 1 as unknown as string })) ?? '', /^invalid_config: .*must be a tenant name/);
+  });
+
+  test("the Fastify and Koa adapters refuse LogtoTenants and its tenants' strategies with tenants_express_only (500), saying what to do instead", () => {
+    const tenants = new LogtoTenants({ select: byPath({ '/acme': 'acme' }), tenants: { acme: base } });
+    // Its type is not a LogtoStrategy's; a JavaScript app (or a cast) gets this far.
+    const given = [tenants as unknown as LogtoStrategy, tenants.tenant('acme')];
+    for (const adapter of [logtoFastify, logtoKoa]) {
+      for (const strategy of given) {
+        assert.throws(() => adapter(strategy), (error: unknown) => {
+          assert.ok(isLogtoError(error, 'tenants_express_only'), String(error));
+          assert.equal(error.httpStatus, 500);
+          assert.match(error.message, /serve Express apps only.*a LogtoStrategy of its own/s);
+          return true;
+        });
+      }
+    }
+    // What the message advises is accepted.
+    assert.equal(typeof logtoFastify(new LogtoStrategy(base)).plugin, 'function');
   });
 });
