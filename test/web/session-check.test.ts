@@ -8,11 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import session from 'express-session';
-import { LogtoError, LogtoTenants, MemoryTokenStore, type LogtoStrategy } from '../../lib/index.js';
+import { LogtoError, LogtoTenants, MemoryTokenStore, RedisTokenStore, type LogtoStrategy } from '../../lib/index.js';
 import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
-import { getJson, signIn, tokensOf, type HomeBody } from '../support/flows.js';
+import { getJson, refreshRequests, signIn, tokensOf, type HomeBody } from '../support/flows.js';
 import { TestBrowser } from '../support/http-client.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
+import { startRedis } from '../support/redis.js';
 
 /** express-session's cookie signature, to replay a session by its id. */
 const sign = (sid: string, secret: string): string => `${sid}.${createHmac('sha256', secret).update(sid).digest('base64').replace(/=+$/, '')}`;
@@ -404,6 +405,27 @@ describe('sessions written by 0.1.0 (tokens inside the session)', () => {
     await signedOutEverywhere(browser, running, 'the adopted session after its record expired');
     await signedOutEverywhere(copy, running, 'the original 0.1.0 cookie replayed after the expiry');
     assert.equal((await copy.get(`${running.url}/refresh-now`)).status, 401, 'no refresh for it either');
+  });
+
+  test('RedisTokenStore, two instances: one 0.1.0 cookie arriving everywhere at once is adopted by one refresh, and once', async () => {
+    const redis = await startRedis();
+    try {
+      const tokenStore = new RedisTokenStore(await redis.client());
+      const first = await app({ cookieSession: true, cookieName: 'l1r', strategy: { tokenStore }, routes: legacyRoutes });
+      const second = await app({ cookieSession: true, cookieName: 'l1r', instanceOf: first.registered, strategy: { tokenStore }, routes: legacyRoutes });
+      const { bag, refreshToken } = await legacyOf(first, 'legacy-redis');
+      const { copy } = await plantedCookieSession(first, 'l1r', bag);
+      const pages = await Promise.all([first, second, first, second].map((running) => copy.get(`${running.url}/api/profile`)));
+      assert.deepEqual(pages.map((page) => page.status), [200, 200, 200, 200], 'signed in on both instances');
+      assert.equal(refreshRequests(provider).filter((request) => request.refreshToken === refreshToken).length, 1, 'one refresh proved the grant for all');
+      await tokenStore.delete('tokens:legacy-redis'); // the record's life ran out
+      for (const running of [first, second]) {
+        await eventually(async () => (await getJson<HomeBody>(copy, `${running.url}/`)).body.user === null, 'the copy to be signed out');
+        await signedOutEverywhere(copy, running, 'the original 0.1.0 cookie after the record expired');
+      }
+    } finally {
+      await redis.stop();
+    }
   });
 
   test('a 0.1.0 session without a refresh token is signed out: nothing could prove its grant alive', async () => {
