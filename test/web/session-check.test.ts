@@ -325,7 +325,7 @@ describe('sessions written by 0.1.0 (tokens inside the session)', () => {
     await signIn(source, provider, running);
     const tokens = await tokensOf(source, running);
     const user = (await getJson<HomeBody>(source, `${running.url}/`)).body.user;
-    assert.ok(tokens.idToken && tokens.refreshToken && user);
+    assert.ok(tokens.idToken && tokens.refreshToken && user && typeof user.id === 'string');
     const bag = {
       passport: { user },
       logto: { tokens: { signInId, idToken: tokens.idToken, ...(withRefreshToken ? { refreshToken: tokens.refreshToken } : {}) } },
