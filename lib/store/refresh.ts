@@ -108,6 +108,49 @@ export class Refresher {
     );
   }
 
+  /**
+   * A 0.1.0 session's sign-in, moved into its own record once Logto confirms that its grant is
+   * alive (see {@link SignInRecords.adopt}); undefined when it has ended. Rejects during an
+   * outage of Logto: nothing is adopted, nor given up, on doubt.
+   */
+  adoptLegacy(store: TokenStore, signInId: string, legacy: TokenRecord): Promise<TokenRecord | undefined> {
+    return this.records.adopt(store, signInId, legacy, (record) => this.proveGrant(store, signInId, record), {
+      lockTtl: lockTtl(this.config),
+      wait: lockTtl(this.config),
+    });
+  }
+
+  /**
+   * Refreshes with a refresh token that no record holds yet: the record with Logto's new tokens,
+   * or 'ended' on `invalid_grant`. Sent and retried as any refresh; other failures reject.
+   */
+  private async proveGrant(store: TokenStore, signInId: string, record: TokenRecord & { refreshToken: string }): Promise<TokenRecord | 'ended'> {
+    await this.provider.ready();
+    let response: TokenEndpointResponse;
+    try {
+      response = await this.send(store, signInId, record.refreshToken, {}, Date.now());
+    } catch (error) {
+      if (error instanceof LogtoError && error.oauthError === 'invalid_grant') return 'ended';
+      throw error;
+    }
+    const rotated = response.refresh_token;
+    if (response.id_token) {
+      try {
+        await this.provider.verifyIdToken(response.id_token, { replacing: record.idToken });
+      } catch (error) {
+        // Not adopted: the new refresh token must not outlive the refusal.
+        if (rotated) await this.provider.revokeRefreshToken(rotated).catch(() => undefined);
+        throw error;
+      }
+    }
+    return {
+      ...record,
+      ...(response.id_token ? { idToken: response.id_token } : {}),
+      refreshToken: rotated ?? record.refreshToken,
+      accessToken: storedAccessTokenOf(response),
+    };
+  }
+
   private async refreshAlone(store: TokenStore, signInId: string, request: RefreshRequest): Promise<RefreshOutcome> {
     const key = accessTokenKey(request.resource, request.organizationId);
     const record = await this.records.read(store, signInId);

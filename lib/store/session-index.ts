@@ -31,15 +31,12 @@ export class SessionIndex {
     private readonly scope: string,
     /** Milliseconds a record lives after its last write; its entries live as long. */
     private readonly lifetime: number,
+    /** The strategy's session key: 0.1.0 prefixed its index entries in the session store with it. */
+    private readonly sessionKey: string,
   ) {}
 
   private key(kind: 'sid' | 'sub', value: string): string {
     return `logout-set:${kind}:${digest(`${this.scope} ${value}`)}`;
-  }
-
-  /** Where 0.1.0 kept the same entry, as one JSON list (read until its 14 days are over). */
-  private legacyKey(key: string): string {
-    return key.replace('logout-set:', 'logout-index:');
   }
 
   private keysOf(claims: { sub?: unknown; sid?: unknown }): string[] {
@@ -69,25 +66,18 @@ export class SessionIndex {
   }
 
   /**
-   * A 0.1.0 session's sign-in, moved into its own record: the 0.1.0 index entries of its Logto
-   * session and user join the sets, so that they live as long as the records from now on.
+   * A 0.1.0 session's sign-in, moved into its own record: it joins the sets of its Logto session
+   * and user, which live as long as its record (0.1.0's own entry lasts 14 days at most).
    */
-  async adopt(store: TokenStore, record: TokenRecord): Promise<void> {
+  async adopt(store: TokenStore, signIn: IndexedSignIn, record: TokenRecord): Promise<void> {
     let claims: { sub?: unknown; sid?: unknown };
     try {
       claims = decodeJwt(record.idToken);
     } catch {
       return;
     }
-    for (const key of this.keysOf(claims)) {
-      const legacyList = await this.records.getMark<unknown[]>(store, this.legacyKey(key));
-      if (!Array.isArray(legacyList) || legacyList.length === 0) continue;
-      const members = legacyList
-        .map((entry) => memberOf(JSON.stringify(entry)))
-        .filter((entry): entry is IndexedSignIn => entry !== undefined)
-        .map((entry) => JSON.stringify({ i: entry.signInId, ...(entry.sessionId === undefined ? {} : { s: entry.sessionId }) } satisfies Member));
-      await this.records.addToSet(store, key, members, this.lifetime);
-    }
+    if (typeof claims.sub !== 'string') return;
+    await this.add(store, signIn, { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined });
   }
 
   /**
@@ -98,6 +88,8 @@ export class SessionIndex {
    * whose session was destroyed, with that session as it was: other sign-ins in it end too.
    * `endLinked` runs for each ended sign-in whose session was not found (cookie-session keeps
    * none on the server), with the other tenants' sign-ins its record links: they end too.
+   * The entries 0.1.0 wrote into the session store count as well: their sessions are destroyed
+   * and their sign-ins ended, adopted into a record or not.
    */
   async endSignIns(
     tokenStore: TokenStore,
@@ -106,41 +98,75 @@ export class SessionIndex {
     ended: (session: object) => Promise<void> = () => Promise.resolve(),
     endLinked: (linked: LinkedSignIn[]) => Promise<void> = () => Promise.resolve(),
   ): Promise<number> {
-    const keys = [claims.sid && this.key('sid', claims.sid), claims.sub && this.key('sub', claims.sub)].filter(
-      (key): key is string => typeof key === 'string',
-    );
-    for (const key of keys) {
-      const members = (await this.records.setMembers(tokenStore, key)).map(memberOf);
-      const legacyList = (await this.records.getMark<unknown[]>(tokenStore, this.legacyKey(key))) ?? [];
-      // A 0.1.0 entry is a sign-in whose session cookie may carry its tokens: its end is kept long.
-      const legacy = (Array.isArray(legacyList) ? legacyList : []).map((entry) => memberOf(JSON.stringify(entry)));
-      const entries = [...members.map((entry) => entry && { ...entry, fromSession: false }), ...legacy.map((entry) => entry && { ...entry, fromSession: true })]
-        .filter((entry): entry is IndexedSignIn & { fromSession: boolean } => entry !== undefined);
-      if (entries.length === 0) continue;
-      const results = await Promise.allSettled(
-        entries.map(async (entry) => {
-          // Read before the end: the record says which other tenants' sign-ins go with it.
-          const linked = (await this.records.read(tokenStore, entry.signInId))?.linked ?? [];
-          await this.records.end(tokenStore, entry.signInId, { fromSession: entry.fromSession });
-          if (entry.sessionId !== undefined && sessionStore) {
-            const session = await readSession(sessionStore, entry.sessionId);
-            await destroySession(sessionStore, entry.sessionId);
-            if (session) await ended(session);
-          } else if (linked.length > 0) {
-            // No session id (cookie-session): the links stand for the session's other sign-ins.
-            await endLinked(linked);
-          }
-        }),
-      );
+    const names: Array<['sid' | 'sub', string | undefined]> = [['sid', claims.sid], ['sub', claims.sub]];
+    for (const [kind, value] of names) {
+      if (typeof value !== 'string') continue;
+      const key = this.key(kind, value);
+      const entries = (await this.records.setMembers(tokenStore, key)).map(memberOf).filter((entry): entry is IndexedSignIn => entry !== undefined);
+      const legacyKey = `${this.sessionKey}:logout-index:${kind}:${value}`;
+      const legacySessions = sessionStore ? await legacySessionIds(sessionStore, legacyKey) : [];
+      if (entries.length === 0 && legacySessions.length === 0) continue;
+      const results = await Promise.allSettled([
+        ...entries.map((entry) => this.endOne(tokenStore, sessionStore, entry, ended, endLinked)),
+        ...legacySessions.map((sessionId) => this.endLegacySession(tokenStore, sessionStore as SessionStoreLike, sessionId, ended)),
+      ]);
       const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failure) throw failure.reason;
       // The set stays: a sign-in added while this ran must stay reachable (ending one twice is
-      // harmless), and the set expires with the newest of its records.
-      await this.records.deleteMark(tokenStore, this.legacyKey(key));
-      return entries.length;
+      // harmless), and the set expires with the newest of its records. 0.1.0 wrote no more entries.
+      if (legacySessions.length > 0) await destroySession(sessionStore as SessionStoreLike, legacyKey);
+      return entries.length + legacySessions.length;
     }
     return 0;
   }
+
+  private async endOne(
+    tokenStore: TokenStore,
+    sessionStore: SessionStoreLike | undefined,
+    entry: IndexedSignIn,
+    ended: (session: object) => Promise<void>,
+    endLinked: (linked: LinkedSignIn[]) => Promise<void>,
+  ): Promise<void> {
+    // Read before the end: the record says which other tenants' sign-ins go with it.
+    const linked = (await this.records.read(tokenStore, entry.signInId))?.linked ?? [];
+    await this.records.end(tokenStore, entry.signInId);
+    if (entry.sessionId !== undefined && sessionStore) {
+      const session = await readSession(sessionStore, entry.sessionId);
+      await destroySession(sessionStore, entry.sessionId);
+      if (session) await ended(session);
+    } else if (linked.length > 0) {
+      // No session id (cookie-session): the links stand for the session's other sign-ins.
+      await endLinked(linked);
+    }
+  }
+
+  /**
+   * A session that 0.1.0 indexed: its sign-in ends (its tokens may still be inside it, or it may
+   * refer to the record they moved to), and the session is destroyed, as 0.1.0 did.
+   */
+  private async endLegacySession(
+    tokenStore: TokenStore,
+    sessionStore: SessionStoreLike,
+    sessionId: string,
+    ended: (session: object) => Promise<void>,
+  ): Promise<void> {
+    const session = await readSession(sessionStore, sessionId);
+    if (!session) return;
+    const value = (session as Record<string, unknown>)[this.sessionKey];
+    const tokens = value && typeof value === 'object' ? (value as { tokens?: { signInId?: unknown } }).tokens : undefined;
+    const signInId = typeof value === 'string' ? value : tokens?.signInId;
+    // A 0.1.0 session's tokens can come back in a copy of its cookie: its end is kept long.
+    if (typeof signInId === 'string' && signInId !== '') await this.records.end(tokenStore, signInId, { fromSession: true });
+    await destroySession(sessionStore, sessionId);
+    await ended(session);
+  }
+}
+
+/** The session ids of an index entry 0.1.0 wrote into the session store (`{ cookie, sessionIds }`). */
+async function legacySessionIds(store: SessionStoreLike, key: string): Promise<string[]> {
+  const entry = await readSession(store, key);
+  const ids = entry && (entry as { sessionIds?: unknown }).sessionIds;
+  return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string' && id !== '') : [];
 }
 
 function memberOf(raw: string): IndexedSignIn | undefined {

@@ -3,7 +3,7 @@ import { LogtoError } from '../errors.js';
 import { InProcessSessionStoreTokenStore, isInProcessStore, SessionStoreTokenStore, type SessionStoreLike } from './session-store-adapter.js';
 import { RedisTokenStore, redisClientOfSessionStore } from './redis-token-store.js';
 import type { TokenStore } from './token-store.js';
-import type { TokenRecord } from './token-record.js';
+import { digest, type TokenRecord } from './token-record.js';
 
 /** What a record key holds: the tokens, or the mark that the sign-in has ended. */
 type StoredRecord = TokenRecord | { ended: number };
@@ -229,18 +229,53 @@ export class SignInRecords {
   }
 
   /**
-   * Copies a record written elsewhere (a 0.1.0 session) only if none exists yet, and resolves to
-   * the record that holds: the store's when one was there, undefined when the sign-in has ended.
-   * The session's own tokens never override the store: a replayed 0.1.0 cookie of an ended
-   * sign-in stays signed out.
+   * Moves a 0.1.0 session's sign-in into a record of its own, once, and resolves to the record
+   * that holds, or undefined when the sign-in has ended. The session's tokens never override the
+   * store: a record already there (another tab, another instance) or its end answers. Otherwise
+   * `prove` asks Logto whether the grant is alive, since 0.1.0's sign-out left no mark anywhere:
+   * its answer (the new tokens, or 'ended') is kept, and an outage rejects, so that a later
+   * request tries again. Each adoption leaves a mark under its refresh token that outlives any
+   * 0.1.0 cookie: a copy of the cookie that comes back once the record has ended or expired is
+   * not adopted again. Without a refresh token there is nothing to prove the grant with: refused.
    */
-  async adopt(store: TokenStore, signInId: string, record: TokenRecord): Promise<TokenRecord | undefined> {
-    if (this.endedHere.has(signInId)) return undefined;
-    const adopted: TokenRecord = { ...record, adopted: true };
-    const written = await this.setIfAbsent(store, recordKey(signInId), JSON.stringify(adopted), this.options.recordTtl);
-    if (!written) return this.read(store, signInId);
-    this.remember(signInId, adopted);
-    return adopted;
+  async adopt(
+    store: TokenStore,
+    signInId: string,
+    legacy: TokenRecord,
+    prove: (record: TokenRecord & { refreshToken: string }) => Promise<TokenRecord | 'ended'>,
+    lock: { lockTtl: number; wait: number },
+  ): Promise<TokenRecord | undefined> {
+    const refreshToken = legacy.refreshToken;
+    if (this.endedHere.has(signInId) || refreshToken === undefined) return undefined;
+    const markKey = adoptedKey(refreshToken);
+    const alreadyThere = async (): Promise<TokenRecord | 'none' | undefined> => {
+      const current = await this.read(store, signInId);
+      if (current) {
+        // Adopted before this mark existed: marked now, so that its end is final too.
+        if (current.adopted) await this.claimMark(store, markKey, 1, adoptedEndedMarkTtl);
+        return current;
+      }
+      if (this.endedHere.has(signInId) || (await this.getMark(store, markKey)) !== undefined) return undefined;
+      return 'none';
+    };
+    const first = await alreadyThere();
+    if (first !== 'none') return first;
+    // One adoption at a time across instances: a page's requests from one 0.1.0 cookie share it.
+    return this.exclusive(
+      store,
+      `adopt:${markKey}`,
+      async () => {
+        const current = await alreadyThere();
+        if (current !== 'none') return current;
+        const proven = await prove({ ...legacy, refreshToken, adopted: true });
+        const adopted: TokenRecord | undefined = proven === 'ended' ? undefined : { ...proven, adopted: true };
+        if (adopted) await this.create(store, signInId, adopted);
+        else await this.end(store, signInId, { fromSession: true });
+        await this.setMark(store, markKey, 1, adoptedEndedMarkTtl);
+        return adopted;
+      },
+      lock,
+    );
   }
 
   /**
@@ -467,3 +502,5 @@ const emulationSettle = 25;
 export const recordKey = (signInId: string): string => `tokens:${signInId}`;
 const endedKey = (signInId: string): string => `ended:${signInId}`;
 const lockKey = (name: string): string => `lock:${name}`;
+/** The mark that a 0.1.0 sign-in was adopted, under a digest of the refresh token its cookie carries. */
+const adoptedKey = (refreshToken: string): string => `adopted:${digest(refreshToken)}`;

@@ -269,15 +269,17 @@ export class LogtoClient {
     const { records, session } = this.context;
     const store = records.storeFor(this.req);
     if (reference.legacy) {
-      // A session written by 0.1.0: move its tokens into their own record, once. Should the
-      // store already hold that sign-in's record, or its end, the store's answer holds.
-      const record = await records.adopt(store, reference.signInId, reference.legacy);
+      // A session written by 0.1.0: its tokens move into their own record, once, if Logto says
+      // the grant is alive. Should the store already hold that sign-in's record, or its end, the
+      // store's answer holds.
+      const record = await this.context.refresher.adoptLegacy(store, reference.signInId, reference.legacy);
       if (!record) {
         session.clear(this.req);
         return null;
       }
-      // Its 0.1.0 back-channel logout entries join the index that lives as long as the records.
-      await this.context.index()?.adopt(store, record);
+      // It joins the back-channel logout index, which lives as long as the records.
+      const sessionId = (this.req as { sessionID?: unknown }).sessionID;
+      await this.context.index()?.adopt(store, { signInId: reference.signInId, sessionId: typeof sessionId === 'string' ? sessionId : undefined }, record);
       session.write(this.req, reference.signInId);
       return { signInId: reference.signInId, record };
     }

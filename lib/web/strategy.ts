@@ -78,7 +78,7 @@ export class LogtoStrategy extends PassportStrategy {
     this.provider = new LogtoConnection(config);
     const provider = this.provider;
     const records = new SignInRecords({ tokenStore: config.tokenStore, recordTtl: config.recordTtl * 1000 });
-    const sessionIndex = new SessionIndex(records, `${config.issuer} ${config.appId}`, config.recordTtl * 1000);
+    const sessionIndex = new SessionIndex(records, `${config.issuer} ${config.appId}`, config.recordTtl * 1000, config.sessionKey);
     const index = (): SessionIndex | undefined => (this.indexSessions ? sessionIndex : undefined);
     this.pendingSignIns = new PendingSignIns({
       appSecret: config.appSecret,

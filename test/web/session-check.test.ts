@@ -8,11 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import session from 'express-session';
-import { LogtoError, LogtoTenants, MemoryTokenStore, type LogtoStrategy } from '../../lib/index.js';
+import { LogtoError, LogtoTenants, MemoryTokenStore, RedisTokenStore, type LogtoStrategy } from '../../lib/index.js';
 import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
-import { getJson, signIn, tokensOf, type HomeBody } from '../support/flows.js';
+import { getJson, refreshRequests, signIn, tokensOf, type HomeBody } from '../support/flows.js';
 import { TestBrowser } from '../support/http-client.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
+import { startRedis } from '../support/redis.js';
 
 /** express-session's cookie signature, to replay a session by its id. */
 const sign = (sid: string, secret: string): string => `${sid}.${createHmac('sha256', secret).update(sid).digest('base64').replace(/=+$/, '')}`;
@@ -304,6 +305,150 @@ describe('one authority for alive or ended', () => {
     const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
     assert.equal(home.user, null);
     assert.equal(home.authenticated, false);
+  });
+});
+
+describe('sessions written by 0.1.0 (tokens inside the session)', () => {
+  /** What 0.1.0 kept in a session at sign-in: Passport's user, and the tokens under the strategy's key. */
+  let legacyBag: Record<string, unknown> = {};
+  const legacyRoutes = (express: Express, logto: LogtoStrategy): void => {
+    helperRoutes(express, logto);
+    express.get('/plant-legacy', (req, res) => {
+      Object.assign(req.session as object, legacyBag);
+      res.json({ planted: true });
+    });
+  };
+
+  /** A real sign-in's tokens (from another browser), in the shape 0.1.0 kept them under `signInId`. */
+  async function legacyOf(running: RunningApp, signInId: string, withRefreshToken = true): Promise<{ bag: Record<string, unknown>; refreshToken: string; sub: string }> {
+    const source = new TestBrowser();
+    await signIn(source, provider, running);
+    const tokens = await tokensOf(source, running);
+    const user = (await getJson<HomeBody>(source, `${running.url}/`)).body.user;
+    assert.ok(tokens.idToken && tokens.refreshToken && user && typeof user.id === 'string');
+    const bag = {
+      passport: { user },
+      logto: { tokens: { signInId, idToken: tokens.idToken, ...(withRefreshToken ? { refreshToken: tokens.refreshToken } : {}) } },
+    };
+    return { bag, refreshToken: tokens.refreshToken, sub: user.id };
+  }
+
+  /** A cookie-session browser holding a 0.1.0 session, and a copy of its cookie as it was then. */
+  async function plantedCookieSession(running: RunningApp, cookieName: string, bag: Record<string, unknown>): Promise<{ browser: TestBrowser; copy: TestBrowser }> {
+    legacyBag = bag;
+    const browser = new TestBrowser();
+    assert.equal((await browser.get(`${running.url}/plant-legacy`)).status, 200);
+    return { browser, copy: copyOf(browser, running, [cookieName, `${cookieName}.sig`]) };
+  }
+
+  async function signedOutEverywhere(browser: TestBrowser, running: RunningApp, what: string): Promise<void> {
+    const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
+    assert.equal(home.user, null, `${what}: req.user is gone`);
+    assert.equal(home.authenticated, false, `${what}: isAuthenticated() is false`);
+    assert.equal((await browser.get(`${running.url}/api/profile`)).status, 401, `${what}: the guard refuses`);
+  }
+
+  test("Logto's back-channel logout reaches a 0.1.0 session through the index entries 0.1.0 wrote", async () => {
+    const store = new session.MemoryStore();
+    const running = await app({ store, backchannelLogout: true, strategy: { backchannelLogout: true } });
+    const { bag, sub } = await legacyOf(running, 'legacy-indexed');
+    const put = (id: string, value: object): Promise<void> =>
+      new Promise((resolve, reject) => store.set(id, value as session.SessionData, (error) => (error ? reject(error) : resolve())));
+    const sid = 'legacy-indexed-session';
+    await put(sid, { cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' }, ...bag });
+    // 0.1.0's entry: in the session store, under the session key and the raw `sub`.
+    const lifetime = 14 * 24 * 3600 * 1000;
+    await put(`logto:logout-index:sub:${sub}`, { cookie: { expires: new Date(Date.now() + lifetime).toISOString(), originalMaxAge: lifetime }, sessionIds: [sid] });
+
+    assert.equal(await postLogout(running, sub), 200);
+    const cookie = `sid-${new URL(running.url).port}=${encodeURIComponent(`s:${sign(sid, 'test-secret')}`)}`;
+    const back = new TestBrowser();
+    const original = back.request.bind(back);
+    back.request = (url, init = {}) => original(url, { ...init, headers: { cookie, ...init.headers } });
+    await signedOutEverywhere(back, running, 'the 0.1.0 session on its return');
+    const left = await new Promise((resolve) => store.get(sid, (_error, data) => resolve(data ?? null)));
+    assert.equal(left, null, 'its session was destroyed, as 0.1.0 did');
+  });
+
+  test('a 0.1.0 cookie-session cookie copied before its 0.1.0 sign-out stays signed out after the upgrade', async () => {
+    const tokenStore = new MemoryTokenStore();
+    const running = await app({ cookieSession: true, cookieName: 'l1a', strategy: { tokenStore }, routes: legacyRoutes });
+    const { bag, refreshToken } = await legacyOf(running, 'legacy-signed-out');
+    const { copy } = await plantedCookieSession(running, 'l1a', bag);
+    // 0.1.0's sign-out revoked the refresh token at Logto and cleared its cookie; it marked nothing else.
+    const basic = Buffer.from(`${running.registered.appId}:${running.registered.appSecret}`).toString('base64');
+    const revoked = await fetch(`${provider.issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: refreshToken, token_type_hint: 'refresh_token' }),
+    });
+    assert.ok(revoked.ok);
+    await signedOutEverywhere(copy, running, 'the replayed 0.1.0 cookie');
+    await signedOutEverywhere(copy, running, 'the same cookie again');
+  });
+
+  test('a 0.1.0 session is adopted once: after its record expires, the original cookie stays signed out', async () => {
+    const tokenStore = new MemoryTokenStore();
+    const running = await app({ cookieSession: true, cookieName: 'l1b', strategy: { tokenStore }, routes: legacyRoutes });
+    const { bag, refreshToken } = await legacyOf(running, 'legacy-expiring');
+    const { browser, copy } = await plantedCookieSession(running, 'l1b', bag);
+    const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
+    assert.equal(home.authenticated, true, 'the 0.1.0 session works after the upgrade');
+    const adopted = await tokensOf(browser, running);
+    assert.ok(adopted.refreshToken);
+    assert.notEqual(adopted.refreshToken, refreshToken, 'adopting it asked Logto, whose new refresh token the record keeps');
+    assert.equal((await getJson<HomeBody>(copy, `${running.url}/`)).body.authenticated, true, 'a copy of the 0.1.0 cookie is the same sign-in while it lives');
+    // The record's life runs out (tokenTtl): what its expiry leaves in the store.
+    await tokenStore.delete('tokens:legacy-expiring');
+    // This instance's copy of the record may answer for 2 s more.
+    await eventually(async () => (await getJson<HomeBody>(browser, `${running.url}/`)).body.user === null, 'the adopted session to be signed out once its record expired');
+    await signedOutEverywhere(browser, running, 'the adopted session after its record expired');
+    await signedOutEverywhere(copy, running, 'the original 0.1.0 cookie replayed after the expiry');
+    assert.equal((await copy.get(`${running.url}/refresh-now`)).status, 401, 'no refresh for it either');
+  });
+
+  test('RedisTokenStore, two instances: one 0.1.0 cookie arriving everywhere at once is adopted by one refresh, and once', async () => {
+    const redis = await startRedis();
+    try {
+      const tokenStore = new RedisTokenStore(await redis.client());
+      const first = await app({ cookieSession: true, cookieName: 'l1r', strategy: { tokenStore }, routes: legacyRoutes });
+      const second = await app({ cookieSession: true, cookieName: 'l1r', instanceOf: first.registered, strategy: { tokenStore }, routes: legacyRoutes });
+      const { bag, refreshToken } = await legacyOf(first, 'legacy-redis');
+      const { copy } = await plantedCookieSession(first, 'l1r', bag);
+      const pages = await Promise.all([first, second, first, second].map((running) => copy.get(`${running.url}/api/profile`)));
+      assert.deepEqual(pages.map((page) => page.status), [200, 200, 200, 200], 'signed in on both instances');
+      assert.equal(refreshRequests(provider).filter((request) => request.refreshToken === refreshToken).length, 1, 'one refresh proved the grant for all');
+      await tokenStore.delete('tokens:legacy-redis'); // the record's life ran out
+      for (const running of [first, second]) {
+        await eventually(async () => (await getJson<HomeBody>(copy, `${running.url}/`)).body.user === null, 'the copy to be signed out');
+        await signedOutEverywhere(copy, running, 'the original 0.1.0 cookie after the record expired');
+      }
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  test('a 0.1.0 session without a refresh token is signed out: nothing could prove its grant alive', async () => {
+    const running = await app({ cookieSession: true, cookieName: 'l1c', strategy: { tokenStore: new MemoryTokenStore() }, routes: legacyRoutes });
+    const { bag } = await legacyOf(running, 'legacy-no-refresh-token', false);
+    const { browser } = await plantedCookieSession(running, 'l1c', bag);
+    await signedOutEverywhere(browser, running, 'the 0.1.0 session');
+  });
+
+  test('while Logto is down, a 0.1.0 session is neither signed in nor ended; it is adopted once Logto is back', async () => {
+    const running = await app({ cookieSession: true, cookieName: 'l1d', strategy: { tokenStore: new MemoryTokenStore() }, routes: legacyRoutes });
+    const { bag } = await legacyOf(running, 'legacy-outage');
+    const { browser } = await plantedCookieSession(running, 'l1d', bag);
+    await provider.pause();
+    try {
+      const during = await browser.get(`${running.url}/api/profile`);
+      assert.notEqual(during.status, 200, 'not signed in on doubt');
+      assert.notEqual(during.status, 401, 'not signed out either');
+    } finally {
+      await provider.resume();
+    }
+    assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.authenticated, true, 'adopted once Logto answers');
+    assert.equal((await browser.get(`${running.url}/api/profile`)).status, 200);
   });
 });
 
