@@ -183,7 +183,8 @@ export async function measureInstructions(
 ): Promise<InstructionResult> {
   const missing = await missingTool();
   if (missing) return { available: false, reason: missing };
-  const directory = mkdtempSync(join(tmpdir(), 'passport-logto-callgrind-'));
+  const kept = process.env.KEEP_DUMPS;
+  const directory = kept ? kept : mkdtempSync(join(tmpdir(), 'passport-logto-callgrind-'));
   const runs: InstructionRun[] = [];
   try {
     for (let index = 0; index < settings.processes; index += 1) {
@@ -198,7 +199,7 @@ export async function measureInstructions(
       }
     }
   } finally {
-    rmSync(directory, { recursive: true, force: true });
+    if (!kept) rmSync(directory, { recursive: true, force: true });
   }
   return { available: true, settings, runs };
 }
@@ -262,6 +263,7 @@ export function summaryOf(result: InstructionResult): string {
  *   CLOCK_SCALE=50   how many times slower the apps' clock runs, about callgrind's slowdown here,
  *                    so that the 2 s copy answers for as many requests as natively (0: unscaled)
  *   WARMUP, CYCLES, PROCESSES
+ *   KEEP_DUMPS=<existing directory>   keeps callgrind's dumps there, for callgrind_annotate
  * prints the runs as JSON, and a summary on stderr.
  */
 const standalone = process.argv[1] !== undefined && /bench[/\\]instructions\.ts$/.test(process.argv[1]);
