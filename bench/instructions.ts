@@ -36,6 +36,8 @@ export interface InstructionSettings {
   sessions?: SessionMiddleware[];
   /** The routes to count; both when left out. */
   paths?: string[];
+  /** The apps to count; both when left out (one alone, to compare a change of lib/ with a baseline counted before). */
+  variants?: Array<'bare' | 'passport-logto'>;
   /** How many times slower the apps' `Date.now()` runs (see the header); 1 when left out. */
   clockScale?: number;
 }
@@ -192,7 +194,7 @@ export async function measureInstructions(
         for (const path of settings.paths ?? ['/api/token', '/api/me']) {
           progress(`  instructions ${path}, ${session} (${index + 1}/${settings.processes})`);
           const pair = await Promise.all(
-            (['bare', 'passport-logto'] as const).map((variant) => countRoute(provider, variant, path, { ...options[variant], session }, settings, directory, index)),
+            (settings.variants ?? (['bare', 'passport-logto'] as const)).map((variant) => countRoute(provider, variant, path, { ...options[variant], session }, settings, directory, index)),
           );
           runs.push(...pair);
         }
@@ -260,6 +262,7 @@ export function summaryOf(result: InstructionResult): string {
  * Alone: `npm run build && node --import tsx bench/instructions.ts`, with
  *   SESSIONS=express-session,cookie-session  (the default: both)
  *   ROUTES=/api/token,/api/me                (the default: both)
+ *   APPS=bare,passport-logto                 (the default: both)
  *   CLOCK_SCALE=50   how many times slower the apps' clock runs, about callgrind's slowdown here,
  *                    so that the 2 s copy answers for as many requests as natively (0: unscaled)
  *   WARMUP, CYCLES, PROCESSES
@@ -293,6 +296,7 @@ if (standalone) {
         connections: 10,
         sessions: sessions as SessionMiddleware[],
         paths: list(process.env.ROUTES, ['/api/token', '/api/me']),
+        ...(process.env.APPS ? { variants: list(process.env.APPS, []) as Array<'bare' | 'passport-logto'> } : {}),
         ...(clockScale > 0 ? { clockScale } : {}),
       },
       (message) => process.stderr.write(`${message}\n`),
