@@ -1,8 +1,9 @@
 /**
  * A value kept on a request object for the rest of that request (the helper `logto.session()`
- * loaded, say), under a symbol of its own so that two strategies never share it. A property costs
- * less than a WeakMap keyed by request: every garbage collection must trace a WeakMap's entries
- * as ephemerons, and the request, with its entry, outlives the young generation under load.
+ * loaded, say), under a symbol of its own so that two strategies never share it. Cheaper, as
+ * counted by bench/instructions.ts, than a WeakMap keyed by request, whose entries the garbage
+ * collector keeps as ephemerons; still not free, since Express gives each request a hidden class
+ * of its own and every property added to it builds another (bench/RESULTS.md, section 7b).
  */
 export class RequestSlot<T> {
   private readonly key: symbol;
