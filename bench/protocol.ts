@@ -33,7 +33,19 @@ export interface VariantConfig {
   redisUrl?: string;
   /** passport-logto: `tokenStore: new RedisTokenStore(client)`; without it, the default (the session store). */
   redisTokenStore?: boolean;
+  /**
+   * Bare Passport and passport-logto without Redis: the session middleware, express-session with
+   * MemoryStore (the default) or cookie-session (passport-logto then keeps tokens in a MemoryTokenStore).
+   */
+  session?: SessionMiddleware;
+  /**
+   * Under callgrind: how many times slower the app's `Date.now()` runs than the wall clock (see
+   * bench/instructions.ts), so that a copy of a record answers for as many requests as natively.
+   */
+  clockScale?: number;
 }
+
+export type SessionMiddleware = 'express-session' | 'cookie-session';
 
 export interface MemoryReport {
   heapUsed: number;
@@ -55,10 +67,11 @@ export type Command =
   /** Answers with the counters once `majorGcs` has reached this many. */
   | { type: 'await-major-gcs'; count: number };
 
-/** Requests this app answered and V8's full (mark-compact) collections, since it started. */
+/** Requests this app answered, V8's full (mark-compact) collections, and token-record store reads, since it started. */
 export interface Counters {
   requests: number;
   majorGcs: number;
+  storeReads: number;
 }
 
 /** How to run an app under valgrind's callgrind, counting instructions (bench/instructions.ts). */

@@ -5,7 +5,7 @@
 import { signInAtProvider, TestBrowser } from '../test/support/http-client.js';
 import type { RecordedRequest, TestProvider } from '../test/support/provider/index.js';
 import { assertLoopback } from './load.js';
-import { AppProcess, type CallgrindRun, type VariantConfig, type VariantName } from './protocol.js';
+import { AppProcess, type CallgrindRun, type SessionMiddleware, type VariantConfig, type VariantName } from './protocol.js';
 import { sessionCookieName } from './variants.js';
 
 export interface TargetOptions {
@@ -16,6 +16,10 @@ export interface TargetOptions {
   user?: Record<string, unknown>;
   /** Bare Passport: the token length /api/token reports (see VariantConfig). */
   tokenLength?: number;
+  /** Bare Passport and passport-logto: express-session (the default) or cookie-session. */
+  session?: SessionMiddleware;
+  /** Under callgrind: how many times slower the app's clock runs (see VariantConfig). */
+  clockScale?: number;
 }
 
 export interface Target {
@@ -55,6 +59,8 @@ export async function startTarget(provider: TestProvider, variant: VariantName, 
     ...(options.accessTokenExpiryMargin === undefined ? {} : { accessTokenExpiryMargin: options.accessTokenExpiryMargin }),
     ...(options.user === undefined ? {} : { user: options.user }),
     ...(options.tokenLength === undefined ? {} : { tokenLength: options.tokenLength }),
+    ...(options.session === undefined ? {} : { session: options.session }),
+    ...(options.clockScale === undefined ? {} : { clockScale: options.clockScale }),
   };
   await app.send({ type: 'configure', config });
   return { variant, url: app.url, app, signInPath: signIn, callbackPath: callback };
@@ -136,7 +142,8 @@ const appSessionCookies = ['appSession', ...Array.from({ length: 8 }, (_, index)
 
 /** The app's own session cookie(s) as a Cookie header (the browser also holds the provider's). */
 export function sessionCookie(browser: TestBrowser, target: Target): string {
-  const names = target.variant === 'express-openid-connect' ? appSessionCookies : [sessionCookieName];
+  // cookie-session's cookie comes with its signature's; express-session's has none.
+  const names = target.variant === 'express-openid-connect' ? appSessionCookies : [sessionCookieName, `${sessionCookieName}.sig`];
   const pairs = names.flatMap((name) => {
     const value = browser.cookie('127.0.0.1', name);
     return value === undefined ? [] : [`${name}=${value}`];

@@ -6,17 +6,37 @@
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
+import cookieSession from 'cookie-session';
 import passport from 'passport';
 import eoc from 'express-openid-connect';
 import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { LogtoStrategy, RedisTokenStore } from '../lib/index.js';
+import { LogtoStrategy, MemoryTokenStore, RedisTokenStore, type TokenStore } from '../lib/index.js';
 import type { VariantConfig } from './protocol.js';
 
 export interface BuiltVariant {
   app: Express;
   /** The express-session store, where the variant keeps its sessions there. */
   store: session.MemoryStore | undefined;
+  /** Reads of a sign-in's token record from its store (passport-logto), counted by key. */
+  storeReads: () => number;
+}
+
+const noStoreReads = (): number => 0;
+
+/**
+ * Counts reads of token records (`<prefix>tokens:<id>`) through a store's `get`: how often the
+ * per-process copy of a record was older than 2 s and the store was asked again.
+ */
+function countRecordReads<T extends { get: (key: string, ...rest: never[]) => unknown }>(store: T, prefix: string): () => number {
+  let reads = 0;
+  const get = store.get.bind(store) as (key: string, ...rest: unknown[]) => unknown;
+  const counted = (key: string, ...rest: unknown[]): unknown => {
+    if (key.startsWith(prefix)) reads += 1;
+    return get(key, ...rest);
+  };
+  store.get = counted as T['get'];
+  return () => reads;
 }
 
 export const sessionCookieName = 'bench.sid';
@@ -68,6 +88,22 @@ function sessionMiddleware(store: session.Store): express.RequestHandler {
   return session({ name: sessionCookieName, secret: 'bench-session-secret', resave: false, saveUninitialized: false, store });
 }
 
+const noOp = (done?: () => void): void => done?.();
+
+/**
+ * cookie-session as docs/sessions-and-stores.md sets it up: the session in a signed cookie, and
+ * the `regenerate` and `save` that Passport 0.6+ calls added as no-ops.
+ */
+function cookieSessionMiddleware(app: Express): void {
+  app.use(cookieSession({ name: sessionCookieName, keys: ['bench-session-secret'] }));
+  app.use((req, _res, next) => {
+    const held = req.session as { regenerate?: unknown; save?: unknown } | null | undefined;
+    if (held && !held.regenerate) held.regenerate = noOp;
+    if (held && !held.save) held.save = noOp;
+    next();
+  });
+}
+
 function notSignedIn(res: Response): void {
   res.status(401).json({ error: 'not_authenticated' });
 }
@@ -75,8 +111,11 @@ function notSignedIn(res: Response): void {
 /** The baseline: Passport sessions with a trivially serialized user and no identity provider. */
 function bare(config: VariantConfig): BuiltVariant {
   const app = express();
-  const store = new session.MemoryStore();
-  app.use(sessionMiddleware(store));
+  const store = config.session === 'cookie-session' ? undefined : new session.MemoryStore();
+  // Counted as passport-logto's is, so that both apps' store pays for the same wrapper.
+  const storeReads = store ? countRecordReads(store, 'passport-logto:tokens:') : noStoreReads;
+  if (store) app.use(sessionMiddleware(store));
+  else cookieSessionMiddleware(app);
   app.use(passport.initialize());
   app.use(passport.session());
   passport.serializeUser((user, done) => done(null, user));
@@ -104,7 +143,7 @@ function bare(config: VariantConfig): BuiltVariant {
   });
   app.get('/api/me', readUser);
   app.use(errorHandler);
-  return { app, store };
+  return { app, store, storeReads };
 }
 
 /** A route that reads only `req.user`: the same handler in both apps. */
@@ -114,15 +153,24 @@ function readUser(req: Request, res: Response): void {
 }
 
 /**
- * passport-logto as its README builds it, with the API resource declared: MemoryStore and the
- * default token home (the session store), or, for the instances of a deployment, connect-redis
+ * passport-logto as its README builds it, with the API resource declared and `logto.session()`
+ * after `passport.session()`: MemoryStore and the default token home (the session store), or
+ * cookie-session with a `MemoryTokenStore`, or, for the instances of a deployment, connect-redis
  * with or without `tokenStore: new RedisTokenStore(client)`.
  */
 async function passportLogto(config: VariantConfig): Promise<BuiltVariant> {
   const app = express();
-  const memoryStore = config.redisUrl === undefined ? new session.MemoryStore() : undefined;
+  const cookies = config.session === 'cookie-session' && config.redisUrl === undefined;
+  const memoryStore = config.redisUrl === undefined && !cookies ? new session.MemoryStore() : undefined;
   let sessionStore: session.Store | undefined = memoryStore;
-  let tokenStore: RedisTokenStore | undefined;
+  let tokenStore: TokenStore | undefined;
+  let storeReads = noStoreReads;
+  if (memoryStore) storeReads = countRecordReads(memoryStore, 'passport-logto:tokens:');
+  if (cookies) {
+    const memoryTokens = new MemoryTokenStore();
+    storeReads = countRecordReads(memoryTokens, 'tokens:');
+    tokenStore = memoryTokens;
+  }
   if (config.redisUrl !== undefined) {
     const client = await createClient({ url: config.redisUrl }).connect();
     sessionStore = new RedisStore({ client });
@@ -142,9 +190,12 @@ async function passportLogto(config: VariantConfig): Promise<BuiltVariant> {
   passport.use(logto);
   passport.serializeUser((user, done) => done(null, user));
   passport.deserializeUser((user: Express.User, done) => done(null, user));
-  app.use(sessionMiddleware(sessionStore as session.Store));
+  if (cookies) cookieSessionMiddleware(app);
+  else app.use(sessionMiddleware(sessionStore as session.Store));
   app.use(passport.initialize());
   app.use(passport.session());
+  // As the README's Quick start: a session whose sign-in has ended, on any instance, is signed out.
+  app.use(logto.session());
   app.get('/sign-in', passport.authenticate(logto.name));
   app.get('/callback', passport.authenticate(logto.name, { successRedirect: '/', failureRedirect: '/sign-in-failed' }));
   app.get('/sign-in-failed', (_req, res) => {
@@ -159,7 +210,7 @@ async function passportLogto(config: VariantConfig): Promise<BuiltVariant> {
   // A route that never touches a token: what passport-logto costs there is its session alone.
   app.get('/api/me', readUser);
   app.use(errorHandler);
-  return { app, store: memoryStore };
+  return { app, store: memoryStore, storeReads };
 }
 
 /**
@@ -190,7 +241,7 @@ async function logtoExpress(config: VariantConfig): Promise<BuiltVariant> {
     res.json({ tokenLength: context.accessToken.length });
   });
   app.use(errorHandler);
-  return { app, store };
+  return { app, store, storeReads: noStoreReads };
 }
 
 /**
@@ -234,7 +285,7 @@ function expressOpenidConnect(config: VariantConfig): BuiltVariant {
     }
   });
   app.use(errorHandler);
-  return { app, store: undefined };
+  return { app, store: undefined, storeReads: noStoreReads };
 }
 
 export async function buildVariant(config: VariantConfig): Promise<BuiltVariant> {

@@ -114,8 +114,12 @@ export function LogtoAuthenticatedGuard(options: LogtoAuthenticatedGuardOptions 
       return new Promise<boolean>((resolve, reject) => {
         let refused = false;
         // Without a redirect, a signed-out request is an exception for Nest's filters, not a 401 written here.
+        // Delegates rather than spreads: an answer may keep its methods on a prototype (Node's does).
         const throughFilters: HostAnswer = {
-          ...answer,
+          appendSetCookie: (cookie) => answer.appendSetCookie(cookie),
+          redirect: (url) => answer.redirect(url),
+          empty: (status) => answer.empty(status),
+          onEnd: (listener) => answer.onEnd(listener),
           json: (status, body) => {
             if (status === 401) refused = true;
             else answer.json(status, body);

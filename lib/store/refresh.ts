@@ -261,8 +261,11 @@ export class Refresher {
 }
 
 export function cachedToken(record: TokenRecord, key: string): StoredAccessToken | undefined {
-  return key === accessTokenKey(undefined, undefined) ? record.accessToken : record.resourceTokens?.[key];
+  return key === userinfoTokenKey ? record.accessToken : record.resourceTokens?.[key];
 }
+
+/** The key of the opaque access token for userinfo (neither resource nor organization). */
+const userinfoTokenKey = accessTokenKey(undefined, undefined);
 
 export function withToken(record: TokenRecord, key: string, token: StoredAccessToken): TokenRecord {
   if (key === accessTokenKey(undefined, undefined)) return { ...record, accessToken: token };

@@ -39,8 +39,20 @@ export interface LinkedSignIn {
 
 /** The key of an access token for a resource, an organization, or both. */
 export function accessTokenKey(resource: string | undefined, organizationId: string | undefined): string {
-  return `${resource ?? ''}#${organizationId ?? ''}`;
+  if (organizationId !== undefined || resource === undefined) return `${resource ?? ''}#${organizationId ?? ''}`;
+  // An API resource's key, asked for on every cached-token request: built once, so that looking
+  // it up in a record finds a string V8 has already hashed. Only declared resources get this far
+  // on the hot path; the bound keeps any other caller's strings from piling up.
+  let key = resourceKeys.get(resource);
+  if (key === undefined) {
+    key = `${resource}#`;
+    if (resourceKeys.size < maxResourceKeys) resourceKeys.set(resource, key);
+  }
+  return key;
 }
+
+const resourceKeys = new Map<string, string>();
+const maxResourceKeys = 256;
 
 /** An access token as Logto's token endpoint answered it, its lifetime turned into an expiry time. */
 export function storedAccessTokenOf(response: TokenEndpointResponse): StoredAccessToken {

@@ -145,12 +145,13 @@ export class LogtoClient {
    * token), or without either the token for userinfo. The cached one while it stays valid for
    * longer than the safety margin; otherwise a new one from the refresh token.
    */
-  getAccessToken(resource?: string, organizationId?: string, options: GetAccessTokenOptions = {}): Promise<string> {
+  getAccessToken(resource?: string, organizationId?: string, options?: GetAccessTokenOptions): Promise<string> {
     try {
       // A loaded, still valid token needs no async step: the common case, kept cheap.
-      const force = options.forceRefresh === true;
-      const loaded = force ? undefined : this.live();
-      if (loaded && Date.now() - this.loadedAt < copyFreshness) {
+      const force = options?.forceRefresh === true;
+      const now = Date.now();
+      const loaded = force ? undefined : this.live(now);
+      if (loaded && now - this.loadedAt < copyFreshness) {
         checkTokenRequest(this.context.config, resource, organizationId);
         const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
         if (this.context.refresher.isFresh(cached)) return Promise.resolve(cached.token);
@@ -304,8 +305,9 @@ export class LogtoClient {
    * with `not_loaded` rather than answer from a copy that may predate an end elsewhere.
    */
   private answering(): Loaded {
-    const loaded = this.live() ?? null;
-    if (loaded && Date.now() - this.loadedAt >= copyFreshness) {
+    const now = Date.now();
+    const loaded = this.live(now) ?? null;
+    if (loaded && now - this.loadedAt >= copyFreshness) {
       throw new LogtoError(
         'not_loaded',
         "This helper's tokens were loaded more than 2 s ago and may be out of date (the sign-in may have ended on another instance): `await client.load()` again.",
@@ -319,16 +321,16 @@ export class LogtoClient {
    * (sign-out, `endSignIn()`, a back-channel logout, a dead grant, or a copy read by another
    * request in the meantime): a helper held across the end says signed out too.
    */
-  private live(): Loaded | undefined {
+  private live(now: number = Date.now()): Loaded | undefined {
     const loaded = this.loaded;
     if (!loaded) return loaded;
     const { records } = this.context;
-    if (records.hasEnded(loaded.signInId)) return this.settle(null);
-    if (Date.now() - this.loadedAt >= copyFreshness) {
+    if (records.hasEnded(loaded.signInId)) return this.settle(null, now);
+    if (now - this.loadedAt >= copyFreshness) {
       // Another request of this process may have read the store since: its copy is newer.
       const recent = records.recent(loaded.signInId);
-      if (recent === null) return this.settle(null);
-      if (recent) return this.settle({ signInId: loaded.signInId, record: recent });
+      if (recent === null) return this.settle(null, now);
+      if (recent) return this.settle({ signInId: loaded.signInId, record: recent }, now);
     }
     return loaded;
   }

@@ -23,8 +23,6 @@ export interface HostAnswer {
 
 /** The answers that hosts' adapters bound to their requests, by request object. */
 const answers = new WeakMap<object, HostAnswer>();
-/** Node's answer for each ServerResponse, built once. */
-const nodeAnswers = new WeakMap<ServerResponse, HostAnswer>();
 
 /**
  * Makes `answer` the way to answer `request` (and any request object behind it: Fastify's and
@@ -90,41 +88,50 @@ function isObject(value: unknown): value is object {
 
 /** The answer through Node's ServerResponse (Express's `res` is one). */
 export function nodeAnswer(res: ServerResponse): HostAnswer {
-  let answer = nodeAnswers.get(res);
-  if (answer) return answer;
-  answer = {
-    appendSetCookie(cookie) {
-      const existing = res.getHeader('Set-Cookie');
-      const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-      res.setHeader('Set-Cookie', [...list, cookie]);
-    },
-    redirect(url) {
-      res.statusCode = 302;
-      res.setHeader('Location', url);
-      res.setHeader('Content-Length', '0');
-      res.end();
-    },
-    json(status, body) {
-      const text = JSON.stringify(body);
-      res.statusCode = status;
-      res.setHeader('Cache-Control', 'no-store');
-      res.setHeader('Content-Type', 'application/json; charset=utf-8');
-      res.setHeader('Content-Length', Buffer.byteLength(text));
-      res.end(text);
-    },
-    empty(status) {
-      res.statusCode = status;
-      res.setHeader('Cache-Control', 'no-store');
-      res.end();
-    },
-    onEnd(listener) {
-      // 'close' comes after 'finish', and also when the client went away first.
-      if (res.closed) listener();
-      else res.once('close', listener);
-    },
-  };
-  nodeAnswers.set(res, answer);
-  return answer;
+  // A class rather than an object of closures, and none kept per response: the route guard asks
+  // for one on every request, and this is one small allocation that dies young.
+  return new NodeAnswer(res);
+}
+
+class NodeAnswer implements HostAnswer {
+  constructor(private readonly res: ServerResponse) {}
+
+  appendSetCookie(cookie: string): void {
+    const existing = this.res.getHeader('Set-Cookie');
+    const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+    this.res.setHeader('Set-Cookie', [...list, cookie]);
+  }
+
+  redirect(url: string): void {
+    const res = this.res;
+    res.statusCode = 302;
+    res.setHeader('Location', url);
+    res.setHeader('Content-Length', '0');
+    res.end();
+  }
+
+  json(status: number, body: object): void {
+    const res = this.res;
+    const text = JSON.stringify(body);
+    res.statusCode = status;
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    res.end(text);
+  }
+
+  empty(status: number): void {
+    const res = this.res;
+    res.statusCode = status;
+    res.setHeader('Cache-Control', 'no-store');
+    res.end();
+  }
+
+  onEnd(listener: () => void): void {
+    // 'close' comes after 'finish', and also when the client went away first.
+    if (this.res.closed) listener();
+    else this.res.once('close', listener);
+  }
 }
 
 /** A request header as one string (the first of repeated ones), or undefined. */

@@ -158,13 +158,25 @@ export function authenticatedGuard(
 ): RequestHandler {
   const guard = hostGuard(clientFor as (req: object) => LogtoClient, options, rememberReturnTo);
   return (req: Request, res: Response, next: NextFunction): void => {
-    guard(req, nodeAnswer(res), {
-      admit: (client) => {
-        req.logto = client;
-        next();
-      },
-      answered: () => undefined,
-      error: next,
-    });
+    guard(req, nodeAnswer(res), new ExpressOutcome(req, next));
   };
+}
+
+/** The guard's outcome on Express, one object per request rather than three closures. */
+class ExpressOutcome implements GuardOutcome {
+  constructor(
+    private readonly req: Request,
+    private readonly next: NextFunction,
+  ) {}
+
+  admit(client: LogtoClient): void {
+    this.req.logto = client;
+    this.next();
+  }
+
+  answered(): void {}
+
+  error(error: unknown): void {
+    this.next(error);
+  }
 }

@@ -5,27 +5,23 @@ import { LogtoClient } from './client.js';
 /** What the token store says of the session's sign-in. */
 export type SignInState = 'none' | 'alive' | 'ended';
 
-/** What the token store says of a request's sign-in, and the helper loaded to learn it. */
-export interface CheckedSignIn {
-  state: SignInState;
-  client?: LogtoClient;
-}
-
 /**
- * Whether the session's sign-in is alive, as the token store says: at once when this process read
- * its record at most 2 s ago (or saw it end), else after a store read, shared by the requests of
- * one sign-in that arrive together. A missing record is an ended sign-in. The helper loaded on the
- * way serves the rest of the request.
+ * The helper for a request whose session refers to a sign-in, already loaded when this process
+ * read its record at most 2 s ago (or saw it end); undefined when the session refers to none.
+ * Unloaded, its `load()` reads the store, once for the requests of one sign-in that arrive
+ * together, and also moves a 0.1.0 session's tokens into their record, or finds them ended.
  */
 export function checkSignIn(
   context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session' | 'index'>,
   req: Request,
-): CheckedSignIn | Promise<CheckedSignIn> {
-  if (!context.session.read(req)) return { state: 'none' };
-  const client = new LogtoClient(req, context, true);
-  const judge = (loaded: LogtoClient): CheckedSignIn => ({ state: loaded.getIdToken() === undefined ? 'ended' : 'alive', client: loaded });
-  // The load also moves a 0.1.0 session's tokens into their record, or finds them ended.
-  return client.isLoaded() ? judge(client) : client.load().then(judge);
+): LogtoClient | undefined {
+  if (!context.session.read(req)) return undefined;
+  return new LogtoClient(req, context, true);
+}
+
+/** Whether a loaded helper's sign-in is alive, as the token store said: a missing record is an ended sign-in. */
+export function stateOf(loaded: LogtoClient): SignInState {
+  return loaded.getIdToken() === undefined ? 'ended' : 'alive';
 }
 
 /**

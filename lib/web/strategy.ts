@@ -6,7 +6,7 @@ import { isCausedByRequest, LogtoError } from '../errors.js';
 import { backchannelLogoutHandler, hostBackchannelLogout, type BackchannelLogoutOptions } from './back-channel-logout.js';
 import { SessionIndex } from '../store/session-index.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
-import { checkSignIn, forgetPassportUser, sessionCheckHandler, type CheckedSignIn, type SignInState } from './session-check.js';
+import { checkSignIn, forgetPassportUser, sessionCheckHandler, stateOf, type SignInState } from './session-check.js';
 import { registerHostHandlers } from './host-handlers.js';
 import { cookieHeader, findAnswer, nodeRequestOf, requestPath, type HostAnswer } from './http.js';
 import { awaitingLogIn, stopAwaitingLogIn } from './keep-through-log-in.js';
@@ -14,6 +14,7 @@ import type { TokenStore } from '../store/token-store.js';
 import type { LinkedSignIn } from '../store/token-record.js';
 import { LogtoClient } from './client.js';
 import type { LogtoContext } from './context.js';
+import { RequestSlot } from './request-slot.js';
 import { appendCookie, PendingSignIns, requestCookie } from './pending-sign-ins.js';
 import { Refresher } from '../store/refresh.js';
 import { authenticatedGuard, hostGuard, withLogto, type AuthenticatedOptions, type LogtoHandler } from './route-guard.js';
@@ -60,7 +61,7 @@ export class LogtoStrategy extends PassportStrategy {
     return `${this.config.name}.return`;
   }
   /** The helpers that {@link session} loaded, by request: `client(req)` hands them out. */
-  private readonly checked = new WeakMap<Request, LogtoClient>();
+  private readonly checked = new RequestSlot<LogtoClient>('passport-logto: the helper logto.session() loaded');
   /** Whether sign-ins are indexed for back-channel logout: the option, or (deprecated) mounting its handler. */
   private indexSessions: boolean;
 
@@ -215,12 +216,11 @@ export class LogtoStrategy extends PassportStrategy {
    * request, so its getters answer without another `load()`.
    */
   protected signInState(req: Request): SignInState | Promise<SignInState> {
-    const keep = ({ state, client }: CheckedSignIn): SignInState => {
-      if (client) this.checked.set(req, client);
-      return state;
-    };
-    const checked = checkSignIn(this.context, req);
-    return checked instanceof Promise ? checked.then(keep) : keep(checked);
+    const client = checkSignIn(this.context, req);
+    if (!client) return 'none';
+    this.checked.set(req, client);
+    // Loaded from a recent copy, the answer needs no promise: the common case, kept cheap.
+    return client.isLoaded() ? stateOf(client) : client.load().then(stateOf);
   }
 
   /**
