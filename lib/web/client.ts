@@ -87,6 +87,15 @@ export class LogtoClient {
   }
 
   /**
+   * Whether this helper's load found the sign-in alive, however long ago it loaded: for
+   * `logto.session()`, which decides Passport's user from its own read. False before a load.
+   * @internal
+   */
+  loadedAlive(): boolean {
+    return Boolean(this.live());
+  }
+
+  /**
    * Signed in through this strategy, with tokens that can still be used. Loaded, it answers from
    * the record. Before `load()` it never throws: false when the session refers to no sign-in, or
    * to one this process knows has ended (or read as ended in the last 2 s); otherwise it answers
