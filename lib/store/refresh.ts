@@ -31,6 +31,17 @@ const nowInSeconds = (): number => Math.floor(Date.now() / 1000);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** Milliseconds between two attempts of a refresh whose answer was lost. */
 const retryPause = 250;
+/** Sign-ins whose last refresh failed for an outage, kept in this process at most. */
+const maxOutages = 10_000;
+
+/** A refresh of a sign-in that failed because Logto was down: the refreshes queued behind it share it. */
+interface Outage {
+  /** Digest of the refresh token it was sent with: kept, and still the record's. */
+  rt: string;
+  /** When it failed, in milliseconds. */
+  failedAt: number;
+  error: unknown;
+}
 
 /**
  * Refreshes a sign-in's tokens under Logto's rules. Logto accepts a used refresh token for 3 s and
@@ -45,6 +56,8 @@ const retryPause = 250;
  */
 export class Refresher {
   private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
+  /** The last outage each sign-in's refresh met in this process, oldest first. */
+  private readonly outages = new Map<string, Outage>();
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -62,8 +75,9 @@ export class Refresher {
     const flight = `${signInId}\u0000${accessTokenKey(request.resource, request.organizationId)}\u0000${request.force}`;
     const joined = this.inFlight.get(flight);
     if (joined) return joined;
+    const queuedAt = Date.now();
     const started = this.records
-      .exclusive(store, signInId, () => this.refreshAlone(store, signInId, request), {
+      .exclusive(store, signInId, () => this.refreshAlone(store, signInId, request, queuedAt), {
         lockTtl: lockTtl(this.config),
         wait: lockTtl(this.config),
       })
@@ -151,7 +165,7 @@ export class Refresher {
     };
   }
 
-  private async refreshAlone(store: TokenStore, signInId: string, request: RefreshRequest): Promise<RefreshOutcome> {
+  private async refreshAlone(store: TokenStore, signInId: string, request: RefreshRequest, queuedAt: number): Promise<RefreshOutcome> {
     const key = accessTokenKey(request.resource, request.organizationId);
     const record = await this.records.read(store, signInId);
     if (!record) throw signedOut('The Logto sign-in has ended; sign in again.');
@@ -162,6 +176,11 @@ export class Refresher {
     if (!refreshToken) {
       throw signedOut('The session has no refresh token (Logto issues one only with prompt=consent, and a lost refresh answer drops it); sign in again.');
     }
+
+    // Queued behind a refresh that Logto's outage failed (with this same refresh token): the same
+    // failure, rather than a retry window of its own per token the request needs.
+    const outage = this.outages.get(signInId);
+    if (outage && queuedAt <= outage.failedAt && outage.rt === digest(refreshToken)) throw outage.error;
 
     // Discovery first: a failure there must not count as a refresh token sent.
     await this.provider.ready();
@@ -179,7 +198,14 @@ export class Refresher {
     const parameters: RefreshParameters = {};
     if (request.resource !== undefined) parameters.resource = request.resource;
     if (request.organizationId !== undefined) parameters.organizationId = request.organizationId;
-    const response = await this.send(store, signInId, refreshToken, parameters, firstSentAt);
+    let response: TokenEndpointResponse;
+    try {
+      response = await this.send(store, signInId, refreshToken, parameters, firstSentAt);
+      this.outages.delete(signInId);
+    } catch (error) {
+      if (isOutage(error)) this.noteOutage(signInId, { rt: digest(refreshToken), failedAt: Date.now(), error });
+      throw error;
+    }
 
     const token = storedAccessTokenOf(response);
     // First of all, keep what Logto answered: the new refresh token is the only one that works.
@@ -232,6 +258,15 @@ export class Refresher {
         await this.records.deleteMark(store, sentMarkKey(signInId)).catch(() => undefined);
         throw error;
       }
+    }
+  }
+
+  private noteOutage(signInId: string, outage: Outage): void {
+    this.outages.delete(signInId);
+    this.outages.set(signInId, outage);
+    for (const oldest of this.outages.keys()) {
+      if (this.outages.size <= maxOutages) break;
+      this.outages.delete(oldest);
     }
   }
 
@@ -288,6 +323,11 @@ function answerMayBeLost(error: unknown): boolean {
     default:
       return true;
   }
+}
+
+/** Whether Logto was down or unusable (5xx, timeout, unreachable, garbled), as opposed to answering. */
+function isOutage(error: unknown): boolean {
+  return error instanceof LogtoError && ['provider_error', 'provider_timeout', 'provider_unreachable', 'invalid_provider_response'].includes(error.code);
 }
 
 function signedOut(message: string): LogtoError {

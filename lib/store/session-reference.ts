@@ -130,7 +130,8 @@ export class SessionReference {
    */
   ownsPassportUser(req: object): boolean {
     const noted = (req as RequestWithSession).session?.[this.userKey];
-    return typeof noted !== 'string' || noted === passportUserMark(req);
+    // A note written before marks were canonical is the digest of the JSON text as it was.
+    return typeof noted !== 'string' || noted === passportUserMark(req) || noted === passportUserMark(req, false);
   }
 
   /** A sign-in that a 0.1.0 session had started before the upgrade, kept in the session itself. */
@@ -149,16 +150,32 @@ function passportKeyOf(req: object): string {
   return typeof fastify === 'string' ? fastify : 'passport';
 }
 
-/** A digest of Passport's data in the session (its serialized user): the same until another login writes it. */
-function passportUserMark(req: object): string {
+/**
+ * A digest of Passport's data in the session (its serialized user): the same until another login
+ * writes it. Of a canonical form (object keys sorted, at every depth): a session store may give
+ * the data back with its keys in another order (a jsonb column sorts them), and order is not data.
+ */
+function passportUserMark(req: object, canonical = true): string {
   const session = (req as RequestWithSession).session;
   const data = session && typeof session === 'object' ? session[passportKeyOf(req)] : undefined;
   try {
-    return digest(JSON.stringify(data ?? null));
+    const text = JSON.stringify(data ?? null);
+    return digest(canonical ? JSON.stringify(sortedKeys(JSON.parse(text))) : text);
   } catch {
     // Data no session store could keep either: every such user counts as the sign-in's, as before.
     return 'unreadable';
   }
+}
+
+/** A JSON value with the keys of its objects in sorted order, at every depth. */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (value === null || typeof value !== 'object') return value;
+  const object = value as Record<string, unknown>;
+  // No prototype: a `__proto__` key is data here, as it is in the JSON.
+  const sorted = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(object).sort()) sorted[key] = sortedKeys(object[key]);
+  return sorted;
 }
 
 export type { StoredAccessToken };

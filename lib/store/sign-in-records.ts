@@ -62,8 +62,12 @@ export class SignInRecords {
    * final: no store read still in flight, nor any copy, can bring one back here.
    */
   private readonly endedHere = new Set<string>();
-  /** Store reads in flight for requests that take a copy a few seconds old (never for refreshes). */
-  private readonly sharedReads = new Map<string, Promise<TokenRecord | undefined>>();
+  /**
+   * Store reads in flight for requests that take a copy a few seconds old (never for refreshes),
+   * with when each began: its answer is as old as its start, so only a read begun within
+   * {@link cacheFreshness} is joined.
+   */
+  private readonly sharedReads = new Map<string, { started: number; reading: Promise<TokenRecord | undefined> }>();
 
   constructor(private readonly options: SignInRecordsOptions) {}
 
@@ -91,18 +95,30 @@ export class SignInRecords {
     return store;
   }
 
-  /** The record, from the store (or, unless `fresh`, from this process's copy of the last few seconds). */
-  async read(store: TokenStore, signInId: string, fresh = true): Promise<TokenRecord | undefined> {
-    if (!fresh) {
-      const recent = this.recent(signInId);
-      if (recent !== undefined) return recent ?? undefined;
-      // A page's requests that arrive together after a pause share one store read and its outcome.
-      const shared = this.sharedReads.get(signInId);
-      if (shared) return shared;
-      const reading = this.read(store, signInId, true).finally(() => this.sharedReads.delete(signInId));
-      this.sharedReads.set(signInId, reading);
-      return reading;
+  /**
+   * The record from this process's copy of the last few seconds, or else from the store, with
+   * when the store read it came from began (now, for a copy: the helper taking it answers for its
+   * own window from then).
+   */
+  async readRecent(store: TokenStore, signInId: string): Promise<{ record: TokenRecord | undefined; at: number }> {
+    const now = Date.now();
+    const recent = this.recent(signInId);
+    if (recent !== undefined) return { record: recent ?? undefined, at: now };
+    // A page's requests that arrive together after a pause share one store read and its outcome,
+    // but not one begun so long ago that its answer may predate an end.
+    const shared = this.sharedReads.get(signInId);
+    if (shared && now - shared.started < cacheFreshness) return { record: await shared.reading, at: shared.started };
+    const entry = { started: now, reading: this.read(store, signInId) };
+    this.sharedReads.set(signInId, entry);
+    try {
+      return { record: await entry.reading, at: now };
+    } finally {
+      if (this.sharedReads.get(signInId) === entry) this.sharedReads.delete(signInId);
     }
+  }
+
+  /** The record, from the store. */
+  async read(store: TokenStore, signInId: string): Promise<TokenRecord | undefined> {
     const kept = this.unsaved.get(signInId);
     if (kept) {
       // The newest refresh token exists only here: written back before the store's copy is used,

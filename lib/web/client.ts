@@ -48,8 +48,9 @@ export class LogtoClient {
   organizationTokens: Record<string, string> | undefined;
   private loaded: Loaded | undefined;
   /**
-   * When this helper loaded (from the store, or from a copy at most 2 s old): its synchronous
-   * getters answer for 2 s from then, so that a handler right after the guard always can.
+   * When this helper loaded: the start of the store read it took (its answer is as old as that),
+   * or when it took a copy at most 2 s old. Its synchronous getters answer for 2 s from then, so
+   * that a handler right after the guard always can.
    */
   private loadedAt = 0;
   private loading: Promise<Loaded> | undefined;
@@ -73,15 +74,25 @@ export class LogtoClient {
   }
 
   /**
-   * Whether the getters can answer now, without `await load()`: after this helper's `load()` (the
-   * route guard loads `req.logto`), or when the session refers to no sign-in. The same on every
-   * instance: a copy of the record that this process happens to hold does not count.
+   * Whether the getters can answer now, without `await load()`: for 2 s after this helper's
+   * `load()` (the route guard loads `req.logto`), or when the session refers to no sign-in or
+   * the load found it ended. The same on every instance: a copy of the record that this process
+   * happens to hold does not count.
    */
   isLoaded(): boolean {
-    if (this.loaded !== undefined) return true;
+    if (this.loaded !== undefined) return this.loaded === null || Date.now() - this.loadedAt < copyFreshness;
     if (this.context.session.read(this.req)) return false;
     this.settle(null);
     return true;
+  }
+
+  /**
+   * Whether this helper's load found the sign-in alive, however long ago it loaded: for
+   * `logto.session()`, which decides Passport's user from its own read. False before a load.
+   * @internal
+   */
+  loadedAlive(): boolean {
+    return Boolean(this.live());
   }
 
   /**
@@ -234,7 +245,7 @@ export class LogtoClient {
     this.loading ??= this.read().then(
       (read) => {
         this.loading = undefined;
-        return this.settle(read);
+        return this.settle(read.loaded, read.at);
       },
       (error: unknown) => {
         this.loading = undefined;
@@ -264,9 +275,11 @@ export class LogtoClient {
     }
   }
 
-  private async read(): Promise<Loaded> {
+  /** The sign-in's record, with when the read it came from began. */
+  private async read(): Promise<{ loaded: Loaded; at: number }> {
+    const started = Date.now();
     const reference = this.context.session.read(this.req);
-    if (!reference) return null;
+    if (!reference) return { loaded: null, at: started };
     const { records, session } = this.context;
     const store = records.storeFor(this.req);
     if (reference.legacy) {
@@ -276,21 +289,21 @@ export class LogtoClient {
       const record = await this.context.refresher.adoptLegacy(store, reference.signInId, reference.legacy);
       if (!record) {
         session.clear(this.req);
-        return null;
+        return { loaded: null, at: started };
       }
       // It joins the back-channel logout index, which lives as long as the records.
       const sessionId = (this.req as { sessionID?: unknown }).sessionID;
       await this.context.index()?.adopt(store, { signInId: reference.signInId, sessionId: typeof sessionId === 'string' ? sessionId : undefined }, record);
       session.write(this.req, reference.signInId);
-      return { signInId: reference.signInId, record };
+      return { loaded: { signInId: reference.signInId, record }, at: started };
     }
-    const record = await records.read(store, reference.signInId, false);
-    return record ? { signInId: reference.signInId, record } : null;
+    const { record, at } = await records.readRecent(store, reference.signInId);
+    return { loaded: record ? { signInId: reference.signInId, record } : null, at };
   }
 
   /** The loaded record for the synchronous getters; `not_loaded` before a load, on every instance alike. */
   private loadedRecord(): TokenRecord | undefined {
-    if (!this.isLoaded()) {
+    if (this.loaded === undefined && !this.isLoaded()) {
       throw new LogtoError(
         'not_loaded',
         "This sign-in's tokens are not loaded yet: put logto.authenticated() before the route, or `await logto.client(req).load()` first.",
@@ -301,8 +314,9 @@ export class LogtoClient {
 
   /**
    * What the synchronous getters answer from: what this helper loaded, while that is at most 2 s
-   * old (or this process read the record again since). Past that, with no newer copy, they refuse
-   * with `not_loaded` rather than answer from a copy that may predate an end elsewhere.
+   * old. Past that they refuse with `not_loaded` rather than answer from a load that may predate
+   * an end elsewhere, on every instance alike: a newer copy this process happens to hold (another
+   * request's) does not count, or the answer would depend on the instance's traffic.
    */
   private answering(): Loaded {
     const now = Date.now();
@@ -318,20 +332,13 @@ export class LogtoClient {
 
   /**
    * What this helper loaded, unless the sign-in has ended since as far as this process knows
-   * (sign-out, `endSignIn()`, a back-channel logout, a dead grant, or a copy read by another
-   * request in the meantime): a helper held across the end says signed out too.
+   * (sign-out, `endSignIn()`, a back-channel logout, a dead grant, or a read by another request
+   * that found it ended): a helper held across the end says signed out too.
    */
   private live(now: number = Date.now()): Loaded | undefined {
     const loaded = this.loaded;
     if (!loaded) return loaded;
-    const { records } = this.context;
-    if (records.hasEnded(loaded.signInId)) return this.settle(null, now);
-    if (now - this.loadedAt >= copyFreshness) {
-      // Another request of this process may have read the store since: its copy is newer.
-      const recent = records.recent(loaded.signInId);
-      if (recent === null) return this.settle(null, now);
-      if (recent) return this.settle({ signInId: loaded.signInId, record: recent }, now);
-    }
+    if (this.context.records.hasEnded(loaded.signInId)) return this.settle(null, now);
     return loaded;
   }
 

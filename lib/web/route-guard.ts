@@ -145,6 +145,8 @@ export function hostGuard(
     }
     client
       .load()
+      // A store slower than 2 s gives a load already too old for the getters: one more read.
+      .then((loaded) => (loaded.isLoaded() ? loaded : loaded.load()))
       .then((loaded) => admit(loaded, req, answer, outcome))
       .catch((error: unknown) => outcome.error(error));
   };

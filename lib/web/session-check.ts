@@ -19,9 +19,12 @@ export function checkSignIn(
   return new LogtoClient(req, context, true);
 }
 
-/** Whether a loaded helper's sign-in is alive, as the token store said: a missing record is an ended sign-in. */
+/**
+ * Whether a loaded helper's sign-in is alive, as the token store said: a missing record is an
+ * ended sign-in. From the load itself, even when a slow store answered after the getters' 2 s.
+ */
 export function stateOf(loaded: LogtoClient): SignInState {
-  return loaded.getIdToken() === undefined ? 'ended' : 'alive';
+  return loaded.loadedAlive() ? 'alive' : 'ended';
 }
 
 /**

@@ -15,7 +15,7 @@ import { LogtoError, UserScope, type LogtoClient, type LogtoStrategy } from '../
 import { hardeningSetup, type RunningApp } from '../support/app.js';
 import { callbackAfterSignIn, getJson, signIn, startSignIn, type HomeBody } from '../support/flows.js';
 import { TestBrowser } from '../support/http-client.js';
-import { API_RESOURCE, startProvider, type Fault, type TestProvider } from '../support/provider/index.js';
+import { API_RESOURCE, startProvider, type Fault, type RecordedRequest, type TestProvider } from '../support/provider/index.js';
 
 // One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;
@@ -68,6 +68,11 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
   }));
   express.get('/helper/userinfo', send((client) => client.fetchUserInfo()));
   express.get('/helper/token', send(async (client) => ({ token: await client.getAccessToken(API_RESOURCE) })));
+  // A request that needs two tokens of the sign-in at once: each getter's outcome, by its code.
+  express.get('/helper/two-tokens', send(async (client) => {
+    const outcome = (token: Promise<string>): Promise<string> => token.then(() => 'ok', (error: unknown) => (error instanceof LogtoError ? error.code : 'other'));
+    return { codes: await Promise.all([outcome(client.getAccessToken()), outcome(client.getAccessToken(API_RESOURCE))]) };
+  }));
 }
 
 async function helper(browser: TestBrowser, running: RunningApp, path: string): Promise<{ status: number; body: HelperBody }> {
@@ -119,6 +124,29 @@ describe('Logto down', () => {
     assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
     assert.notEqual(refreshed.body.refreshToken, before.refreshToken);
     await expectSignedIn(browser, running);
+  });
+
+  test('a request needing two tokens during a 5xx outage: the second shares the first\'s failure, and the refresh token stays', async () => {
+    const running = await app({ strategy: { accessTokenExpiryMargin: 3600 * 24 } }); // every cached token counts as due
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const before = (await helper(browser, running, 'state')).body;
+    const refreshes = (): RecordedRequest[] => provider.requests.filter((request) => request.path === '/oidc/token' && request.params.grant_type === 'refresh_token');
+    const earlier = refreshes().length;
+    provider.setFault('/oidc/token', { status: 503, body: '<html>Service Unavailable</html>', contentType: 'text/html' });
+    let during: { codes: string[] };
+    try {
+      during = (await getJson<{ codes: string[] }>(browser, `${running.url}/helper/two-tokens`)).body;
+    } finally {
+      provider.setFault('/oidc/token', undefined);
+    }
+    assert.deepEqual(during.codes, ['provider_error', 'provider_error'], 'the outage\'s error for both, not token_store_failed');
+    const sent = refreshes().slice(earlier);
+    assert.ok(sent.length > 0);
+    assert.equal(new Set(sent.map((request) => request.params.resource ?? 'userinfo')).size, 1, 'only one token\'s refresh was tried: the one queued behind it shared its failure');
+    assert.deepEqual((await helper(browser, running, 'state')).body, before, 'the refresh token was kept');
+    // A new request tries again, and Logto is back.
+    assert.deepEqual((await getJson<{ codes: string[] }>(browser, `${running.url}/helper/two-tokens`)).body.codes, ['ok', 'ok']);
   });
 
   test('during sign-out: signed out locally and sent to the end-session URL all the same', async () => {

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import session from 'express-session';
-import { LogtoError, LogtoTenants, MemoryTokenStore, RedisTokenStore, type LogtoStrategy } from '../../lib/index.js';
+import { LogtoError, LogtoTenants, MemoryTokenStore, RedisTokenStore, type LogtoStrategy, type TokenStore } from '../../lib/index.js';
 import { startApp, type RunningApp, type StartAppOptions } from '../support/app.js';
 import { getJson, refreshRequests, signIn, tokensOf, type HomeBody } from '../support/flows.js';
 import { TestBrowser } from '../support/http-client.js';
@@ -33,7 +33,13 @@ after(async () => {
 let releaseLong: () => void = () => undefined;
 let longReleased: Promise<void> = Promise.resolve();
 
+/** Lets the test hold a middleware in front of the guard (an upload, a rate limiter) until it releases it. */
+let releaseMiddleware: () => void = () => undefined;
+let middlewareReleased: Promise<void> = Promise.resolve();
+
 function helperRoutes(express: Express, logto: LogtoStrategy): void {
+  const slowMiddleware = (_req: unknown, _res: unknown, next: () => void): void => void middlewareReleased.then(() => next());
+  express.get('/behind-slow-middleware', slowMiddleware, logto.authenticated(), (req, res) => res.json({ sub: req.logto?.getIdTokenClaims().sub }));
   // A long request (an export, a stream): its helper was loaded before the sign-in ended elsewhere.
   express.get('/long', (req, res, next) => {
     const answer = (read: () => unknown): unknown => {
@@ -74,6 +80,19 @@ function helperRoutes(express: Express, logto: LogtoStrategy): void {
   express.get('/local-login', (req, res, next) => {
     req.login({ id: 'local-bob' }, { session: true, keepSessionInfo: true }, (error?: unknown) => (error ? next(error) : res.json({ ok: true })));
   });
+  // What the helper logto.session() loaded answers, at once in the handler.
+  express.get('/as-loaded', (req, res, next) => {
+    const client = logto.client(req);
+    const answer = (read: () => unknown): unknown => {
+      try {
+        return read();
+      } catch (error) {
+        return error instanceof LogtoError ? `throws ${error.code}` : 'other error';
+      }
+    };
+    const first = { isLoaded: client.isLoaded(), sub: answer(() => client.getIdTokenClaims().sub) };
+    client.load().then(() => res.json({ ...first, reloaded: answer(() => client.getIdTokenClaims().sub) }), next);
+  });
   express.get('/unloaded', (req, res) => {
     const client = logto.client(req);
     const answer = (read: () => unknown): unknown => {
@@ -104,6 +123,46 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
     await sleep(100);
   }
   assert.fail(`never happened: ${what}`);
+}
+
+/**
+ * A token store reached over a link whose replies to record reads can be held: the value is read
+ * when asked, and the reply arrives when the test releases it, as from a slow store or network.
+ */
+class HeldReads implements TokenStore {
+  held = false;
+  private waiting: Array<() => void> = [];
+  constructor(private readonly base: MemoryTokenStore = new MemoryTokenStore()) {}
+  get(key: string): Promise<string | null | undefined> {
+    const value = this.base.get(key);
+    if (!this.held || !key.startsWith('tokens:')) return value;
+    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => value);
+  }
+  release(): void {
+    this.held = false;
+    for (const resume of this.waiting.splice(0)) resume();
+  }
+  set(key: string, value: string, ttl: number): Promise<void> {
+    return this.base.set(key, value, ttl);
+  }
+  delete(key: string): Promise<void> {
+    return this.base.delete(key);
+  }
+  setIfAbsent(key: string, value: string, ttl: number): Promise<boolean> {
+    return this.base.setIfAbsent(key, value, ttl);
+  }
+  deleteIfEquals(key: string, value: string): Promise<void> {
+    return this.base.deleteIfEquals(key, value);
+  }
+  setIfEquals(key: string, expected: string, value: string, ttl: number): Promise<boolean> {
+    return this.base.setIfEquals(key, expected, value, ttl);
+  }
+  addToSet(key: string, members: string[], ttl: number): Promise<void> {
+    return this.base.addToSet(key, members, ttl);
+  }
+  setMembers(key: string): Promise<string[]> {
+    return this.base.setMembers(key);
+  }
 }
 
 /** A browser holding a copy of another's cookies for the app's host, as a copied cookie would be. */
@@ -195,21 +254,7 @@ describe('one authority for alive or ended', () => {
   });
 
   test('a store read in flight when sign-out runs on the same instance does not bring the record back', async () => {
-    class GatedStore extends MemoryTokenStore {
-      gated = false;
-      private waiting: Array<() => void> = [];
-      override get(key: string): Promise<string | undefined> {
-        if (!key.startsWith('tokens:') || !this.gated) return super.get(key);
-        // The value is read now; the answer arrives later, after the sign-out.
-        const value = super.get(key);
-        return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => value);
-      }
-      release(): void {
-        this.gated = false;
-        for (const resume of this.waiting.splice(0)) resume();
-      }
-    }
-    const tokenStore = new GatedStore();
+    const tokenStore = new HeldReads();
     // cookie-session, so that a copy of the cookie still refers to the sign-in after it ends; and
     // without logto.session(), so that the sign-out's own (fresh) read is not the held one.
     const running = await app({ strategy: { tokenStore }, cookieSession: true, cookieName: 'held', sessionCheck: false });
@@ -217,14 +262,117 @@ describe('one authority for alive or ended', () => {
     await signIn(browser, provider, running);
     const copy = copyOf(browser, running, ['held', 'held.sig']);
     await sleep(2100); // the instance's copy of the record is now too old to answer
-    tokenStore.gated = true;
+    tokenStore.held = true;
     const inFlight = getJson(browser, `${running.url}/tokens`);
     await sleep(200);
-    tokenStore.gated = false;
+    tokenStore.held = false;
     assert.equal((await browser.get(`${running.url}/end-only`)).status, 200);
     tokenStore.release(); // the read that began before the end answers now, with the old record
     await inFlight;
     assert.equal((await copy.get(`${running.url}/api/profile`)).status, 401, 'the old record did not come back');
+  });
+
+  test('the guard behind a middleware slower than 2 s loads again: the signed-in user gets the route', async () => {
+    const running = await app();
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    middlewareReleased = new Promise((resolve) => (releaseMiddleware = resolve));
+    const response = getJson<{ sub: string }>(browser, `${running.url}/behind-slow-middleware`);
+    await sleep(2100); // what logto.session() loaded is now past its 2 s
+    releaseMiddleware();
+    const answered = await response;
+    assert.equal(answered.status, 200, 'not a 500 not_loaded');
+    assert.equal(answered.body.sub, provider.users.demo.sub, 'and the handler\'s getters answer');
+  });
+
+  test('a request more than 2 s after sign-out does not join a store read begun before it', async () => {
+    const tokenStore = new MemoryTokenStore();
+    const held = new HeldReads(tokenStore); // the second instance reaches the same store over a slow link
+    const first = await app({ cookieSession: true, cookieName: 'sr', strategy: { tokenStore } });
+    const second = await app({ cookieSession: true, cookieName: 'sr', instanceOf: first.registered, strategy: { tokenStore: held } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, first);
+    const copy = copyOf(browser, first, ['sr', 'sr.sig']);
+    assert.equal((await getJson<HomeBody>(copy, `${second.url}/`)).body.authenticated, true);
+    await sleep(2100); // the second instance's copy is too old: its next request reads the store
+    held.held = true;
+    const early = getJson<HomeBody>(copy, `${second.url}/`); // its read, begun before the end, is held
+    await sleep(100);
+    assert.equal((await browser.get(`${first.url}/sign-out`)).status, 302);
+    await sleep(2100); // more than 2 s after the end, and after the held read began
+    const late = getJson<HomeBody>(copy, `${second.url}/`);
+    const lateGuard = copy.get(`${second.url}/api/profile`);
+    await sleep(200);
+    held.release();
+    const [, home, guard] = await Promise.all([early, late, lateGuard]);
+    assert.equal(home.body.user, null, 'req.user is gone');
+    assert.equal(home.body.authenticated, false);
+    assert.equal(guard.status, 401, 'the guard refuses');
+  });
+
+  test('a load answers for 2 s from the start of its store read, not from its end', async () => {
+    const tokenStore = new HeldReads();
+    const running = await app({ cookieSession: true, cookieName: 'rs', strategy: { tokenStore } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    await sleep(2100); // the instance's copy is too old: logto.session() reads the store
+    tokenStore.held = true;
+    const answer = getJson<Record<string, unknown>>(browser, `${running.url}/as-loaded`);
+    await sleep(2100); // the read's answer arrives more than 2 s after it began
+    tokenStore.release();
+    assert.deepEqual((await answer).body, { isLoaded: false, sub: 'throws not_loaded', reloaded: provider.users.demo.sub });
+  });
+
+  test('a helper past its 2 s answers alike on every instance, whatever other requests the instance served', async () => {
+    const store = new session.MemoryStore();
+    const first = await app({ store, cookieName: 'shared-traffic' });
+    const second = await app({ store, cookieName: 'shared-traffic', instanceOf: first.registered });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, first);
+    longReleased = new Promise((resolve) => (releaseLong = resolve));
+    const onFirst = getJson(browser, `${first.url}/long`);
+    const onSecond = getJson(browser, `${second.url}/long`);
+    await sleep(2100); // both long requests' loads are now past their 2 s
+    // Another request of the user lands on the second instance meanwhile: that instance reads the store again.
+    assert.equal((await getJson<HomeBody>(browser, `${second.url}/`)).body.authenticated, true);
+    releaseLong();
+    const expected = { before: true, stale: 'throws not_loaded', claims: 'throws not_loaded', reloaded: true };
+    assert.deepEqual((await onFirst).body, expected, 'on the instance without other traffic');
+    assert.deepEqual((await onSecond).body, expected, 'on the instance with other traffic');
+  });
+
+  test('a session store that gives keys back in another order: an ended sign-in still takes its Passport user', async () => {
+    const sorted = (value: unknown): unknown => {
+      if (Array.isArray(value)) return value.map(sorted);
+      if (value === null || typeof value !== 'object') return value;
+      return Object.fromEntries(Object.keys(value).sort().map((key) => [key, sorted((value as Record<string, unknown>)[key])]));
+    };
+    // As a jsonb column would: the session comes back with its keys sorted, at every depth.
+    class SortingStore extends session.MemoryStore {
+      override get(sid: string, callback: (error: unknown, data?: session.SessionData | null) => void): void {
+        super.get(sid, (error, data) => callback(error, data ? (sorted(data) as session.SessionData) : data));
+      }
+    }
+    // Remembers the records' keys, so that the test can let them expire.
+    class KeyedStore extends MemoryTokenStore {
+      readonly records = new Set<string>();
+      override set(key: string, value: string, ttl: number): Promise<void> {
+        if (key.startsWith('tokens:')) this.records.add(key);
+        return super.set(key, value, ttl);
+      }
+    }
+    const tokenStore = new KeyedStore();
+    const running = await app({ store: new SortingStore(), cookieName: 'sorted', strategy: { tokenStore } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const user = (await getJson<HomeBody>(browser, `${running.url}/`)).body.user;
+    assert.ok(user && Object.keys(user).length > 1, 'Passport keeps an object with several keys, so that order can differ');
+    // The record expires (an ended sign-in, as a dead grant would be), while the session keeps its reference.
+    for (const key of tokenStore.records) await tokenStore.delete(key);
+    await sleep(2100); // past the instance's copy of the record
+    const home = (await getJson<HomeBody>(browser, `${running.url}/`)).body;
+    assert.equal(home.user, null, 'req.user is gone');
+    assert.equal(home.authenticated, false);
   });
 
   test('a 0.1.0 session replayed after its sign-in ended stays signed out', async () => {
