@@ -2,48 +2,18 @@
  * One app under test, in its own process, driven by bench/run.ts over IPC (see protocol.ts). It
  * listens first, because the app must know its own URL (callback, base URL) before it is built.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Session as InspectorSession } from 'node:inspector';
 import type session from 'express-session';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
-import type { Command, Counters, Listening, MemoryReport, Reply } from './protocol.js';
+import { answerCommands, awaitMajorGcs, counters, listen } from './app-side.js';
+import type { Command, MemoryReport } from './protocol.js';
 import { buildVariant, type BuiltVariant } from './variants.js';
 
 let built: BuiltVariant | undefined;
 
-/**
- * Requests received, and V8's full collections seen (bench/instructions.ts aligns its window on
- * them). Counted on arrival, which costs nothing measurable; under steady load the requests in
- * flight at the start and at the end of a window are about as many.
- */
-const counters: Counters = { requests: 0, majorGcs: 0 };
-const gcWaiters: { count: number; resolve: (counters: Counters) => void }[] = [];
-new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) {
-    if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) counters.majorGcs += 1;
-  }
-  for (const waiter of gcWaiters.filter((candidate) => candidate.count <= counters.majorGcs)) {
-    gcWaiters.splice(gcWaiters.indexOf(waiter), 1);
-    waiter.resolve({ ...counters });
-  }
-}).observe({ entryTypes: ['gc'] });
-
-const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-  counters.requests += 1;
-  if (built) {
-    built.app(req, res);
-    return;
-  }
-  res.statusCode = 503;
-  res.end();
-});
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-const listening: Listening = { type: 'listening', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-process.send?.(listening);
+const server = await listen(() => built?.app);
 
 /** A full collection, with or without --expose-gc on the command line. */
 function collectGarbage(): void {
@@ -121,8 +91,7 @@ async function handle(command: Command): Promise<unknown> {
     case 'counters':
       return { ...counters };
     case 'await-major-gcs':
-      if (counters.majorGcs >= command.count) return { ...counters };
-      return new Promise<Counters>((resolve) => gcWaiters.push({ count: command.count, resolve }));
+      return awaitMajorGcs(command.count);
     case 'refreshes':
       return refreshesSent;
     case 'profile-start': {
@@ -157,22 +126,4 @@ async function handle(command: Command): Promise<unknown> {
   }
 }
 
-process.on('message', (message: { id: number; command: Command }) => {
-  handle(message.command).then(
-    (result) => {
-      const reply: Reply = { id: message.id, ok: true, result };
-      process.send?.(reply);
-    },
-    (error: unknown) => {
-      const reply: Reply = { id: message.id, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) };
-      process.send?.(reply);
-    },
-  );
-});
-
-// The parent disconnects to stop the app, and a parent that dies must not leave it running.
-process.on('disconnect', () => {
-  server.closeAllConnections();
-  server.close();
-  process.exit(0);
-});
+answerCommands(server, handle);

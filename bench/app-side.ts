@@ -1,0 +1,74 @@
+/**
+ * The child's side of an app process (bench/server.ts, bench/host-server.ts): listening before the
+ * app exists, counting requests and V8's full collections, and answering the parent's commands.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import type { Command, Counters, Listening, Reply } from './protocol.js';
+
+/**
+ * Requests received, and V8's full collections seen (bench/instructions.ts aligns its window on
+ * them). Counted on arrival, which costs nothing measurable; under steady load the requests in
+ * flight at the start and at the end of a window are about as many.
+ */
+export const counters: Counters = { requests: 0, majorGcs: 0 };
+const gcWaiters: { count: number; resolve: (counters: Counters) => void }[] = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) counters.majorGcs += 1;
+  }
+  for (const waiter of gcWaiters.filter((candidate) => candidate.count <= counters.majorGcs)) {
+    gcWaiters.splice(gcWaiters.indexOf(waiter), 1);
+    waiter.resolve({ ...counters });
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** The counters once `count` full collections have ended. */
+export function awaitMajorGcs(count: number): Counters | Promise<Counters> {
+  if (counters.majorGcs >= count) return { ...counters };
+  return new Promise<Counters>((resolve) => gcWaiters.push({ count, resolve }));
+}
+
+/**
+ * Listens on 127.0.0.1 and tells the parent its URL; each request is counted, then goes to the
+ * handler `current()` gives (503 while there is none yet).
+ */
+export async function listen(current: () => ((req: IncomingMessage, res: ServerResponse) => void) | undefined): Promise<Server> {
+  const server = createServer((req, res) => {
+    counters.requests += 1;
+    const handler = current();
+    if (handler) {
+      handler(req, res);
+      return;
+    }
+    res.statusCode = 503;
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listening: Listening = { type: 'listening', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  process.send?.(listening);
+  return server;
+}
+
+/** Answers the parent's commands with `handle`, and stops when the parent disconnects. */
+export function answerCommands(server: Server, handle: (command: Command) => Promise<unknown>): void {
+  process.on('message', (message: { id: number; command: Command }) => {
+    handle(message.command).then(
+      (result) => {
+        const reply: Reply = { id: message.id, ok: true, result };
+        process.send?.(reply);
+      },
+      (error: unknown) => {
+        const reply: Reply = { id: message.id, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) };
+        process.send?.(reply);
+      },
+    );
+  });
+  // The parent disconnects to stop the app, and a parent that dies must not leave it running.
+  process.on('disconnect', () => {
+    server.closeAllConnections();
+    server.close();
+    process.exit(0);
+  });
+}
