@@ -3,6 +3,7 @@
  * app exists, counting requests and V8's full collections, and answering the parent's commands.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Session as InspectorSession } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import type { Command, Counters, Listening, Reply } from './protocol.js';
@@ -14,9 +15,17 @@ import type { Command, Counters, Listening, Reply } from './protocol.js';
  */
 export const counters: Counters = { requests: 0, majorGcs: 0 };
 const gcWaiters: { count: number; resolve: (counters: Counters) => void }[] = [];
+/** The request count at the last full collection, and the most requests allowed without one (see collectAfter). */
+let requestsAtLastMajor = 0;
+let collectLimit = Infinity;
+let collecting = false;
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
-    if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) counters.majorGcs += 1;
+    if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      counters.majorGcs += 1;
+      requestsAtLastMajor = counters.requests;
+      collecting = false;
+    }
   }
   for (const waiter of gcWaiters.filter((candidate) => candidate.count <= counters.majorGcs)) {
     gcWaiters.splice(gcWaiters.indexOf(waiter), 1);
@@ -31,12 +40,31 @@ export function awaitMajorGcs(count: number): Counters | Promise<Counters> {
 }
 
 /**
+ * From now on, a full collection is forced (with --expose-gc's gc()) once `requests` requests have
+ * arrived without one: an app that promotes almost nothing to V8's old space may go many
+ * thousands of requests between full collections, and a window that waits for them would not end.
+ */
+export function collectAfter(requests: number): void {
+  collectLimit = requests;
+}
+
+function collectIfDue(): void {
+  if (collecting || counters.requests - requestsAtLastMajor < collectLimit) return;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('collectAfter needs --expose-gc');
+  collecting = true;
+  counters.forcedGcs = (counters.forcedGcs ?? 0) + 1;
+  setImmediate(gc);
+}
+
+/**
  * Listens on 127.0.0.1 and tells the parent its URL; each request is counted, then goes to the
  * handler `current()` gives (503 while there is none yet).
  */
 export async function listen(current: () => ((req: IncomingMessage, res: ServerResponse) => void) | undefined): Promise<Server> {
   const server = createServer((req, res) => {
     counters.requests += 1;
+    collectIfDue();
     const handler = current();
     if (handler) {
       handler(req, res);
@@ -71,4 +99,29 @@ export function answerCommands(server: Server, handle: (command: Command) => Pro
     server.close();
     process.exit(0);
   });
+}
+
+let inspector: InspectorSession | undefined;
+
+function post(session: InspectorSession, method: string, params?: object): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    session.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+/** Starts the V8 sampling profiler of this very process (bench/profile.ts): where the app's CPU goes. */
+export async function startProfile(intervalMicros: number): Promise<null> {
+  inspector ??= new InspectorSession();
+  inspector.connect();
+  await post(inspector, 'Profiler.enable');
+  await post(inspector, 'Profiler.setSamplingInterval', { interval: intervalMicros });
+  await post(inspector, 'Profiler.start');
+  return null;
+}
+
+export async function stopProfile(): Promise<unknown> {
+  if (!inspector) throw new Error('no profile started');
+  const { profile } = (await post(inspector, 'Profiler.stop')) as { profile: unknown };
+  inspector.disconnect();
+  return profile;
 }

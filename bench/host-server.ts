@@ -2,7 +2,7 @@
  * One app of another host than Express (bench/host-apps.ts), in its own process, driven by
  * bench/hosts.ts over IPC (see protocol.ts). It listens first: the app needs its URL for the callback.
  */
-import { answerCommands, awaitMajorGcs, counters, listen } from './app-side.js';
+import { answerCommands, awaitMajorGcs, collectAfter, counters, listen, startProfile, stopProfile } from './app-side.js';
 import { buildHostApp, type HostApp, type StoreReads } from './host-apps.js';
 import type { Command } from './protocol.js';
 
@@ -34,10 +34,17 @@ async function handle(command: Command): Promise<unknown> {
     case 'clock-scale':
       scaleClock(command.scale);
       return null;
+    case 'collect-after':
+      collectAfter(command.requests);
+      return null;
     case 'counters':
       return { ...counters, storeReads: reads.count };
     case 'await-major-gcs':
       return { ...(await awaitMajorGcs(command.count)), storeReads: reads.count };
+    case 'profile-start':
+      return startProfile(command.intervalMicros);
+    case 'profile-stop':
+      return stopProfile();
     default:
       throw new Error(`bench/host-server.ts does not answer ${command.type}`);
   }

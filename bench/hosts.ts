@@ -12,6 +12,9 @@
  * written into bench/RESULTS.md (NO_WRITE=1: printed only). passport-logto is loaded from dist/,
  * the published build: a dist/ older than lib/ is refused.
  *
+ * PROFILE=1 instead profiles both apps of each host natively (V8's sampling profiler, PROFILE_SECONDS
+ * of load, default 4): where passport-logto's app spends more than bare's, by package and by function.
+ *
  * One process per app (two apps of a host counted at the same time), so each count is one
  * process's: two processes of one app agree to within about 0.5% (bench/RESULTS.md, section 7).
  */
@@ -24,6 +27,7 @@ import type { TestBrowser } from '../test/support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from '../test/support/provider/index.js';
 import { countWindow, missingTool, type CountedWindow, type InstructionKinds, type InstructionSettings } from './instructions.js';
 import { assertLoopback } from './load.js';
+import { analyse, type Analysis, type Profile } from './profile.js';
 import { AppProcess, type Counters, type HostConfig, type HostName } from './protocol.js';
 import { signIn, type Target } from './targets.js';
 
@@ -156,16 +160,19 @@ async function loadFor(target: HostTarget, headers: Record<string, string>, limi
 /** Requests at which the speed under callgrind is measured, after the warm-up (and again before the window). */
 const calibrationRequests = 500;
 
+const forcedIn = (window: CountedWindow): number => (window.last.forcedGcs ?? 0) - (window.first.forcedGcs ?? 0);
+
 const readsPerRequest = (before: Counters, after: Counters): number => ((after.storeReads ?? 0) - (before.storeReads ?? 0)) / (after.requests - before.requests);
 
-async function measureHost(provider: TestProvider, host: HostName, settings: InstructionSettings & { nativeSeconds: number }, directory: string, log: (message: string) => void): Promise<HostRun> {
+async function measureHost(provider: TestProvider, host: HostName, settings: InstructionSettings & { nativeSeconds: number; collectAfter: number }, directory: string, log: (message: string) => void): Promise<HostRun> {
   // Natively first: how fast passport-logto's app answers, and how often it then reads the store.
   log(`  ${host}: native run`);
   const native = await startHostApp(provider, host, 'passport-logto', {});
   let nativeRps: number;
   let nativeReadsPerRequest: number;
   try {
-    await loadFor(native.target, native.headers, { seconds: 1 });
+    // As warm as under callgrind: the same warm-up, then the calibration's requests.
+    await loadFor(native.target, native.headers, { amount: settings.warmupRequests + calibrationRequests });
     const measured = await loadFor(native.target, native.headers, { seconds: settings.nativeSeconds });
     nativeRps = measured.rps;
     nativeReadsPerRequest = readsPerRequest(measured.before, measured.after);
@@ -190,6 +197,7 @@ async function measureHost(provider: TestProvider, host: HostName, settings: Ins
       const valgrindRps = (calibration as { rps: number }).rps;
       const clockScale = Math.max(1, nativeRps / valgrindRps);
       await Promise.all(both.map(({ target }) => target.app.send({ type: 'clock-scale', scale: clockScale })));
+      await Promise.all(both.map(({ target }) => target.app.send({ type: 'collect-after', requests: settings.collectAfter })));
       // countWindow's own warm-up, now short: the code is warm, the slowed clock settles.
       const windowSettings = { ...settings, warmupRequests: calibrationRequests };
       const [logtoWindow, bareWindow] = (await Promise.all(
@@ -213,6 +221,52 @@ async function measureHost(provider: TestProvider, host: HostName, settings: Ins
   }
 }
 
+/**
+ * Where passport-logto's app spends more than bare's, natively: V8's sampling profiler in each app
+ * under the same load (bench/profile.ts), microseconds per request by package (self time), and
+ * passport-logto's functions with their callees. Time, not instructions: for finding what to cut.
+ */
+async function profileHost(provider: TestProvider, host: HostName, seconds: number, log: (message: string) => void): Promise<string> {
+  const profiled: Partial<Record<HostConfig['variant'], Analysis>> = {};
+  let handOver: Pick<HostConfig, 'user' | 'tokenLength'> = {};
+  for (const variant of ['passport-logto', 'bare'] as const) {
+    log(`  ${host}: profiling ${variant}`);
+    const started = await startHostApp(provider, host, variant, handOver);
+    try {
+      if (variant === 'passport-logto') {
+        const tokenLength = await tokenLengthOf(started.target, started.headers);
+        const user = await started.target.app.send<Record<string, unknown> | null>({ type: 'logged-in-user' });
+        handOver = { tokenLength, ...(user ? { user } : {}) };
+      }
+      await loadFor(started.target, started.headers, { seconds: 2 });
+      await started.target.app.send({ type: 'profile-start', intervalMicros: 100 });
+      const measured = await loadFor(started.target, started.headers, { seconds });
+      const profile = await started.target.app.send<Profile>({ type: 'profile-stop' });
+      profiled[variant] = analyse(profile, measured.after.requests - measured.before.requests);
+    } finally {
+      await started.target.app.close();
+    }
+  }
+  const ours = profiled['passport-logto'] as Analysis;
+  const theirs = profiled.bare as Analysis;
+  const owners = [...new Set([...Object.keys(ours.selfByOwner), ...Object.keys(theirs.selfByOwner)])].filter((owner) => owner !== '(idle)');
+  const byOwner = owners
+    .map((owner) => ({ owner, ours: ours.selfByOwner[owner] ?? 0, theirs: theirs.selfByOwner[owner] ?? 0 }))
+    .sort((a, b) => b.ours - b.theirs - (a.ours - a.theirs))
+    .map(({ owner, ours: mine, theirs: bare }) => `${owner} ${mine.toFixed(1)} against ${bare.toFixed(1)}`);
+  const functions = Object.entries(ours.inclusiveByLibFunction)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([name, micros]) => `${name} ${micros.toFixed(1)}`);
+  return [
+    `### ${hostLabels[host]}`,
+    `CPU µs per request: passport-logto ${ours.busy.toFixed(1)}, bare ${theirs.busy.toFixed(1)}; under passport-logto's code ${ours.underLib.toFixed(1)}.`,
+    `By package (self, passport-logto against bare, largest difference first): ${byOwner.join('; ')}.`,
+    `passport-logto's functions, callees included: ${functions.join('; ')}.`,
+    '',
+  ].join('\n');
+}
+
 const thousands = (value: number): string => `${Math.round(value / 1000).toLocaleString('en-US')}k`;
 const ratioOf = (run: HostRun): number => run.logto.instructions / run.bare.instructions;
 const kindsText = (kinds: InstructionKinds): string => `${thousands(kinds.gc)} / ${thousands(kinds.compiler)} / ${thousands(kinds.rest)}`;
@@ -230,10 +284,10 @@ export function targetRow(runs: HostRun[]): string {
   return `| ${targetLabel} | ${ratios.join('; ')} (callgrind, one process per app; worst ×${worst.toFixed(2)}) | ${verdict} |`;
 }
 
-export function renderSection(runs: HostRun[], settings: InstructionSettings): string {
+export function renderSection(runs: HostRun[], settings: InstructionSettings & { collectAfter: number }): string {
   const rows = runs.map((run) => {
     const ratio = ratioOf(run);
-    return `| ${hostLabels[run.host]} | ${thousands(run.bare.instructions)} | ${thousands(run.logto.instructions)} | ×${ratio.toFixed(2)} | ${ratio <= targetRatio ? '**met**' : '**not met**'} | ${kindsText(run.bare.kinds)} | ${kindsText(run.logto.kinds)} | ${run.bare.requests.toLocaleString('en-US')}, ${run.logto.requests.toLocaleString('en-US')} | ${readsText(run.nativeReadsPerRequest)} | ${readsText(run.countedReadsPerRequest)} | ${run.bare.failures + run.logto.failures} |`;
+    return `| ${hostLabels[run.host]} | ${thousands(run.bare.instructions)} | ${thousands(run.logto.instructions)} | ×${ratio.toFixed(2)} | ${ratio <= targetRatio ? '**met**' : '**not met**'} | ${kindsText(run.bare.kinds)} | ${kindsText(run.logto.kinds)} | ${run.bare.requests.toLocaleString('en-US')}, ${run.logto.requests.toLocaleString('en-US')} | ${forcedIn(run.bare)}, ${forcedIn(run.logto)} | ${readsText(run.nativeReadsPerRequest)} | ${readsText(run.countedReadsPerRequest)} | ${run.bare.failures + run.logto.failures} |`;
   });
   return [
     sectionHeading,
@@ -257,6 +311,8 @@ export function renderSection(runs: HostRun[], settings: InstructionSettings): s
     `measure its speed, see below, and ${calibrationRequests} more with the clock slowed), then from the end of one`,
     `full collection to the end of the ${settings.cycles}${settings.cycles === 2 ? 'nd' : 'th'} after it, under a steady load of ${settings.connections} connections; the two apps of a host`,
     'at the same time. **One process per app** here (section 7 ran 3): two processes of one app agree to within about 0.5%.',
+    `Some of these apps promote so little to V8's old space that they go many thousands of requests without a full`,
+    `collection; in the window, one is forced (\`gc()\`) after ${settings.collectAfter.toLocaleString('en-US')} requests without one, in both apps alike (the table says how many were).`,
     '',
     'Under valgrind a process runs some 50 times slower, but Date.now does not: passport-logto\'s per-process copy of a',
     'record answers for 2 s, so the copy would serve far fewer requests than natively and the store would be read far',
@@ -265,8 +321,8 @@ export function renderSection(runs: HostRun[], settings: InstructionSettings): s
     'req/s over the req/s under callgrind, both apps loaded), so that a copy serves about as many requests as natively.',
     'The table gives the store reads per request natively and in the counted window.',
     '',
-    '| host | bare, instructions per request | passport-logto | ratio | ≤1.05× | bare: GC / compilers / rest | passport-logto: GC / compilers / rest | requests counted (bare, passport-logto) | store reads natively | store reads counted | non-2xx |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| host | bare, instructions per request | passport-logto | ratio | ≤1.05× | bare: GC / compilers / rest | passport-logto: GC / compilers / rest | requests counted (bare, passport-logto) | full collections forced (bare, passport-logto) | store reads per request natively | store reads per request counted | non-2xx |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
     ...runs.map(
@@ -313,8 +369,18 @@ if (standalone) {
     processes: 1,
     connections: 10,
     nativeSeconds: Number(process.env.NATIVE_SECONDS ?? 4),
+    collectAfter: Number(process.env.COLLECT_AFTER ?? 2500),
   };
   const log = (message: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
+  if (process.env.PROFILE === '1') {
+    const provider = await startProvider();
+    try {
+      for (const host of hosts) process.stdout.write(`${await profileHost(provider, host, Number(process.env.PROFILE_SECONDS ?? 4), log)}\n`);
+    } finally {
+      await provider.close();
+    }
+    process.exit(0);
+  }
   const directory = mkdtempSync(join(tmpdir(), 'passport-logto-hosts-'));
   const provider = await startProvider();
   const runs: HostRun[] = [];

@@ -59,7 +59,9 @@ export type Command =
   /** bench/host-server.ts: the user the app's sign-in logged in, as Passport serialized it. */
   | { type: 'logged-in-user' }
   /** bench/host-server.ts: from now on, Date.now advances `scale` times slower than the real clock. */
-  | { type: 'clock-scale'; scale: number };
+  | { type: 'clock-scale'; scale: number }
+  /** bench/host-server.ts: from now on, a full collection is forced after this many requests without one. */
+  | { type: 'collect-after'; requests: number };
 
 /** Another host than Express, as bench/hosts.ts measures it. */
 export type HostName = 'nest-express' | 'nest-fastify' | 'fastify-secure-session' | 'fastify-session' | 'koa';
@@ -86,6 +88,8 @@ export interface Counters {
   majorGcs: number;
   /** bench/host-server.ts: reads of passport-logto's records from its token store. */
   storeReads?: number;
+  /** Full collections forced by `collect-after` (counted in majorGcs too). */
+  forcedGcs?: number;
 }
 
 /** How to run an app under valgrind's callgrind, counting instructions (bench/instructions.ts). */

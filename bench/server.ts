@@ -5,9 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Session as InspectorSession } from 'node:inspector';
 import type session from 'express-session';
-import { answerCommands, awaitMajorGcs, counters, listen } from './app-side.js';
+import { answerCommands, awaitMajorGcs, counters, listen, startProfile, stopProfile } from './app-side.js';
 import type { Command, MemoryReport } from './protocol.js';
 import { buildVariant, type BuiltVariant } from './variants.js';
 
@@ -59,14 +58,6 @@ globalThis.fetch = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof
   return originalFetch(input, init);
 };
 
-let inspector: InspectorSession | undefined;
-
-function post(session: InspectorSession, method: string, params?: object): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    session.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result)));
-  });
-}
-
 async function handle(command: Command): Promise<unknown> {
   switch (command.type) {
     case 'configure':
@@ -94,21 +85,10 @@ async function handle(command: Command): Promise<unknown> {
       return awaitMajorGcs(command.count);
     case 'refreshes':
       return refreshesSent;
-    case 'profile-start': {
-      // The V8 sampling profiler of this very process (bench/profile.ts): where the app's CPU goes.
-      inspector ??= new InspectorSession();
-      inspector.connect();
-      await post(inspector, 'Profiler.enable');
-      await post(inspector, 'Profiler.setSamplingInterval', { interval: command.intervalMicros });
-      await post(inspector, 'Profiler.start');
-      return null;
-    }
-    case 'profile-stop': {
-      if (!inspector) throw new Error('no profile started');
-      const { profile } = (await post(inspector, 'Profiler.stop')) as { profile: unknown };
-      inspector.disconnect();
-      return profile;
-    }
+    case 'profile-start':
+      return startProfile(command.intervalMicros);
+    case 'profile-stop':
+      return stopProfile();
     case 'clone-store': {
       // The store holds one sign-in (its session, and for passport-logto its token record and
       // marks): copy that whole group under new ids until there are `total` of them. store.set
