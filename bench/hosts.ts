@@ -294,8 +294,8 @@ export function renderSection(runs: HostRun[], settings: InstructionSettings & {
     '',
     'Issue 23\'s benchmark: on each host other than Express (Express is section 7), the cached-token route of',
     'passport-logto against the bare host with Passport answering the same body (`{ tokenLength }`). The target is',
-    `at most ${targetRatio}× bare's instructions per request. \`npm run build && node --import tsx bench/hosts.ts\` (bench/hosts.ts; \`npm run bench\``,
-    'rewrites this file without this section: run it again after).',
+    `at most ${targetRatio}× bare's instructions per request. \`npm run build && node --import tsx bench/hosts.ts\` (bench/hosts.ts) wrote`,
+    `this section on ${new Date().toISOString().slice(0, 10)}; \`npm run bench\` keeps it as it was (with its Targets row).`,
     '',
     '- **passport-logto** as the README\'s section for the host sets it up, loaded from dist/ (the published build): the',
     '  adapter, the session check mounted after Passport\'s session, the guard on the route (`logto.authenticated()`,',
@@ -333,18 +333,27 @@ export function renderSection(runs: HostRun[], settings: InstructionSettings & {
   ].join('\n');
 }
 
-/** Puts the section into bench/RESULTS.md (replacing an earlier one) and its row into the Targets table. */
-function writeResults(section: string, row: string): void {
-  const file = join(root, 'bench', 'RESULTS.md');
-  let text = readFileSync(file, 'utf8');
+/** This section and its Targets row in a bench/RESULTS.md text, if it has them. */
+export function hostsSectionOf(text: string): { section: string; row: string } | undefined {
+  const start = text.indexOf(sectionHeading);
+  const row = text.split('\n').find((line) => line.startsWith(`| ${targetLabel} |`));
+  if (start < 0 || row === undefined) return undefined;
+  const next = text.indexOf('\n## ', start + sectionHeading.length);
+  return { section: next >= 0 ? text.slice(start, next + 1) : text.slice(start), row };
+}
+
+/**
+ * `text` (bench/RESULTS.md) with this section before "Reading the numbers" and its row at the end of
+ * the Targets table, in place of earlier ones. bench/run.ts keeps them through its rewrite.
+ */
+export function withHostsSection(text: string, section: string, row: string): string {
   const start = text.indexOf(sectionHeading);
   if (start >= 0) {
     const next = text.indexOf('\n## ', start + sectionHeading.length);
     text = text.slice(0, start) + (next >= 0 ? text.slice(next + 1) : '');
   }
-  // The section goes before "Reading the numbers".
   const reading = text.indexOf('## Reading the numbers');
-  text = reading >= 0 ? `${text.slice(0, reading)}${section}\n${text.slice(reading)}` : `${text.trimEnd()}\n\n${section}`;
+  text = reading >= 0 ? `${text.slice(0, reading)}${section.trimEnd()}\n\n${text.slice(reading)}` : `${text.trimEnd()}\n\n${section}`;
   const lines = text.split('\n').filter((line) => !line.startsWith(`| ${targetLabel} |`));
   const header = lines.findIndex((line) => line.startsWith('| target (issue 10) |'));
   if (header >= 0) {
@@ -352,7 +361,7 @@ function writeResults(section: string, row: string): void {
     while (lines[end]?.startsWith('|')) end += 1;
     lines.splice(end, 0, row);
   }
-  writeFileSync(file, lines.join('\n'));
+  return lines.join('\n');
 }
 
 const standalone = process.argv[1] !== undefined && /bench[/\\]hosts\.ts$/.test(process.argv[1]);
@@ -399,7 +408,8 @@ if (standalone) {
   const row = targetRow(runs);
   process.stdout.write(`${section}\n${row}\n\n${JSON.stringify(runs.map(({ bare, logto, ...rest }) => ({ ...rest, bare: { ...bare, first: undefined, last: undefined }, logto: { ...logto, first: undefined, last: undefined } })), null, 2)}\n`);
   if (hosts.length === allHosts.length && process.env.NO_WRITE !== '1') {
-    writeResults(section, row);
+    const file = join(root, 'bench', 'RESULTS.md');
+    writeFileSync(file, withHostsSection(readFileSync(file, 'utf8'), section, row));
     log('bench/RESULTS.md: section and Targets row written');
   }
 }
