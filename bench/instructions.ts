@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import type { TestProvider } from '../test/support/provider/index.js';
 import { assertLoopback } from './load.js';
-import type { Counters, SessionMiddleware, VariantName } from './protocol.js';
+import type { AppProcess, Counters, SessionMiddleware, VariantName } from './protocol.js';
 import { sessionCookie, signIn, startTarget, type Target, type TargetOptions } from './targets.js';
 
 const run = promisify(execFile);
@@ -100,7 +100,7 @@ async function callgrindControl(option: string, pid: number): Promise<void> {
 }
 
 /** Whether valgrind, callgrind_control and callgrind_annotate are there to run. */
-async function missingTool(): Promise<string | undefined> {
+export async function missingTool(): Promise<string | undefined> {
   for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
     try {
       await run('sh', ['-c', `command -v ${tool}`]);
@@ -116,59 +116,80 @@ async function countRoute(provider: TestProvider, variant: VariantName, path: st
   const outFile = join(directory, `${variant}-${session}-${path.replaceAll('/', '_')}-${index}.out`);
   const target: Target = await startTarget(provider, variant, { ...options, ...(settings.clockScale === undefined ? {} : { clockScale: settings.clockScale }) }, { outFile });
   try {
-    const pid = target.app.pid;
-    if (pid === undefined) throw new Error('no app process id');
     const browser = await signIn(target, provider);
     // One request that loads the token, as the load will.
     await browser.get(`${target.url}/api/token`);
-    const url = `${target.url}${path}`;
-    assertLoopback(url);
     const headers = { cookie: sessionCookie(browser, target), accept: 'application/json' };
-    await new Promise<void>((resolve, reject) => {
-      autocannon({ url, amount: settings.warmupRequests, connections: settings.connections, headers }, (error) => (error ? reject(error) : resolve()));
-    });
-    // A steady load for as long as the window takes; stopped below.
-    let failures = 0;
-    let finish: () => void = () => undefined;
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
-    const load = autocannon({ url, duration: 24 * 3600, connections: settings.connections, headers }, () => finish());
-    load.on('response', (_client, statusCode) => {
-      if (statusCode < 200 || statusCode >= 300) failures += 1;
-    });
-    try {
-      const now = await target.app.send<Counters>({ type: 'counters' });
-      const start = await target.app.send<Counters>({ type: 'await-major-gcs', count: now.majorGcs + 1 });
-      await callgrindControl('--instr=on', pid);
-      const first = await target.app.send<Counters>({ type: 'counters' });
-      const startedAt = performance.now();
-      await target.app.send<Counters>({ type: 'await-major-gcs', count: start.majorGcs + settings.cycles });
-      await callgrindControl('--dump', pid);
-      const last = await target.app.send<Counters>({ type: 'counters' });
-      const seconds = (performance.now() - startedAt) / 1000;
-      await callgrindControl('--instr=off', pid);
-      const dump = `${outFile}.1`;
-      if (!existsSync(dump)) throw new Error(`callgrind wrote no dump at ${dump}`);
-      const { total, kinds } = await kindsOf(dump);
-      const requests = last.requests - first.requests;
-      return {
-        variant,
-        path,
-        session,
-        requests,
-        storeReads: last.storeReads - first.storeReads,
-        requestsPerSecond: requests / seconds,
-        instructions: total / requests,
-        kinds: { gc: kinds.gc / requests, compiler: kinds.compiler / requests, rest: kinds.rest / requests },
-        failures,
-      };
-    } finally {
-      load.stop();
-      await finished;
-    }
+    const counted = await countWindow(target.app, `${target.url}${path}`, headers, settings, outFile);
+    return {
+      variant,
+      path,
+      session,
+      requests: counted.requests,
+      storeReads: (counted.last.storeReads ?? 0) - (counted.first.storeReads ?? 0),
+      requestsPerSecond: counted.requests / counted.seconds,
+      instructions: counted.instructions,
+      kinds: counted.kinds,
+      failures: counted.failures,
+    };
   } finally {
     await target.app.close();
+  }
+}
+
+/** What one counted window of an app process gave, per request, and the app's counters at its ends. */
+export interface CountedWindow {
+  requests: number;
+  instructions: number;
+  kinds: InstructionKinds;
+  failures: number;
+  /** Wall-clock seconds the window lasted. */
+  seconds: number;
+  first: Counters;
+  last: Counters;
+}
+
+/**
+ * The counted window of an app already running under callgrind (started with `outFile`) and
+ * signed in: a warm-up of `settings.warmupRequests` to `url`, then a steady load, counted from the
+ * end of one full collection to the end of the `settings.cycles`-th one after it.
+ */
+export async function countWindow(app: AppProcess, url: string, headers: Record<string, string>, settings: InstructionSettings, outFile: string): Promise<CountedWindow> {
+  const pid = app.pid;
+  if (pid === undefined) throw new Error('no app process id');
+  assertLoopback(url);
+  await new Promise<void>((resolve, reject) => {
+    autocannon({ url, amount: settings.warmupRequests, connections: settings.connections, headers }, (error) => (error ? reject(error) : resolve()));
+  });
+  // A steady load for as long as the window takes; stopped below.
+  let failures = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const load = autocannon({ url, duration: 24 * 3600, connections: settings.connections, headers }, () => finish());
+  load.on('response', (_client, statusCode) => {
+    if (statusCode < 200 || statusCode >= 300) failures += 1;
+  });
+  try {
+    const now = await app.send<Counters>({ type: 'counters' });
+    const start = await app.send<Counters>({ type: 'await-major-gcs', count: now.majorGcs + 1 });
+    await callgrindControl('--instr=on', pid);
+    const first = await app.send<Counters>({ type: 'counters' });
+    const startedAt = performance.now();
+    await app.send<Counters>({ type: 'await-major-gcs', count: start.majorGcs + settings.cycles });
+    await callgrindControl('--dump', pid);
+    const last = await app.send<Counters>({ type: 'counters' });
+    const seconds = (performance.now() - startedAt) / 1000;
+    await callgrindControl('--instr=off', pid);
+    const dump = `${outFile}.1`;
+    if (!existsSync(dump)) throw new Error(`callgrind wrote no dump at ${dump}`);
+    const { total, kinds } = await kindsOf(dump);
+    const requests = last.requests - first.requests;
+    return { requests, instructions: total / requests, kinds: { gc: kinds.gc / requests, compiler: kinds.compiler / requests, rest: kinds.rest / requests }, failures, seconds, first, last };
+  } finally {
+    load.stop();
+    await finished;
   }
 }
 

@@ -16,9 +16,12 @@ export interface Profile {
   timeDeltas: number[];
 }
 
+/** passport-logto's own code: lib/, or dist/ where the build is loaded (bench/hosts.ts). */
+const isOwnCode = (url: string): boolean => (url.includes('/lib/') || url.includes('/dist/')) && !url.includes('node_modules');
+
 /** What a frame belongs to: passport-logto's lib/, a package, Node's own code, or V8 (GC, idle, native). */
 function ownerOf(url: string, functionName: string): string {
-  if (url.includes('/lib/') && !url.includes('node_modules')) return 'passport-logto (lib/)';
+  if (isOwnCode(url)) return 'passport-logto (lib/)';
   const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (match) return match[1] as string;
   if (url.startsWith('node:')) return 'Node.js';
@@ -58,9 +61,9 @@ export function analyse(profile: Profile, requests: number): Analysis {
     const seen = new Set<string>();
     for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
       const frame = byId.get(id)?.callFrame;
-      if (!frame || !frame.url.includes('/lib/') || frame.url.includes('node_modules')) continue;
-      // tsx's transform leaves no useful line numbers: file and function name.
-      seen.add(`${frame.url.replace(/^.*\/lib\//, 'lib/')} ${frame.functionName || '(anonymous)'}`);
+      if (!frame || !isOwnCode(frame.url)) continue;
+      // tsx's transform leaves no useful line numbers: file and function name (dist/'s named as lib/'s source).
+      seen.add(`${frame.url.replace(/^.*\/(lib|dist)\//, 'lib/').replace(/\.js$/, '.ts')} ${frame.functionName || '(anonymous)'}`);
     }
     if (seen.size > 0) underLib += micros;
     for (const name of seen) add(inclusiveByLibFunction, name, micros);

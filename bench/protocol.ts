@@ -65,13 +65,43 @@ export type Command =
   | { type: 'cpu' }
   | { type: 'counters' }
   /** Answers with the counters once `majorGcs` has reached this many. */
-  | { type: 'await-major-gcs'; count: number };
+  | { type: 'await-major-gcs'; count: number }
+  /** bench/host-server.ts: builds one app of another host than Express (bench/host-apps.ts). */
+  | { type: 'configure-host'; config: HostConfig }
+  /** bench/host-server.ts: the user the app's sign-in logged in, as Passport serialized it. */
+  | { type: 'logged-in-user' }
+  /** bench/host-server.ts: from now on, Date.now advances `scale` times slower than the real clock. */
+  | { type: 'clock-scale'; scale: number }
+  /** bench/host-server.ts: from now on, a full collection is forced after this many requests without one. */
+  | { type: 'collect-after'; requests: number };
+
+/** Another host than Express, as bench/hosts.ts measures it. */
+export type HostName = 'nest-express' | 'nest-fastify' | 'fastify-secure-session' | 'fastify-session' | 'koa';
+
+/** What bench/host-server.ts builds an app of another host from. */
+export interface HostConfig {
+  host: HostName;
+  variant: 'bare' | 'passport-logto';
+  url: string;
+  endpoint: string;
+  appId: string;
+  appSecret: string;
+  resource: string;
+  scopes: string[];
+  /** Bare Passport: the user /sign-in logs in (passport-logto's, for a like-for-like session). */
+  user?: Record<string, unknown>;
+  /** Bare Passport: the token length /api/token reports, so that both apps answer the same body. */
+  tokenLength?: number;
+}
 
 /** Requests this app answered, V8's full (mark-compact) collections, and token-record store reads, since it started. */
 export interface Counters {
   requests: number;
   majorGcs: number;
-  storeReads: number;
+  /** Reads of passport-logto's records from its token store (0 for bare Passport). */
+  storeReads?: number;
+  /** bench/host-server.ts: full collections forced by `collect-after` (counted in majorGcs too). */
+  forcedGcs?: number;
 }
 
 /** How to run an app under valgrind's callgrind, counting instructions (bench/instructions.ts). */
@@ -111,8 +141,11 @@ export class AppProcess {
     });
   }
 
-  /** Starts a child that listens on 127.0.0.1 and waits for its configuration. */
-  static async start(callgrind?: CallgrindRun): Promise<AppProcess> {
+  /**
+   * Starts a child that listens on 127.0.0.1 and waits for its configuration: bench/server.ts, or
+   * `script` (bench/host-server.ts).
+   */
+  static async start(callgrind?: CallgrindRun, script: string = serverScript): Promise<AppProcess> {
     // --expose-gc so that memory is read after a full collection, as in the parent.
     const nodeArgs = ['--expose-gc', '--import', 'tsx'];
     // Under callgrind, counting starts switched off (--instr-atstart=no) and bench/instructions.ts
@@ -121,7 +154,7 @@ export class AppProcess {
     // slowdown and the machine's load distort: a fixed growth factor (×3, within what V8 picked
     // natively here) and no timer-driven memory reducer leave allocation alone to schedule them.
     const child = callgrind
-      ? fork(serverScript, [], {
+      ? fork(script, [], {
           execPath: 'valgrind',
           execArgv: [
             '--tool=callgrind',
@@ -135,7 +168,7 @@ export class AppProcess {
           ],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         })
-      : fork(serverScript, [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      : fork(script, [], { execArgv: nodeArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const url = await new Promise<string>((resolve, reject) => {
       child.once('message', (message: Listening) => resolve(message.url));
       child.once('exit', (code) => reject(new Error(`app process exited with ${code} before listening`)));
