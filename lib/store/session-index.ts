@@ -4,6 +4,7 @@ import type { SessionStoreLike } from './session-store-adapter.js';
 import type { SignInRecords } from './sign-in-records.js';
 import { digest, type LinkedSignIn, type TokenRecord } from './token-record.js';
 import type { TokenStore } from './token-store.js';
+import { signInIdOf } from './session-reference.js';
 
 /** One sign-in as the index knows it: its record, and its session when the session store has ids. */
 export interface IndexedSignIn {
@@ -154,7 +155,7 @@ export class SessionIndex {
     if (!session) return;
     const value = (session as Record<string, unknown>)[this.sessionKey];
     const tokens = value && typeof value === 'object' ? (value as { tokens?: { signInId?: unknown } }).tokens : undefined;
-    const signInId = typeof value === 'string' ? value : tokens?.signInId;
+    const signInId = typeof value === 'string' ? signInIdOf(value) : tokens?.signInId;
     // A 0.1.0 session's tokens can come back in a copy of its cookie: its end is kept long.
     if (typeof signInId === 'string' && signInId !== '') await this.records.end(tokenStore, signInId, { fromSession: true });
     await destroySession(sessionStore, sessionId);

@@ -79,12 +79,30 @@ export interface LegacyPendingSignIn {
 export type SessionSignIn = { signInId: string; legacy?: TokenRecord } | undefined;
 
 /**
- * The session's share of a sign-in: only the id of its token record, under the strategy's key,
- * so that the session express-session loads and saves on every request stays as light as bare
- * Passport's. The tokens themselves live in {@link SignInRecords}.
+ * The id of a sign-in's record in a session's value for it: `<id>` (0.2.0, and a 0.1.0 session's
+ * adopted tokens) or `<id>.<mark>` ({@link SessionReference.noteUser}). Record ids are base64url
+ * or UUIDs, so they hold no `.`.
+ */
+export function signInIdOf(value: string): string {
+  const end = value.indexOf(markSeparator);
+  return end === -1 ? value : value.slice(0, end);
+}
+
+const markSeparator = '.';
+/** Characters of the mark kept (48 bits): enough to tell one login from another, never a secret. */
+const markLength = 8;
+
+/**
+ * The session's share of a sign-in: one string under the strategy's key, the id of its token
+ * record and a short mark of the Passport login it made, so that the session express-session
+ * loads, hashes and saves on every request stays nearly as light as bare Passport's (each byte
+ * there is read and written several times per request). The tokens live in {@link SignInRecords}.
  */
 export class SessionReference {
-  /** Where the session notes which Passport user the sign-in's login wrote: `/` is in no session key of a tenant. */
+  /**
+   * Where sessions written between 0.2.0 and the mark kept the note of the Passport user the
+   * sign-in's login wrote (a 32-character digest): read, and removed with the reference.
+   */
   private readonly userKey: string;
 
   constructor(private readonly sessionKey: string) {
@@ -93,7 +111,10 @@ export class SessionReference {
 
   read(req: object): SessionSignIn {
     const value = (req as RequestWithSession).session?.[this.sessionKey];
-    if (typeof value === 'string' && value !== '') return { signInId: value };
+    if (typeof value === 'string' && value !== '') {
+      const signInId = signInIdOf(value);
+      return signInId === '' ? undefined : { signInId };
+    }
     const legacy = value && typeof value === 'object' ? (value as LegacyBag).tokens : undefined;
     if (legacy && typeof legacy.signInId === 'string' && typeof legacy.idToken === 'string') {
       const { signInId, ...record } = legacy;
@@ -115,12 +136,15 @@ export class SessionReference {
 
   /**
    * Notes, right after the sign-in's Passport login, which user that login put in the session (a
-   * digest of Passport's session data), so that {@link ownsPassportUser} can later tell it from a
-   * user that another login put there over it.
+   * mark of Passport's session data, after the reference's id), so that {@link ownsPassportUser}
+   * can later tell it from a user that another login put there over it.
    */
   noteUser(req: object): void {
+    const signInId = this.read(req)?.signInId;
+    if (signInId === undefined) return;
     const session = sessionOf(req);
-    setSessionValue(session, this.userKey, passportUserMark(req));
+    setSessionValue(session, this.sessionKey, `${signInId}${markSeparator}${passportUserMark(req).slice(0, markLength)}`);
+    setSessionValue(session, this.userKey, undefined);
   }
 
   /**
@@ -129,7 +153,11 @@ export class SessionReference {
    * Sessions written before the note existed answer true, as they did.
    */
   ownsPassportUser(req: object): boolean {
-    const noted = (req as RequestWithSession).session?.[this.userKey];
+    const session = (req as RequestWithSession).session;
+    const value = session?.[this.sessionKey];
+    const end = typeof value === 'string' ? value.indexOf(markSeparator) : -1;
+    if (end !== -1) return (value as string).slice(end + 1) === passportUserMark(req).slice(0, markLength);
+    const noted = session?.[this.userKey];
     // A note written before marks were canonical is the digest of the JSON text as it was.
     return typeof noted !== 'string' || noted === passportUserMark(req) || noted === passportUserMark(req, false);
   }

@@ -169,10 +169,10 @@ export class SignInRecords {
    * without a promise: the cached-token route stays synchronous). Null when the copy says there is
    * no record; undefined when there is no copy that recent.
    */
-  recent(signInId: string): TokenRecord | null | undefined {
+  recent(signInId: string, now: number = Date.now()): TokenRecord | null | undefined {
     if (this.endedHere.has(signInId)) return null;
     const cached = this.cache.get(signInId);
-    if (!cached || Date.now() - cached.at >= cacheFreshness) return undefined;
+    if (!cached || now - cached.at >= cacheFreshness) return undefined;
     return cached.record ?? null;
   }
 

@@ -6,6 +6,7 @@ import { checkClearRequest, checkTokenRequest } from './token-requests.js';
 import { UserScope } from '../logto/scopes.js';
 import { accessTokenKey, type StoredAccessToken, type TokenRecord } from '../store/token-record.js';
 import type { LogtoContext } from './context.js';
+import type { SessionSignIn } from '../store/session-reference.js';
 
 /** Options of the token getters. */
 export interface GetAccessTokenOptions {
@@ -58,10 +59,13 @@ export class LogtoClient {
   constructor(
     private readonly req: object,
     private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session' | 'index'>,
-    /** For the route guard: a copy of the record this process read at most 2 s ago counts as a load. */
-    fromRecentCopy = false,
+    /**
+     * For the route guard and `logto.session()`: a copy of the record this process read at most 2 s
+     * ago counts as a load. `true` reads the session's reference; the reference itself saves that read.
+     */
+    fromRecentCopy: boolean | NonNullable<SessionSignIn> = false,
   ) {
-    if (fromRecentCopy) this.loadFromRecentCopy();
+    if (fromRecentCopy !== false) this.loadFromRecentCopy(fromRecentCopy === true ? context.session.read(req) : fromRecentCopy);
   }
 
   /**
@@ -161,7 +165,7 @@ export class LogtoClient {
       // A loaded, still valid token needs no async step: the common case, kept cheap.
       const force = options?.forceRefresh === true;
       const now = Date.now();
-      const loaded = force ? undefined : this.live(now);
+      const loaded = force ? undefined : this.live();
       if (loaded && now - this.loadedAt < copyFreshness) {
         checkTokenRequest(this.context.config, resource, organizationId);
         const cached = cachedToken(loaded.record, accessTokenKey(resource, organizationId));
@@ -262,16 +266,17 @@ export class LogtoClient {
   }
 
   /** The guard's fast path: a copy this process read at most 2 s ago, without a promise. */
-  private loadFromRecentCopy(): void {
-    const reference = this.context.session.read(this.req);
+  private loadFromRecentCopy(reference: SessionSignIn): void {
     if (!reference) {
       this.settle(null);
       return;
     }
     if (reference.legacy) return;
-    const recent = this.context.records.recent(reference.signInId);
+    // One clock reading for the copy's age and the load's time: this runs on every request.
+    const now = Date.now();
+    const recent = this.context.records.recent(reference.signInId, now);
     if (recent !== undefined) {
-      this.settle(recent ? { signInId: reference.signInId, record: recent } : null);
+      this.settle(recent ? { signInId: reference.signInId, record: recent } : null, now);
     }
   }
 
@@ -319,9 +324,8 @@ export class LogtoClient {
    * request's) does not count, or the answer would depend on the instance's traffic.
    */
   private answering(): Loaded {
-    const now = Date.now();
-    const loaded = this.live(now) ?? null;
-    if (loaded && now - this.loadedAt >= copyFreshness) {
+    const loaded = this.live() ?? null;
+    if (loaded && Date.now() - this.loadedAt >= copyFreshness) {
       throw new LogtoError(
         'not_loaded',
         "This helper's tokens were loaded more than 2 s ago and may be out of date (the sign-in may have ended on another instance): `await client.load()` again.",
@@ -335,10 +339,10 @@ export class LogtoClient {
    * (sign-out, `endSignIn()`, a back-channel logout, a dead grant, or a read by another request
    * that found it ended): a helper held across the end says signed out too.
    */
-  private live(now: number = Date.now()): Loaded | undefined {
+  private live(): Loaded | undefined {
     const loaded = this.loaded;
     if (!loaded) return loaded;
-    if (this.context.records.hasEnded(loaded.signInId)) return this.settle(null, now);
+    if (this.context.records.hasEnded(loaded.signInId)) return this.settle(null);
     return loaded;
   }
 

@@ -15,8 +15,9 @@ export function checkSignIn(
   context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session' | 'index'>,
   req: Request,
 ): LogtoClient | undefined {
-  if (!context.session.read(req)) return undefined;
-  return new LogtoClient(req, context, true);
+  const reference = context.session.read(req);
+  if (!reference) return undefined;
+  return new LogtoClient(req, context, reference);
 }
 
 /**

@@ -11,6 +11,7 @@ import { markExpressOnly } from './host-handlers.js';
 import { forgetPassportUser, sessionCheckHandler, type SignInState } from './session-check.js';
 import type { SessionStoreLike } from '../store/session-store-adapter.js';
 import type { LinkedSignIn } from '../store/token-record.js';
+import { signInIdOf } from '../store/session-reference.js';
 import {
   actingFor,
   checkCommon,
@@ -242,8 +243,9 @@ export class LogtoTenants extends PassportStrategy {
     const others = this.table.names.map((tenant) => this.table.get(tenant)).filter((strategy) => strategy !== self);
     const results = await Promise.allSettled(
       others.map(async (strategy) => {
-        const signInId = bag[strategy.referenceKey];
-        if (typeof signInId === 'string' && signInId !== '') await strategy.endById(signInId, sessionStore);
+        const value = bag[strategy.referenceKey];
+        const signInId = typeof value === 'string' ? signInIdOf(value) : undefined;
+        if (signInId !== undefined && signInId !== '') await strategy.endById(signInId, sessionStore);
       }),
     );
     const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
@@ -256,7 +258,10 @@ export class LogtoTenants extends PassportStrategy {
     if (!bag) return [];
     return this.table.names
       .filter((tenant) => this.table.get(tenant) !== self)
-      .map((tenant) => ({ t: tenant, i: bag[this.sessionKeyOf(tenant)] }))
+      .map((tenant) => {
+        const value = bag[this.sessionKeyOf(tenant)];
+        return { t: tenant, i: typeof value === 'string' ? signInIdOf(value) : value };
+      })
       .filter((link): link is LinkedSignIn => typeof link.i === 'string' && link.i !== '');
   }
 
@@ -404,8 +409,10 @@ export class LogtoTenants extends PassportStrategy {
       const before = sessionBagOf(req) ?? {};
       const kept = this.table.names
         .filter((other) => other !== tenant)
+        // Their ids only: the mark of the user they logged in is no longer Passport's user.
         .map((other) => [this.sessionKeyOf(other), before[this.sessionKeyOf(other)]] as const)
-        .filter(([, value]) => typeof value === 'string' && value !== '');
+        .filter((entry): entry is readonly [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
+        .map(([key, value]) => [key, signInIdOf(value)] as const);
       original.call(req, user, settings, (error?: unknown) => {
         const after = sessionBagOf(req);
         if (!error && settings.session !== false && after) {

@@ -123,7 +123,8 @@ async function signedIn(app: RunningApp, browser = new TestBrowser()): Promise<{
   const tokens = await tokensOf(browser, app);
   assert.equal(typeof stored.logto, 'string');
   assert.ok(tokens.refreshToken && tokens.idToken);
-  return { browser, signInId: stored.logto as string, refreshToken: tokens.refreshToken, idToken: tokens.idToken };
+  // The reference is `<id>.<mark of Passport's user>`.
+  return { browser, signInId: (stored.logto as string).split('.')[0] as string, refreshToken: tokens.refreshToken, idToken: tokens.idToken };
 }
 
 describe('endSignIn(req)', () => {
