@@ -76,7 +76,7 @@ export interface LegacyPendingSignIn {
 }
 
 /** What a session says about its sign-in: nothing, a reference to a record, or 0.1.0's tokens. */
-export type SessionSignIn = { signInId: string; legacy?: TokenRecord } | undefined;
+export type SessionSignIn = { readonly signInId: string; readonly legacy?: TokenRecord } | undefined;
 
 /**
  * The id of a sign-in's record in a session's value for it: `<id>` (0.2.0, and a 0.1.0 session's
@@ -105,6 +105,10 @@ export class SessionReference {
    */
   private readonly userKey: string;
 
+  /** The value {@link read} last parsed, and what it read there (its callers never change it). */
+  private lastValue = '';
+  private lastRead: SessionSignIn;
+
   constructor(private readonly sessionKey: string) {
     this.userKey = `${sessionKey}/user`;
   }
@@ -112,8 +116,13 @@ export class SessionReference {
   read(req: object): SessionSignIn {
     const value = (req as RequestWithSession).session?.[this.sessionKey];
     if (typeof value === 'string' && value !== '') {
+      // Every request of a session asks with a new copy of the same text: the last answer is kept.
+      if (value === this.lastValue) return this.lastRead;
       const signInId = signInIdOf(value);
-      return signInId === '' ? undefined : { signInId };
+      const read = signInId === '' ? undefined : { signInId };
+      this.lastValue = value;
+      this.lastRead = read;
+      return read;
     }
     const legacy = value && typeof value === 'object' ? (value as LegacyBag).tokens : undefined;
     if (legacy && typeof legacy.signInId === 'string' && typeof legacy.idToken === 'string') {

@@ -3,6 +3,7 @@ import type { LogtoClient } from './client.js';
 import { LogtoError } from '../errors.js';
 import { nodeAnswer, requestTarget, type HostAnswer } from './http.js';
 import { safeReturnTo } from './redirects.js';
+import { setRequestLogto } from './request-logto.js';
 
 export interface AuthenticatedOptions {
   /**
@@ -172,7 +173,7 @@ class ExpressOutcome implements GuardOutcome {
   ) {}
 
   admit(client: LogtoClient): void {
-    this.req.logto = client;
+    setRequestLogto(this.req, client);
     this.next();
   }
 

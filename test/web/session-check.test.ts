@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import type { Express } from 'express';
 import session from 'express-session';
 import { LogtoError, LogtoTenants, MemoryTokenStore, RedisTokenStore, type LogtoStrategy, type TokenStore } from '../../lib/index.js';
@@ -444,6 +444,39 @@ describe('one authority for alive or ended', () => {
       assert.deepEqual((await getJson<HomeBody>(browser, `${running.url}/`)).body.user, { id: 'local-bob' }, 'and the local user is still there on the next request');
     });
   }
+
+  test('a session written before the mark (its id, and a 32-character note under logto/user) still tells its own user from another login', async () => {
+    const canonical = (value: unknown): unknown => {
+      if (Array.isArray(value)) return value.map(canonical);
+      if (value === null || typeof value !== 'object') return value;
+      return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
+    };
+    // Gives every session back as the previous version wrote it: `logto` the id alone, and beside
+    // it the digest of Passport's data that its sign-in's login wrote.
+    class PreviousFormatStore extends session.MemoryStore {
+      override get(sid: string, callback: (error: unknown, data?: session.SessionData | null) => void): void {
+        super.get(sid, (error, data) => {
+          const bag = data as Record<string, unknown> | null | undefined;
+          const reference = bag?.logto;
+          if (bag && typeof reference === 'string' && reference.includes('.')) {
+            bag.logto = reference.slice(0, reference.indexOf('.'));
+            bag['logto/user'] = createHash('sha256').update(JSON.stringify(canonical(bag.passport ?? null))).digest('base64url').slice(0, 32);
+          }
+          callback(error, data);
+        });
+      }
+    }
+    const running = await app({ store: new PreviousFormatStore(), cookieName: 'previous', backchannelLogout: true, strategy: { backchannelLogout: true } });
+    const own = new TestBrowser();
+    await signIn(own, provider, running);
+    const other = new TestBrowser();
+    await signIn(other, provider, running);
+    assert.equal((await getJson(other, `${running.url}/local-login`)).status, 200);
+    // Logto ends the user's sign-ins (both browsers signed in as the demo user): its back-channel logout arrives.
+    assert.equal(await postLogout(running, provider.users.demo.sub), 200);
+    assert.equal((await getJson<HomeBody>(own, `${running.url}/`)).body.user, null, "the sign-in's own user is signed out");
+    assert.deepEqual((await getJson<HomeBody>(other, `${running.url}/`)).body.user, { id: 'local-bob' }, 'the user another login put over it stays');
+  });
 
   test('the Logto sign-in\'s own user is still signed out when its sign-in ends by back-channel logout', async () => {
     const running = await app({ backchannelLogout: true, cookieSession: true, cookieName: 'own', strategy: { tokenStore: new MemoryTokenStore(), backchannelLogout: true } });
