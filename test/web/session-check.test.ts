@@ -212,6 +212,31 @@ describe('one authority for alive or ended', () => {
     assert.equal((await getJson<HomeBody>(copy, `${first.url}/`)).body.user, null);
   });
 
+  test('cookie-session: signing in again ends the earlier sign-in, so a copy of the cookie from before is signed out too', async () => {
+    const running = await app({ cookieSession: true, cookieName: 'again', strategy: { tokenStore: new MemoryTokenStore() } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const before = copyOf(browser, running, ['again', 'again.sig']); // a tab (or a stolen copy) from the first sign-in
+    assert.equal((await getJson<HomeBody>(before, `${running.url}/`)).body.authenticated, true);
+    await signIn(browser, provider, running); // the user signs in again in the same browser
+    const again = await tokensOf(browser, running);
+    assert.ok(again.refreshToken, 'the new sign-in has its tokens');
+    assert.equal((await browser.get(`${running.url}/sign-out`)).status, 302);
+    await eventually(async () => (await getJson<HomeBody>(before, `${running.url}/`)).body.user === null, 'the copy from the first sign-in to be signed out');
+    assert.equal((await before.get(`${running.url}/api/profile`)).status, 401, 'the guard refuses it');
+  });
+
+  test('signing in again keeps the new sign-in whole: it refreshes, while the earlier one is ended', async () => {
+    const running = await app({ cookieSession: true, cookieName: 'again2', strategy: { tokenStore: new MemoryTokenStore() } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const before = copyOf(browser, running, ['again2', 'again2.sig']);
+    await signIn(browser, provider, running);
+    await eventually(async () => (await getJson<HomeBody>(before, `${running.url}/`)).body.user === null, 'the earlier sign-in to be ended');
+    assert.equal((await browser.get(`${running.url}/refresh-now`)).status, 200, 'the new sign-in refreshes: its grant is alive');
+    assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.authenticated, true);
+  });
+
   test('express-session: a sign-in ended on one instance (its grant dead) is ended on the other, whatever copy it held', async () => {
     const store = new session.MemoryStore();
     const first = await app({ store, cookieName: 'shared-a' });
