@@ -36,7 +36,8 @@ export interface SignInRecordsOptions {
  *   read of a record also reads the end flag, in parallel, and the flag outlives any record
  *   (`recordTtl` plus the time a refresh may still be in flight). The refresh also checks the
  *   flag after its write and ends the sign-in again if it finds it.
- * Either way a store read happens at most once per {@link cacheFreshness} per sign-in and process.
+ * Either way a store read happens at most once per {@link cacheFreshness} per sign-in and process
+ * while its requests keep coming.
  */
 export class SignInRecords {
   private readonly sessionStores = new WeakMap<object, TokenStore>();
@@ -96,16 +97,15 @@ export class SignInRecords {
   }
 
   /**
-   * The record from this process's copy of the last few seconds, or else from the store, with
-   * when the store read it came from began (now, for a copy: the helper taking it answers for its
-   * own window from then).
+   * The record from this process's copy of the last second, or else from the store, with when the
+   * store read it came from began: its answer is as old as that, whoever takes it.
    */
   async readRecent(store: TokenStore, signInId: string): Promise<{ record: TokenRecord | undefined; at: number }> {
-    const now = Date.now();
-    const recent = this.recent(signInId);
-    if (recent !== undefined) return { record: recent ?? undefined, at: now };
+    const copy = this.recentCopy(signInId);
+    if (copy) return { record: copy.record ?? undefined, at: copy.at };
     // A page's requests that arrive together after a pause share one store read and its outcome,
     // but not one begun so long ago that its answer may predate an end.
+    const now = Date.now();
     const shared = this.sharedReads.get(signInId);
     if (shared && now - shared.started < cacheFreshness) return { record: await shared.reading, at: shared.started };
     const entry = { started: now, reading: this.read(store, signInId) };
@@ -165,15 +165,23 @@ export class SignInRecords {
   }
 
   /**
-   * This process's copy of a record if it is at most a few seconds old, without a store read (so
-   * without a promise: the cached-token route stays synchronous). Null when the copy says there is
-   * no record; undefined when there is no copy that recent.
+   * This process's copy of a record if it is at most {@link cacheFreshness} old, without a store
+   * read (so without a promise: the cached-token route stays synchronous). Null when the copy says
+   * there is no record; undefined when there is no copy that recent.
    */
-  recent(signInId: string, now: number = Date.now()): TokenRecord | null | undefined {
-    if (this.endedHere.has(signInId)) return null;
+  recent(signInId: string): TokenRecord | null | undefined {
+    return this.recentCopy(signInId)?.record;
+  }
+
+  /**
+   * {@link recent}, with when the store read (or write) that made the copy began: whoever answers
+   * from the copy answers until {@link answerWindow} after that, not after taking it.
+   */
+  recentCopy(signInId: string): { record: TokenRecord | null; at: number } | undefined {
+    if (this.endedHere.has(signInId)) return { record: null, at: Date.now() };
     const cached = this.cache.get(signInId);
-    if (!cached || now - cached.at >= cacheFreshness) return undefined;
-    return cached.record ?? null;
+    if (!cached || Date.now() - cached.at >= cacheFreshness) return undefined;
+    return { record: cached.record ?? null, at: cached.at };
   }
 
   /** Whether this process ended the sign-in, or saw it ended: final, whatever a copy says. */
@@ -497,8 +505,17 @@ export class SignInRecords {
 const endedMarkTtl = 10 * 60 * 1000;
 /** A year: how long the end of a sign-in adopted from a 0.1.0 session (whose cookie holds its tokens) is kept. */
 const adoptedEndedMarkTtl = 365 * 24 * 60 * 60 * 1000;
-/** Milliseconds during which a request may use this process's copy of a record instead of the store. */
-const cacheFreshness = 2000;
+/**
+ * How long, in ms from the start of the store read it came from, an answer about a sign-in may be
+ * given: a sign-in ended anywhere is ended everywhere after that (docs/sessions-and-stores.md).
+ */
+export const answerWindow = 2000;
+/**
+ * Milliseconds during which a request may take this process's copy of a record (or join a store
+ * read in flight) instead of reading the store: half the window, so that whoever takes it still
+ * has at least the other half to answer from it.
+ */
+const cacheFreshness = answerWindow / 2;
 const maxCachedRecords = 10_000;
 /** Conditional writes of one record tried before giving up: only a record changing all the time exhausts them. */
 const maxUpdateAttempts = 3;

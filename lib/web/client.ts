@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import { organizationDetailsOf, organizationsOf, type AccessTokenClaims, type IdTokenClaims, type UserInfoResponse, type UserOrganization, type UserOrganizationDetails } from '../logto/claims.js';
 import { LogtoError } from '../errors.js';
 import { cachedToken } from '../store/refresh.js';
+import { answerWindow } from '../store/sign-in-records.js';
 import { checkClearRequest, checkTokenRequest } from './token-requests.js';
 import { UserScope } from '../logto/scopes.js';
 import { accessTokenKey, type StoredAccessToken, type TokenRecord } from '../store/token-record.js';
@@ -49,9 +50,10 @@ export class LogtoClient {
   organizationTokens: Record<string, string> | undefined;
   private loaded: Loaded | undefined;
   /**
-   * When this helper loaded: the start of the store read it took (its answer is as old as that),
-   * or when it took a copy at most 2 s old. Its synchronous getters answer for 2 s from then, so
-   * that a handler right after the guard always can.
+   * The start of the store read this helper's load came from, its own or the one that made the
+   * copy it took (at most 1 s old): its answer is as old as that. Its synchronous getters answer
+   * until 2 s after it, so never for a sign-in ended more than 2 s ago, and a handler right after
+   * the guard still has at least 1 s.
    */
   private loadedAt = 0;
   private loading: Promise<Loaded> | undefined;
@@ -60,7 +62,7 @@ export class LogtoClient {
     private readonly req: object,
     private readonly context: Pick<LogtoContext, 'config' | 'provider' | 'records' | 'refresher' | 'session' | 'index'>,
     /**
-     * For the route guard and `logto.session()`: a copy of the record this process read at most 2 s
+     * For the route guard and `logto.session()`: a copy of the record this process read at most 1 s
      * ago counts as a load. `true` reads the session's reference; the reference itself saves that read.
      */
     fromRecentCopy: boolean | NonNullable<SessionSignIn> = false,
@@ -70,7 +72,7 @@ export class LogtoClient {
 
   /**
    * Reads this sign-in's tokens from the token store (or from this process's copy, when it is at
-   * most 2 s old); the getters need it. Resolves to the helper.
+   * most 1 s old); the getters need it. Resolves to the helper.
    */
   async load(): Promise<this> {
     await this.current();
@@ -78,8 +80,9 @@ export class LogtoClient {
   }
 
   /**
-   * Whether the getters can answer now, without `await load()`: for 2 s after this helper's
-   * `load()` (the route guard loads `req.logto`), or when the session refers to no sign-in or
+   * Whether the getters can answer now, without `await load()`: until 2 s after the store read
+   * that this helper's `load()` came from began (at least 1 s after the load; the route guard
+   * loads `req.logto`), or when the session refers to no sign-in or
    * the load found it ended. The same on every instance: a copy of the record that this process
    * happens to hold does not count.
    */
@@ -88,6 +91,16 @@ export class LogtoClient {
     if (this.context.session.read(this.req)) return false;
     this.settle(null);
     return true;
+  }
+
+  /**
+   * {@link isLoaded}, with at least `ms` of the getters' window left: the route guard's test, so
+   * that a load taken early in the request (by `logto.session()`) leaves the route time to answer.
+   * @internal
+   */
+  isLoadedFor(ms: number): boolean {
+    if (this.loaded === undefined) return this.isLoaded();
+    return this.loaded === null || Date.now() - this.loadedAt + ms < copyFreshness;
   }
 
   /**
@@ -242,10 +255,19 @@ export class LogtoClient {
     }
   }
 
-  /** What this helper loaded, read again from the store once it is more than 2 s old. */
-  private async current(): Promise<Loaded> {
+  /**
+   * {@link load}, reading again unless the getters' window has at least `ms` left: the route
+   * guard's load. @internal
+   */
+  async loadFor(ms: number): Promise<this> {
+    await this.current(ms);
+    return this;
+  }
+
+  /** What this helper loaded, read again from the store once it is more than 2 s (less `margin`) old. */
+  private async current(margin = 0): Promise<Loaded> {
     const loaded = this.live();
-    if (loaded !== undefined && (loaded === null || Date.now() - this.loadedAt < copyFreshness)) return loaded;
+    if (loaded !== undefined && (loaded === null || Date.now() - this.loadedAt + margin < copyFreshness)) return loaded;
     this.loading ??= this.read().then(
       (read) => {
         this.loading = undefined;
@@ -265,19 +287,15 @@ export class LogtoClient {
     return loaded;
   }
 
-  /** The guard's fast path: a copy this process read at most 2 s ago, without a promise. */
+  /** The guard's fast path: a copy this process read at most 1 s ago, without a promise. */
   private loadFromRecentCopy(reference: SessionSignIn): void {
     if (!reference) {
       this.settle(null);
       return;
     }
     if (reference.legacy) return;
-    // One clock reading for the copy's age and the load's time: this runs on every request.
-    const now = Date.now();
-    const recent = this.context.records.recent(reference.signInId, now);
-    if (recent !== undefined) {
-      this.settle(recent ? { signInId: reference.signInId, record: recent } : null, now);
-    }
+    const copy = this.context.records.recentCopy(reference.signInId);
+    if (copy) this.settle(copy.record ? { signInId: reference.signInId, record: copy.record } : null, copy.at);
   }
 
   /** The sign-in's record, with when the read it came from began. */
@@ -373,8 +391,8 @@ export class LogtoClient {
   }
 }
 
-/** How old a copy of a record may be and still answer: past it, the token store is asked again. */
-const copyFreshness = 2000;
+/** How long after its read began a load answers: past it, the token store is asked again. */
+const copyFreshness = answerWindow;
 
 function notSignedIn(): LogtoError {
   return new LogtoError('not_authenticated', 'The user is not signed in with Logto; send them to sign in.');

@@ -20,6 +20,12 @@ export interface KeepThroughLogInOptions {
   returnTo: string | undefined;
   /** Set when back-channel logout is mounted: the new session is indexed under these claims. */
   indexing: { index: SessionIndex; store: TokenStore; claims: IdTokenClaims } | undefined;
+  /**
+   * Ends the sign-in that the session referred to before this one, if another: once the login is
+   * done, nothing refers to it but copies of the old session (a cookie-session cookie), which
+   * must not stay signed in.
+   */
+  endReplaced?: () => Promise<unknown>;
 }
 
 /** The callbacks whose `req.logIn` was wrapped and has not run yet, with their sign-in. */
@@ -74,6 +80,7 @@ export function keepThroughLogIn(req: object, reference: SessionReference, optio
         if (indexing) {
           await indexing.index.add(indexing.store, { sessionId: sessionIdOf(req), signInId: options.signInId }, indexing.claims);
         }
+        await options.endReplaced?.();
       },
       (error: unknown) => {
         throw sessionStoreError(error, 'at sign-in (session store or serializeUser)');

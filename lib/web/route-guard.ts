@@ -1,6 +1,7 @@
 import type { HostNext as NextFunction, HostRequest as Request, HostRequestHandler as RequestHandler, HostResponse as Response } from '../host-types.js';
 import type { LogtoClient } from './client.js';
 import { LogtoError } from '../errors.js';
+import { answerWindow } from '../store/sign-in-records.js';
 import { nodeAnswer, requestTarget, type HostAnswer } from './http.js';
 import { safeReturnTo } from './redirects.js';
 import { setRequestLogto } from './request-logto.js';
@@ -135,8 +136,9 @@ export function hostGuard(
     let client: LogtoClient;
     try {
       client = clientFor(req);
-      // A record this process read moments ago admits the request without waiting on a promise.
-      if (client.isLoaded()) {
+      // A record this process read moments ago admits the request without waiting on a promise,
+      // if it leaves the route at least half the getters' window.
+      if (client.isLoadedFor(routeMargin)) {
         admit(client, req, answer, outcome);
         return;
       }
@@ -145,7 +147,7 @@ export function hostGuard(
       return;
     }
     client
-      .load()
+      .loadFor(routeMargin)
       // A store slower than 2 s gives a load already too old for the getters: one more read.
       .then((loaded) => (loaded.isLoaded() ? loaded : loaded.load()))
       .then((loaded) => admit(loaded, req, answer, outcome))
@@ -183,3 +185,6 @@ class ExpressOutcome implements GuardOutcome {
     this.next(error);
   }
 }
+
+/** The part of the getters' window that the guard leaves the route it admits to. */
+const routeMargin = answerWindow / 2;

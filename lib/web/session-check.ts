@@ -7,7 +7,7 @@ export type SignInState = 'none' | 'alive' | 'ended';
 
 /**
  * The helper for a request whose session refers to a sign-in, already loaded when this process
- * read its record at most 2 s ago (or saw it end); undefined when the session refers to none.
+ * read its record at most 1 s ago (or saw it end); undefined when the session refers to none.
  * Unloaded, its `load()` reads the store, once for the requests of one sign-in that arrive
  * together, and also moves a 0.1.0 session's tokens into their record, or finds them ended.
  */

@@ -235,10 +235,17 @@ export class SignInCallback {
       return { kind: 'refused', info: verified.info };
     }
     const index = this.context.index();
+    // Signing in again in the same session: the earlier sign-in ends once the new one is in.
+    // Its refresh token is not revoked: Logto may have issued both from one grant, which
+    // revoking would end too.
+    const replaced = session.read(req);
     keepThroughLogIn(req, session, {
       signInId,
       returnTo,
       indexing: index ? { index, store, claims } : undefined,
+      ...(replaced && replaced.signInId !== signInId
+        ? { endReplaced: () => records.end(store, replaced.signInId, { fromSession: replaced.legacy !== undefined }) }
+        : {}),
     });
     return { kind: 'success', user: verified.user, info: verified.info };
   }

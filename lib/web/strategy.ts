@@ -126,7 +126,7 @@ export class LogtoStrategy extends PassportStrategy {
     });
   }
 
-  /** The guard's helper: the one logto.session() loaded, or one that a copy at most 2 s old loads at once. */
+  /** The guard's helper: the one logto.session() loaded, or one that a copy at most 1 s old loads at once. */
   private guardClient(req: Request): LogtoClient {
     return this.checked.get(req) ?? new LogtoClient(req, this.context, true);
   }
@@ -195,7 +195,7 @@ export class LogtoStrategy extends PassportStrategy {
    * logged out by Logto on any instance, its grant dead, its record expired) is signed out at
    * once: `req.user` is gone, `req.isAuthenticated()` is false, and the session no longer refers
    * to the sign-in. It answers from this process's copy of the record while that copy is at most
-   * 2 s old, so most requests cost no store read. With cookie-session it is what signs out a
+   * 1 s old, so most requests cost no store read. With cookie-session it is what signs out a
    * replayed copy of the cookie; with express-session it also catches a sign-in ended elsewhere.
    */
   session(): RequestHandler {

@@ -40,6 +40,17 @@ let middlewareReleased: Promise<void> = Promise.resolve();
 function helperRoutes(express: Express, logto: LogtoStrategy): void {
   const slowMiddleware = (_req: unknown, _res: unknown, next: () => void): void => void middlewareReleased.then(() => next());
   express.get('/behind-slow-middleware', slowMiddleware, logto.authenticated(), (req, res) => res.json({ sub: req.logto?.getIdTokenClaims().sub }));
+  // A middleware that takes most of the 2 s after logto.session() loaded, then a route that takes a moment before its getters.
+  const almostTwoSeconds = (_req: unknown, _res: unknown, next: () => void): void => void setTimeout(next, 1800);
+  express.get('/late-guard', almostTwoSeconds, logto.authenticated(), (req, res) => {
+    setTimeout(() => {
+      try {
+        res.json({ sub: req.logto?.getIdTokenClaims().sub });
+      } catch (error) {
+        res.status(500).json({ error: error instanceof LogtoError ? error.code : 'other' });
+      }
+    }, 500);
+  });
   // A long request (an export, a stream): its helper was loaded before the sign-in ended elsewhere.
   express.get('/long', (req, res, next) => {
     const answer = (read: () => unknown): unknown => {
@@ -201,6 +212,31 @@ describe('one authority for alive or ended', () => {
     assert.equal((await getJson<HomeBody>(copy, `${first.url}/`)).body.user, null);
   });
 
+  test('cookie-session: signing in again ends the earlier sign-in, so a copy of the cookie from before is signed out too', async () => {
+    const running = await app({ cookieSession: true, cookieName: 'again', strategy: { tokenStore: new MemoryTokenStore() } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const before = copyOf(browser, running, ['again', 'again.sig']); // a tab (or a stolen copy) from the first sign-in
+    assert.equal((await getJson<HomeBody>(before, `${running.url}/`)).body.authenticated, true);
+    await signIn(browser, provider, running); // the user signs in again in the same browser
+    const again = await tokensOf(browser, running);
+    assert.ok(again.refreshToken, 'the new sign-in has its tokens');
+    assert.equal((await browser.get(`${running.url}/sign-out`)).status, 302);
+    await eventually(async () => (await getJson<HomeBody>(before, `${running.url}/`)).body.user === null, 'the copy from the first sign-in to be signed out');
+    assert.equal((await before.get(`${running.url}/api/profile`)).status, 401, 'the guard refuses it');
+  });
+
+  test('signing in again keeps the new sign-in whole: it refreshes, while the earlier one is ended', async () => {
+    const running = await app({ cookieSession: true, cookieName: 'again2', strategy: { tokenStore: new MemoryTokenStore() } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const before = copyOf(browser, running, ['again2', 'again2.sig']);
+    await signIn(browser, provider, running);
+    await eventually(async () => (await getJson<HomeBody>(before, `${running.url}/`)).body.user === null, 'the earlier sign-in to be ended');
+    assert.equal((await browser.get(`${running.url}/refresh-now`)).status, 200, 'the new sign-in refreshes: its grant is alive');
+    assert.equal((await getJson<HomeBody>(browser, `${running.url}/`)).body.authenticated, true);
+  });
+
   test('express-session: a sign-in ended on one instance (its grant dead) is ended on the other, whatever copy it held', async () => {
     const store = new session.MemoryStore();
     const first = await app({ store, cookieName: 'shared-a' });
@@ -270,6 +306,38 @@ describe('one authority for alive or ended', () => {
     tokenStore.release(); // the read that began before the end answers now, with the old record
     await inFlight;
     assert.equal((await copy.get(`${running.url}/api/profile`)).status, 401, 'the old record did not come back');
+  });
+
+  test('a copy taken late in its life answers no later than 2 s after the read that made it: never 2 s after an end elsewhere', async () => {
+    const tokenStore = new MemoryTokenStore();
+    const first = await app({ cookieSession: true, cookieName: 'late-copy', strategy: { tokenStore } });
+    const second = await app({ cookieSession: true, cookieName: 'late-copy', instanceOf: first.registered, strategy: { tokenStore } });
+    const browser = new TestBrowser();
+    await signIn(browser, provider, first);
+    const copy = copyOf(browser, first, ['late-copy', 'late-copy.sig']); // another tab: it keeps the reference after the end
+    // The second instance reads the record now: its copy is as old as this read.
+    assert.equal((await getJson<HomeBody>(copy, `${second.url}/`)).body.authenticated, true);
+    await sleep(300);
+    assert.equal((await browser.get(`${first.url}/end-only`)).status, 200, 'the sign-in ends on the first instance');
+    const ended = performance.now();
+    await sleep(1200); // the second instance's copy is now 1.5 s old, and the sign-in ended 1.2 s ago
+    longReleased = new Promise((resolve) => (releaseLong = resolve));
+    const long = getJson<Record<string, unknown>>(copy, `${second.url}/long`); // loads now, then waits
+    await sleep(ended + 2100 - performance.now()); // until just over 2 s after the end
+    releaseLong();
+    const body = (await long).body;
+    assert.notEqual(body.stale, true, 'isAuthenticated() does not say signed in 2 s after the end');
+    assert.notEqual(body.claims, provider.users.demo.sub, 'nor do the getters answer');
+    assert.equal(body.reloaded, false);
+  });
+
+  test('the guard leaves the route at least 1 s of its getters, however long the middlewares before it took', async () => {
+    const running = await app();
+    const browser = new TestBrowser();
+    await signIn(browser, provider, running);
+    const answered = await getJson<{ sub?: string; error?: string }>(browser, `${running.url}/late-guard`);
+    assert.equal(answered.status, 200, `not ${answered.body.error ?? ''}`);
+    assert.equal(answered.body.sub, provider.users.demo.sub);
   });
 
   test('the guard behind a middleware slower than 2 s loads again: the signed-in user gets the route', async () => {
