@@ -221,11 +221,11 @@ async function koaSnippetFlow(id: string): Promise<void> {
 }
 
 /** Imports a NestJS snippet with a tsconfig that has `experimentalDecorators`, as a Nest app's has (`load` uses the test run's tsx, which has none); returns its base URL. */
-async function loadNest(id: string): Promise<string> {
+async function loadNest(id: string, env: Record<string, string> = {}): Promise<string> {
   const program = programs.get(id);
   assert.ok(program, `snippet ${id} has a program`);
   const port = await freePort();
-  process.env.PORT = String(port);
+  Object.assign(process.env, { ...env, PORT: String(port) });
   const tsconfig = join(folder, 'tsconfig.json');
   await writeFile(tsconfig, JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', experimentalDecorators: true } }));
   const exports = (await tsImport(pathToFileURL(program.file).href, { parentURL: import.meta.url, tsconfig })) as { app: { close(): Promise<void>; getHttpServer(): Server } };
@@ -708,6 +708,36 @@ const exercises: Record<string, () => Promise<void>> = {
     assert.equal(signOut.status, 302);
     assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
     assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`, 'signed out');
+
+    // A cancelled sign-in reaches Nest's exception filter as 401 authorization_failed.
+    const visitor = new TestBrowser();
+    const started = await visitor.get(`${base}/sign-in`);
+    const cancelled = await visitor.get(await cancelAtProvider(visitor, started.location ?? '', `${base}/callback`));
+    assert.equal(cancelled.status, 401);
+    assert.equal((JSON.parse(cancelled.text) as { error: string }).error, 'authorization_failed');
+  },
+
+  async 'nestjs-fastify'() {
+    // @fastify/session wants a secret of at least 32 characters.
+    const base = await loadNest('nestjs-fastify', { SESSION_SECRET: 'a-session-secret-of-32-characters-or-more' });
+    const browser = new TestBrowser();
+    // The guard turns a signed-out visit away, and the callback brings the user back to that page.
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`);
+    assert.equal((await signIn(browser, base)).location, `${base}/profile`);
+    assert.ok(browser.cookie('127.0.0.1', 'sessionId'), "@fastify/session's cookie, sent over plain HTTP ('auto')");
+    const profile = await json<{ sub: string; username: string }>(browser.get(`${base}/profile`));
+    assert.equal(profile.status, 200);
+    assert.deepEqual([profile.body.sub, profile.body.username], [provider.users.demo.sub, 'demo']);
+    // Passport's session hook gives every route the user that validate() returned.
+    assert.deepEqual(await json(browser.get(`${base}/`)), { status: 200, body: { user: { id: provider.users.demo.sub, name: 'Demo User' } } });
+    // Signed in, the sign-in page's guard starts another sign-in; the callback with nothing kept goes to '/'.
+    assert.equal((await signIn(browser, base)).location, `${base}/`);
+
+    const signOut = await browser.request(`${base}/sign-out`, { method: 'POST', headers: { origin: base } });
+    assert.equal(signOut.status, 302);
+    assert.ok(signOut.location?.startsWith(`${provider.endpoint}/oidc/session/end`), signOut.location);
+    assert.equal((await browser.get(`${base}/profile`)).location, `${base}/sign-in`, 'signed out');
+    assert.deepEqual(await json(browser.get(`${base}/`)), { status: 200, body: { user: null } });
 
     // A cancelled sign-in reaches Nest's exception filter as 401 authorization_failed.
     const visitor = new TestBrowser();

@@ -25,7 +25,8 @@
  * `__values`, and exports every top-level name, so that a test can reach what the snippet made.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
 
 export interface Snippet {
@@ -467,7 +468,8 @@ export function typeCheck(files: string[]): Map<string, Array<{ line: number; me
   };
   const results = new Map<string, Array<{ line: number; message: string }>>();
   for (const file of files) {
-    const program = ts.createProgram([file], options, host);
+    const paths = nestFastifyPaths(file);
+    const program = ts.createProgram([file], paths ? { ...options, paths } : options, host);
     const source = program.getSourceFile(file);
     const diagnostics = [...program.getOptionsDiagnostics(), ...program.getGlobalDiagnostics(), ...(source ? [...program.getSyntacticDiagnostics(source), ...program.getSemanticDiagnostics(source)] : [])];
     results.set(
@@ -479,4 +481,17 @@ export function typeCheck(files: string[]): Map<string, Array<{ line: number; me
     );
   }
   return results;
+}
+
+/**
+ * For a program on NestJS's Fastify platform, `fastify` resolves as in an app that installs what
+ * its snippet's install line says: to the copy that @nestjs/platform-fastify pins, which the
+ * Fastify plugins it registers share (@fastify/cookie and @fastify/session have no fastify of
+ * their own). This package's devDependency is another version, which such an app never has, and
+ * whose types do not match the platform's.
+ */
+function nestFastifyPaths(file: string): ts.MapLike<string[]> | undefined {
+  if (!readFileSync(file, 'utf8').includes("'@nestjs/platform-fastify'")) return undefined;
+  const platform = createRequire(file).resolve('@nestjs/platform-fastify/package.json');
+  return { fastify: [dirname(createRequire(platform).resolve('fastify/package.json'))] };
 }
