@@ -13,7 +13,8 @@ let knownPrototype: object | undefined;
  * request prototype gets once, reading a slot in `res.locals` (see RequestSlot), rather than a
  * property added to each request: every request there has a hidden class of its own, and adding
  * a property to it costs as much as the rest of the guard (bench/RESULTS.md, section 7b). A
- * request that is not Express's (or an app that assigned `req.logto` itself) gets the property.
+ * request that is not Express's, or whose prototype has someone else's `logto` (another copy of
+ * passport-logto, loaded through both `import` and `require`), gets a plain assignment.
  */
 export function setRequestLogto(req: object, client: LogtoClient): void {
   const prototype = Object.getPrototypeOf(req) as object | null;
@@ -28,8 +29,8 @@ export function setRequestLogto(req: object, client: LogtoClient): void {
 /**
  * Defines the accessor on the base of Express's request prototypes (the one just above Node's
  * `IncomingMessage.prototype`, which every app's and sub-app's request prototype inherits), once.
- * False when `req` is no Express request (its prototype chain has no such base) or its `logto`
- * is the app's own: then the guard sets a plain property, as before.
+ * False when `req` is no Express request (its prototype chain has no such base) or that base
+ * already has a `logto` of another's: then the guard assigns `req.logto`, as before.
  */
 function defineAccessor(prototype: object): boolean {
   let base: object | null = prototype;
