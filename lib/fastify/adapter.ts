@@ -2,7 +2,7 @@ import type { LogtoClient } from '../web/client.js';
 import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
 import { bindAnswer, findAnswer, replyAnswer, type HostAnswer } from '../web/http.js';
-import type { AuthenticatedOptions, GuardOutcome } from '../web/route-guard.js';
+import { HeldOutcome, type AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignInState } from '../web/session-check.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
@@ -117,48 +117,12 @@ const settledHook: Promise<undefined> = Promise.resolve(undefined);
 /** What a hook that answered returns: the reply, which stops Fastify before the route (as an async hook returning it). */
 const answeredHook = async (reply: FastifyReply): Promise<FastifyReply> => reply;
 
-/**
- * What the route guard decided for one request. One object, with a promise only when the guard
- * must wait on the store: most requests are admitted from a recent copy of the record at once.
- */
-class FastifyGuardOutcome implements GuardOutcome {
-  settled = false;
-  private client: LogtoClient | undefined;
-  private failure: { error: unknown } | undefined;
-  private wake: (() => void) | undefined;
-
-  admit(client: LogtoClient): void {
-    this.client = client;
-    this.settle();
-  }
-
-  answered(): void {
-    this.settle();
-  }
-
-  error(error: unknown): void {
-    this.failure = { error };
-    this.settle();
-  }
-
-  whenSettled(): Promise<void> {
-    return new Promise((resolve) => {
-      this.wake = resolve;
-    });
-  }
-
-  /** Admitted, the route runs with `request.logto`; answered, returning the reply stops Fastify before the route. */
-  pass(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-    if (this.failure) return Promise.reject(this.failure.error as Error);
-    if (this.client === undefined) return answeredHook(reply);
-    request.logto = this.client;
-    return settledHook;
-  }
-
-  private settle(): void {
-    this.settled = true;
-    this.wake?.();
-  }
+/** After the guard's outcome: admitted, the route runs with `request.logto`; answered, returning the reply stops Fastify before the route. */
+function passGuard(outcome: HeldOutcome, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  if (outcome.failure) return Promise.reject(outcome.failure.error as Error);
+  if (outcome.client === undefined) return answeredHook(reply);
+  request.logto = outcome.client;
+  return settledHook;
 }
 
 /**
@@ -212,14 +176,14 @@ export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
     authenticated(options) {
       const guard = handlers.guard(options);
       return (request, reply) => {
-        const outcome = new FastifyGuardOutcome();
+        const outcome = new HeldOutcome();
         try {
           guard(request, answerOfRequest(request), outcome);
         } catch (error) {
           return Promise.reject(error);
         }
         // A record this process read moments ago admits at once: no promise to wait on.
-        return outcome.settled ? outcome.pass(request, reply) : outcome.whenSettled().then(() => outcome.pass(request, reply));
+        return outcome.settled ? passGuard(outcome, request, reply) : outcome.whenSettled().then(() => passGuard(outcome, request, reply));
       };
     },
     signOut: (options) => answering(handlers.signOut(options)),

@@ -3,7 +3,7 @@ import type { LogtoClient } from '../web/client.js';
 import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
 import { bindAnswer, type HostAnswer } from '../web/http.js';
-import type { AuthenticatedOptions, GuardOutcome } from '../web/route-guard.js';
+import { HeldOutcome, type AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignInState } from '../web/session-check.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
@@ -233,48 +233,12 @@ function answering(handle: (req: object, answer: HostAnswer) => Promise<unknown>
   };
 }
 
-/**
- * What the route guard decided for one context. One object, with a promise only when the guard
- * must wait on the store: most requests are admitted from a recent copy of the record at once.
- */
-class KoaGuardOutcome implements GuardOutcome {
-  settled = false;
-  private client: LogtoClient | undefined;
-  private failure: { error: unknown } | undefined;
-  private wake: (() => void) | undefined;
-
-  admit(client: LogtoClient): void {
-    this.client = client;
-    this.settle();
-  }
-
-  answered(): void {
-    this.settle();
-  }
-
-  error(error: unknown): void {
-    this.failure = { error };
-    this.settle();
-  }
-
-  whenSettled(): Promise<void> {
-    return new Promise((resolve) => {
-      this.wake = resolve;
-    });
-  }
-
-  /** Only an admitted request goes on: Koa has no next(error) to ignore. */
-  pass(ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure.error);
-    if (this.client === undefined) return Promise.resolve();
-    stateOf(ctx).logto = this.client;
-    return next() as Promise<void>;
-  }
-
-  private settle(): void {
-    this.settled = true;
-    this.wake?.();
-  }
+/** After the guard's outcome: only an admitted request goes on, as Koa has no next(error) to ignore. */
+function passGuard(outcome: HeldOutcome, ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> {
+  if (outcome.failure) return Promise.reject(outcome.failure.error);
+  if (outcome.client === undefined) return Promise.resolve();
+  stateOf(ctx).logto = outcome.client;
+  return next() as Promise<void>;
 }
 
 /**
@@ -315,7 +279,7 @@ export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
     authenticated(options) {
       const guard = handlers.guard(options);
       return (ctx, next) => {
-        const outcome = new KoaGuardOutcome();
+        const outcome = new HeldOutcome();
         try {
           const view = viewOf(ctx);
           guard(view, view.answer, outcome);
@@ -323,7 +287,7 @@ export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
           return Promise.reject(error);
         }
         // A record this process read moments ago admits at once: no promise to wait on.
-        return outcome.settled ? outcome.pass(ctx, next) : outcome.whenSettled().then(() => outcome.pass(ctx, next));
+        return outcome.settled ? passGuard(outcome, ctx, next) : outcome.whenSettled().then(() => passGuard(outcome, ctx, next));
       };
     },
     signOut: (options) => answering(handlers.signOut(options)),
