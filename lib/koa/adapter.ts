@@ -3,8 +3,7 @@ import type { LogtoClient } from '../web/client.js';
 import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
 import { bindAnswer, type HostAnswer } from '../web/http.js';
-import { HeldOutcome, type AuthenticatedOptions } from '../web/route-guard.js';
-import type { SignInState } from '../web/session-check.js';
+import type { AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
 
@@ -91,120 +90,76 @@ function stateOf(ctx: KoaContextLike): Record<string, unknown> {
   return ctx.state as Record<string, unknown>;
 }
 
-/**
- * Where a context keeps its view (below): a property of the context, which Koa makes anew for each
- * request, rather than a WeakMap entry, which the garbage collector would have to trace apart.
- */
-const viewKey = Symbol('passport-logto: the Koa context as a request');
+/** The request passport-logto's handlers read, for a Koa context: one per context. */
+const views = new WeakMap<KoaContextLike, object>();
 
-interface ContextWithView extends KoaContextLike {
-  [viewKey]?: KoaRequestView;
+function answerFor(ctx: KoaContextLike): HostAnswer {
+  return {
+    // Koa's append keeps the Set-Cookie headers already there (koa-session's comes after).
+    appendSetCookie: (cookie) => ctx.append('Set-Cookie', cookie),
+    redirect: (url) => ctx.redirect(url),
+    json: (status, body) => {
+      ctx.status = status;
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = body;
+    },
+    empty: (status) => {
+      ctx.status = status;
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = '';
+    },
+    onEnd: (listener) => {
+      if (ctx.res.closed) listener();
+      else ctx.res.once('close', listener);
+    },
+  };
 }
-
-/** Answers through the Koa context, so that Koa writes the response (koa-session's cookie among it). */
-class KoaAnswer implements HostAnswer {
-  constructor(private readonly ctx: KoaContextLike) {}
-
-  // Koa's append keeps the Set-Cookie headers already there (koa-session's comes after).
-  appendSetCookie(cookie: string): void {
-    this.ctx.append('Set-Cookie', cookie);
-  }
-
-  redirect(url: string): void {
-    this.ctx.redirect(url);
-  }
-
-  json(status: number, body: object): void {
-    this.ctx.status = status;
-    this.ctx.set('Cache-Control', 'no-store');
-    this.ctx.body = body;
-  }
-
-  empty(status: number): void {
-    this.ctx.status = status;
-    this.ctx.set('Cache-Control', 'no-store');
-    this.ctx.body = '';
-  }
-
-  onEnd(listener: () => void): void {
-    if (this.ctx.res.closed) listener();
-    else this.ctx.res.once('close', listener);
-  }
-}
-
-type KoaLogout = (options: object) => Promise<void>;
 
 /**
  * The context as a request: Node's headers and socket, Koa's URL and protocol (which honour
- * `app.proxy`), the session and koa-passport's methods. A class, so that each request costs one
- * small object: its getters live on the prototype, read only when a handler needs them.
+ * `app.proxy`), the session and koa-passport's methods, and the answer bound to it and to Node's
+ * request (which koa-passport's request for strategies leads to).
  */
-class KoaRequestView {
-  readonly req: IncomingMessage;
-  /** koa-passport's ctx.logout returns a promise and takes no callback; absent without koa-passport. */
-  declare logout?: KoaLogout;
-
-  constructor(
-    private readonly ctx: KoaContextLike,
-    readonly answer: KoaAnswer,
-  ) {
-    this.req = ctx.req;
-    if (typeof ctx.logout === 'function') this.logout = (options) => (ctx.logout as KoaLogout)(options);
-  }
-
-  get headers(): IncomingMessage['headers'] {
-    return this.ctx.req.headers;
-  }
-
-  get method(): string {
-    return this.ctx.method;
-  }
-
-  get url(): string {
-    return this.ctx.originalUrl;
-  }
-
-  get originalUrl(): string {
-    return this.ctx.originalUrl;
-  }
-
-  get path(): string {
-    return this.ctx.path;
-  }
-
-  get protocol(): string {
-    return this.ctx.protocol;
-  }
-
-  get socket(): IncomingMessage['socket'] {
-    return this.ctx.req.socket;
-  }
-
-  get session(): unknown {
-    return this.ctx.session;
-  }
-
-  get user(): unknown {
-    return stateOf(this.ctx).user;
-  }
-
-  isAuthenticated(): boolean {
-    return this.ctx.isAuthenticated?.() === true;
-  }
-}
-
-/**
- * The request passport-logto's handlers read for a Koa context, one per context, with its answer
- * bound to Node's request: the view reaches it through `req`, and so does koa-passport's request
- * for strategies (whose `req` is Node's).
- */
-function viewOf(ctx: KoaContextLike): KoaRequestView {
-  const holder = ctx as ContextWithView;
-  let view = holder[viewKey];
+function viewOf(ctx: KoaContextLike): object {
+  let view = views.get(ctx);
   if (view) return view;
-  view = new KoaRequestView(ctx, new KoaAnswer(ctx));
-  bindAnswer(ctx.req, view.answer);
-  holder[viewKey] = view;
+  view = {
+    get headers() {
+      return ctx.req.headers;
+    },
+    get method() {
+      return ctx.method;
+    },
+    get url() {
+      return ctx.originalUrl;
+    },
+    get originalUrl() {
+      return ctx.originalUrl;
+    },
+    get path() {
+      return ctx.path;
+    },
+    get protocol() {
+      return ctx.protocol;
+    },
+    get socket() {
+      return ctx.req.socket;
+    },
+    get session() {
+      return ctx.session;
+    },
+    get user() {
+      return stateOf(ctx).user;
+    },
+    isAuthenticated: () => ctx.isAuthenticated?.() === true,
+    // koa-passport's ctx.logout returns a promise and takes no callback.
+    ...(typeof ctx.logout === 'function' ? { logout: (options: object) => (ctx.logout as (options: object) => Promise<void>)(options) } : {}),
+    req: ctx.req,
+  };
+  const answer = answerFor(ctx);
+  bindAnswer(view, answer);
+  bindAnswer(ctx.req, answer);
+  views.set(ctx, view);
   return view;
 }
 
@@ -229,16 +184,8 @@ function forgetKoaPassportUser(ctx: KoaContextLike): void {
 function answering(handle: (req: object, answer: HostAnswer) => Promise<unknown>): KoaMiddleware {
   return async (ctx) => {
     const view = viewOf(ctx);
-    await handle(view, view.answer);
+    await handle(view, answerFor(ctx));
   };
-}
-
-/** After the guard's outcome: only an admitted request goes on, as Koa has no next(error) to ignore. */
-function passGuard(outcome: HeldOutcome, ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> {
-  if (outcome.failure) return Promise.reject(outcome.failure.error);
-  if (outcome.client === undefined) return Promise.resolve();
-  stateOf(ctx).logto = outcome.client;
-  return next() as Promise<void>;
 }
 
 /**
@@ -249,45 +196,29 @@ function passGuard(outcome: HeldOutcome, ctx: KoaContextLike, next: () => Promis
  */
 export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
   const handlers = hostHandlersOf(strategy);
-  /** After the session check's answer: an ended sign-in is forgotten, then the chain goes on. */
-  const settleSession = (state: SignInState, view: KoaRequestView, ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> => {
-    try {
-      if (state === 'ended' && handlers.forgetSignIn(view)) forgetKoaPassportUser(ctx);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return next() as Promise<void>;
-  };
   return {
-    middleware: () => (ctx, next) => {
+    middleware: () => async (ctx, next) => {
       viewOf(ctx);
-      return next() as Promise<void>;
+      await next();
     },
-    session: () => (ctx, next) => {
-      let view: KoaRequestView;
-      let state: SignInState | Promise<SignInState>;
-      try {
-        view = viewOf(ctx);
-        state = handlers.signInState(view);
-      } catch (error) {
-        return Promise.reject(error);
+    session: () => async (ctx, next) => {
+      const view = viewOf(ctx);
+      if ((await handlers.signInState(view)) === 'ended') {
+        if (handlers.forgetSignIn(view)) forgetKoaPassportUser(ctx);
       }
-      // Answered from a recent copy of the record, the check goes on without waiting on a promise.
-      if (typeof state === 'string') return settleSession(state, view, ctx, next);
-      return state.then((known) => settleSession(known, view, ctx, next));
+      await next();
     },
     authenticated(options) {
       const guard = handlers.guard(options);
-      return (ctx, next) => {
-        const outcome = new HeldOutcome();
-        try {
-          const view = viewOf(ctx);
-          guard(view, view.answer, outcome);
-        } catch (error) {
-          return Promise.reject(error);
-        }
-        // A record this process read moments ago admits at once: no promise to wait on.
-        return outcome.settled ? passGuard(outcome, ctx, next) : outcome.whenSettled().then(() => passGuard(outcome, ctx, next));
+      return async (ctx, next) => {
+        const view = viewOf(ctx);
+        const client = await new Promise<LogtoClient | undefined>((resolve, reject) => {
+          guard(view, answerFor(ctx), { admit: resolve, answered: () => resolve(undefined), error: reject });
+        });
+        // Only an admitted request goes on: Koa has no next(error) to ignore.
+        if (client === undefined) return;
+        stateOf(ctx).logto = client;
+        await next();
       };
     },
     signOut: (options) => answering(handlers.signOut(options)),
@@ -297,7 +228,7 @@ export function logtoKoa(strategy: LogtoStrategy): LogtoKoa {
       const silentSignIn = handlers.silentSignIn(rest);
       return async (ctx, next) => {
         const view = viewOf(ctx);
-        const started = skip?.(ctx) === true ? false : silentSignIn(view, view.answer);
+        const started = skip?.(ctx) === true ? false : silentSignIn(view, answerFor(ctx));
         if (started === false) await next();
         else await started;
       };
