@@ -2,7 +2,8 @@ import type { LogtoClient } from '../web/client.js';
 import type { BackchannelLogoutOptions } from '../web/back-channel-logout.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
 import { bindAnswer, findAnswer, replyAnswer, type HostAnswer } from '../web/http.js';
-import type { AuthenticatedOptions } from '../web/route-guard.js';
+import { HeldOutcome, type AuthenticatedOptions } from '../web/route-guard.js';
+import type { SignInState } from '../web/session-check.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import type { LogtoStrategy } from '../web/strategy.js';
 import { LogtoError } from '../errors.js';
@@ -111,6 +112,19 @@ function answerOfRequest(request: FastifyRequest): HostAnswer {
   );
 }
 
+/** What a hook that lets the request go on resolves to (Fastify then runs the next one). */
+const settledHook: Promise<undefined> = Promise.resolve(undefined);
+/** What a hook that answered returns: the reply, which stops Fastify before the route (as an async hook returning it). */
+const answeredHook = async (reply: FastifyReply): Promise<FastifyReply> => reply;
+
+/** After the guard's outcome: admitted, the route runs with `request.logto`; answered, returning the reply stops Fastify before the route. */
+function passGuard(outcome: HeldOutcome, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  if (outcome.failure) return Promise.reject(outcome.failure.error as Error);
+  if (outcome.client === undefined) return answeredHook(reply);
+  request.logto = outcome.client;
+  return settledHook;
+}
+
 /**
  * The handlers of a LogtoStrategy for Fastify 5 with @fastify/passport, and
  * @fastify/secure-session or @fastify/session. Sign-in and callback stay @fastify/passport's
@@ -118,13 +132,22 @@ function answerOfRequest(request: FastifyRequest): HostAnswer {
  */
 export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
   const handlers = hostHandlersOf(strategy);
+  /** After the session check's answer: an ended sign-in is forgotten. */
+  const settleSession = (state: SignInState, request: FastifyRequest): Promise<undefined> => {
+    try {
+      if (state === 'ended' && handlers.forgetSignIn(request)) forgetFastifyPassportUser(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return settledHook;
+  };
 
   const plugin: FastifyPluginCallback = (instance, _options, done) => {
     if (!instance.hasRequestDecorator('logto')) instance.decorateRequest('logto', null);
+    // Bound to Node's request only: passport-logto finds it through `request.raw`, and Fastify's
+    // request keeps the shape its decorators gave it.
     instance.addHook('onRequest', (request, reply, next) => {
-      const answer = replyAnswer(reply);
-      bindAnswer(request, answer);
-      bindAnswer(request.raw, answer);
+      bindAnswer(request.raw, replyAnswer(reply));
       next();
     });
     done();
@@ -139,23 +162,28 @@ export function logtoFastify(strategy: LogtoStrategy): LogtoFastify {
 
   return {
     plugin,
-    session: () => async (request) => {
-      if ((await handlers.signInState(request)) === 'ended') {
-        if (handlers.forgetSignIn(request)) forgetFastifyPassportUser(request);
+    session: () => (request) => {
+      let state: SignInState | Promise<SignInState>;
+      try {
+        state = handlers.signInState(request);
+      } catch (error) {
+        return Promise.reject(error);
       }
-      return undefined;
+      // Answered from a recent copy of the record, the hook settles without waiting on another promise.
+      if (typeof state === 'string') return settleSession(state, request);
+      return state.then((known) => settleSession(known, request));
     },
     authenticated(options) {
       const guard = handlers.guard(options);
-      return async (request, reply) => {
-        const answer = answerOfRequest(request);
-        const client = await new Promise<LogtoClient | undefined>((resolve, reject) => {
-          guard(request, answer, { admit: resolve, answered: () => resolve(undefined), error: reject });
-        });
-        // Answered: returning the reply stops Fastify before the route.
-        if (client === undefined) return reply;
-        request.logto = client;
-        return undefined;
+      return (request, reply) => {
+        const outcome = new HeldOutcome();
+        try {
+          guard(request, answerOfRequest(request), outcome);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        // A record this process read moments ago admits at once: no promise to wait on.
+        return outcome.settled ? passGuard(outcome, request, reply) : outcome.whenSettled().then(() => passGuard(outcome, request, reply));
       };
     },
     signOut: (options) => answering(handlers.signOut(options)),

@@ -5,7 +5,7 @@ import { LogtoBearerError, type BearerErrorCode } from '../bearer/errors.js';
 import type { LogtoBearerRouteOptions } from '../bearer/strategy.js';
 import { hostHandlersOf } from '../web/host-handlers.js';
 import type { HostAnswer } from '../web/http.js';
-import type { AuthenticatedOptions } from '../web/route-guard.js';
+import { HeldOutcome, type AuthenticatedOptions } from '../web/route-guard.js';
 import type { SignOutOptions } from '../web/sign-out.js';
 import { toHttpException } from './errors.js';
 import { answerFor, passportResponse } from './platform.js';
@@ -90,6 +90,50 @@ export function LogtoAuthGuard(name = 'logto'): Type<IAuthGuard> {
 }
 
 /**
+ * The guard's answer for Nest: without a redirect, a signed-out request is an exception for Nest's
+ * filters, not a 401 written here. Delegates rather than spreads: an answer may keep its methods on
+ * a prototype (Node's does).
+ */
+class ThroughFilters implements HostAnswer {
+  refused = false;
+
+  constructor(private readonly answer: HostAnswer) {}
+
+  appendSetCookie(cookie: string): void {
+    this.answer.appendSetCookie(cookie);
+  }
+
+  redirect(url: string): void {
+    this.answer.redirect(url);
+  }
+
+  empty(status: number): void {
+    this.answer.empty(status);
+  }
+
+  onEnd(listener: () => void): void {
+    this.answer.onEnd(listener);
+  }
+
+  json(status: number, body: object): void {
+    if (status === 401) this.refused = true;
+    else this.answer.json(status, body);
+  }
+}
+
+/** What the signed-in guard tells Nest once its outcome is known. */
+function decided(outcome: HeldOutcome, req: object, answer: ThroughFilters): boolean | Promise<boolean> {
+  if (outcome.failure) return Promise.reject(toHttpException(outcome.failure.error));
+  if (outcome.client) {
+    (req as { logto?: unknown }).logto = outcome.client;
+    return true;
+  }
+  if (answer.refused) return Promise.reject(toHttpException(new LogtoError('not_authenticated', 'Sign in to use this route.')));
+  // A redirect was answered: the route must not run, as answeredAlready() explains.
+  return answeredAlready();
+}
+
+/**
  * The guard of signed-in routes (`logto.authenticated()` as a Nest guard): a signed-in request
  * passes with `req.logto` loaded, and whatever the options ask for (userinfo, an access token,
  * organization tokens) ready on it. A signed-out request is refused with 401 `not_authenticated`
@@ -101,42 +145,19 @@ export function LogtoAuthenticatedGuard(options: LogtoAuthenticatedGuardOptions 
   class LogtoSignedInGuard implements CanActivate {
     private guard: ReturnType<ReturnType<typeof hostHandlersOf>['guard']> | undefined;
 
-    canActivate(context: ExecutionContext): Promise<boolean> {
+    canActivate(context: ExecutionContext): boolean | Promise<boolean> {
       const { req, res } = httpArguments(context);
-      let answer: HostAnswer;
+      const outcome = new HeldOutcome();
+      let answer: ThroughFilters;
       try {
         this.guard ??= hostHandlersOf(logtoStrategyNamed(name)).guard(guardOptions);
-        answer = answerFor(req, res);
+        answer = new ThroughFilters(answerFor(req, res));
+        this.guard(req, answer, outcome);
       } catch (error) {
         return Promise.reject(toHttpException(error));
       }
-      const guard = this.guard;
-      return new Promise<boolean>((resolve, reject) => {
-        let refused = false;
-        // Without a redirect, a signed-out request is an exception for Nest's filters, not a 401 written here.
-        // Delegates rather than spreads: an answer may keep its methods on a prototype (Node's does).
-        const throughFilters: HostAnswer = {
-          appendSetCookie: (cookie) => answer.appendSetCookie(cookie),
-          redirect: (url) => answer.redirect(url),
-          empty: (status) => answer.empty(status),
-          onEnd: (listener) => answer.onEnd(listener),
-          json: (status, body) => {
-            if (status === 401) refused = true;
-            else answer.json(status, body);
-          },
-        };
-        guard(req, throughFilters, {
-          admit: (client) => {
-            (req as { logto?: unknown }).logto = client;
-            resolve(true);
-          },
-          answered: () => {
-            // A redirect was answered: the promise stays pending, as answeredAlready() explains.
-            if (refused) reject(toHttpException(new LogtoError('not_authenticated', 'Sign in to use this route.')));
-          },
-          error: (error) => reject(toHttpException(error)),
-        });
-      });
+      // A record this process read moments ago decides at once: Nest takes the boolean as it is.
+      return outcome.settled ? decided(outcome, req, answer) : outcome.whenSettled().then(() => decided(outcome, req, answer));
     }
   }
   return mixin(LogtoSignedInGuard);

@@ -27,9 +27,10 @@ export function answerFor(req: object, res: unknown): HostAnswer {
   if (found) return found;
   if (isFastifyReply(res)) {
     const answer = replyAnswer(res);
-    bindAnswer(req, answer);
+    // On Node's request when there is one: passport-logto finds it through `raw`, and Fastify's
+    // request keeps the shape its decorators gave it.
     const raw = (req as { raw?: unknown }).raw;
-    if (typeof raw === 'object' && raw !== null) bindAnswer(raw, answer);
+    bindAnswer(typeof raw === 'object' && raw !== null ? raw : req, answer);
     return answer;
   }
   throw new LogtoError(

@@ -21,15 +21,20 @@ export interface HostAnswer {
   onEnd(listener: () => void): void;
 }
 
-/** The answers that hosts' adapters bound to their requests, by request object. */
-const answers = new WeakMap<object, HostAnswer>();
+/**
+ * Where an adapter binds its answer on a request: a property, not a WeakMap entry. The answer
+ * refers back to its request (through the reply or context), and V8's young-generation collector
+ * then kept every request of a WeakMap alive until the next full collection: on Fastify, some
+ * 3 MB promoted per scavenge and ten times bare Fastify's GC time (bench/RESULTS.md, "Every host").
+ */
+const answerKey = Symbol('passport-logto: how to answer this request');
 
 /**
  * Makes `answer` the way to answer `request` (and any request object behind it: Fastify's and
  * Koa's request objects wrap Node's, which Passport strategies may be handed instead).
  */
 export function bindAnswer(request: object, answer: HostAnswer): void {
-  answers.set(request, answer);
+  (request as Record<symbol, HostAnswer>)[answerKey] = answer;
 }
 
 /** What Node's own request and response carry: how any host's request reaches them. */
@@ -64,12 +69,14 @@ export function answerOf(req: object, purpose: string): HostAnswer {
   );
 }
 
+const boundTo = (request: object): HostAnswer | undefined => (request as Record<symbol, HostAnswer | undefined>)[answerKey];
+
 /** How to answer `req`, if passport-logto can. */
 export function findAnswer(req: object): HostAnswer | undefined {
   const request = req as RequestLike;
-  const bound = answers.get(req)
-    ?? (isObject(request.raw) ? answers.get(request.raw) : undefined)
-    ?? (isObject(request.req) ? answers.get(request.req) : undefined);
+  const bound = boundTo(req)
+    ?? (isObject(request.raw) ? boundTo(request.raw) : undefined)
+    ?? (isObject(request.req) ? boundTo(request.req) : undefined);
   if (bound) return bound;
   return request.res instanceof ServerResponse ? nodeAnswer(request.res) : undefined;
 }

@@ -81,6 +81,45 @@ export interface GuardOutcome {
   error(error: unknown): void;
 }
 
+/**
+ * An outcome that a host adapter reads once the guard has decided: at once when a recent copy of
+ * the record answered (most requests), else after `whenSettled()`. One object per request, and a
+ * promise only when the guard waits on the store.
+ */
+export class HeldOutcome implements GuardOutcome {
+  settled = false;
+  /** The admitted request's helper: undefined when the request was turned away or failed. */
+  client: LogtoClient | undefined;
+  failure: { error: unknown } | undefined;
+  private wake: (() => void) | undefined;
+
+  admit(client: LogtoClient): void {
+    this.client = client;
+    this.settle();
+  }
+
+  answered(): void {
+    this.settle();
+  }
+
+  error(error: unknown): void {
+    this.failure = { error };
+    this.settle();
+  }
+
+  whenSettled(): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private settle(): void {
+    this.settled = true;
+    this.wake?.();
+  }
+}
+
 /** The guard on any host: reads the request, answers through `answer`, reports through `outcome`. */
 export type HostGuard = (req: object, answer: HostAnswer, outcome: GuardOutcome) => void;
 
