@@ -4,7 +4,6 @@ import { LogtoError } from '../errors.js';
 import { answerWindow } from '../store/sign-in-records.js';
 import { nodeAnswer, requestTarget, type HostAnswer } from './http.js';
 import { safeReturnTo } from './redirects.js';
-import { setRequestLogto } from './request-logto.js';
 
 export interface AuthenticatedOptions {
   /**
@@ -214,7 +213,7 @@ class ExpressOutcome implements GuardOutcome {
   ) {}
 
   admit(client: LogtoClient): void {
-    setRequestLogto(this.req, client);
+    this.req.logto = client;
     this.next();
   }
 
