@@ -9,6 +9,7 @@ import { decodeJwt } from 'jose';
 import { callbackAfterSignIn, getJson, refreshRequests, signIn, startSignIn, tokensOf, type HomeBody } from '../support/flows.js';
 import { cancelAtProvider, endSessionAtProvider, TestBrowser, type TestResponse } from '../support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
+import { captureWarnings } from '../support/warnings.js';
 import type * as NestApp from './nest-app.js';
 import type { RunningNestApp } from './nest-app.js';
 
@@ -346,9 +347,7 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
     test('is never silent: the session stays signed out and the developer is told once what to add', async () => {
       const plain = await loaded.startNestApp(provider, { name: 'logto-plain', callbackGuard: 'plain', platform });
       apps.push(plain);
-      const warnings: Error[] = [];
-      const listen = (warning: Error): void => void warnings.push(warning);
-      process.on('warning', listen);
+      const capture = captureWarnings(['PASSPORT_LOGTO_LOGIN_NOT_CALLED']);
       try {
         for (let round = 0; round < 2; round += 1) {
           const browser = new TestBrowser();
@@ -358,13 +357,11 @@ export function nestFlow({ load, platform = 'express' }: NestFlowSetup): void {
           assert.equal(home.authenticated, false, 'AuthGuard does not log in: the session is not kept');
           assert.equal((await browser.get(`${plain.url}/api/profile`)).status, 401);
         }
-        // Warnings are emitted on the next tick.
-        await new Promise((resolve) => setImmediate(resolve));
-        const told = warnings.filter((warning) => (warning as Error & { code?: string }).code === 'PASSPORT_LOGTO_LOGIN_NOT_CALLED');
+        const told = await capture.stop();
         assert.equal(told.length, 1, 'told once');
         assert.match(told[0]?.message ?? '', /super\.logIn\(request\)/);
       } finally {
-        process.off('warning', listen);
+        await capture.stop();
       }
     });
   });

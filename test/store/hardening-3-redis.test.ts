@@ -21,6 +21,7 @@ import { createClient as createClient5, createCluster as createCluster5 } from '
 import { Cluster as IoRedisCluster, Redis as IoRedis } from 'ioredis';
 import { LogtoError, RedisTokenStore, type LogtoStrategy, type TokenStore } from '../../lib/index.js';
 import { startApp, type RunningApp } from '../support/app.js';
+import { captureWarnings, passportLogtoWarnings } from '../support/warnings.js';
 import { getJson, refreshRequests, signIn } from '../support/flows.js';
 import { TestBrowser } from '../support/http-client.js';
 import { API_RESOURCE, startProvider, type TestProvider } from '../support/provider/index.js';
@@ -44,19 +45,14 @@ after(async () => {
 
 const resource = encodeURIComponent(API_RESOURCE);
 
-/** The warnings the process emits while `run` runs. */
+/** passport-logto's warnings while `run` runs, kept out of the test output. */
 async function warningsDuring<T>(run: () => Promise<T>): Promise<{ result: T; warnings: Error[] }> {
-  const warnings: Error[] = [];
-  const listener = (warning: Error): void => {
-    warnings.push(warning);
-  };
-  process.on('warning', listener);
+  const capture = captureWarnings(passportLogtoWarnings);
   try {
-    const result = await run();
-    await new Promise((resolve) => setImmediate(resolve));
-    return { result, warnings };
+    // The array fills until stop() has waited a tick.
+    return { result: await run(), warnings: capture.warnings };
   } finally {
-    process.off('warning', listener);
+    await capture.stop();
   }
 }
 

@@ -9,11 +9,15 @@ export interface CapturedWarnings {
   stop(): Promise<Array<Error & { code?: string }>>;
 }
 
-export function captureWarnings(codes: readonly string[]): CapturedWarnings {
+/** Every warning passport-logto emits (their codes start with PASSPORT_LOGTO_). */
+export const passportLogtoWarnings = (warning: Error & { code?: string }): boolean => warning.code?.startsWith('PASSPORT_LOGTO_') === true;
+
+export function captureWarnings(codes: readonly string[] | ((warning: Error & { code?: string }) => boolean)): CapturedWarnings {
   const original = process.listeners('warning');
   const warnings: Array<Error & { code?: string }> = [];
+  const expected = typeof codes === 'function' ? codes : (warning: Error & { code?: string }) => warning.code !== undefined && codes.includes(warning.code);
   const capture = (warning: Error & { code?: string }): void => {
-    if (warning.code !== undefined && codes.includes(warning.code)) {
+    if (expected(warning)) {
       warnings.push(warning);
       return;
     }
@@ -25,6 +29,7 @@ export function captureWarnings(codes: readonly string[]): CapturedWarnings {
     warnings,
     async stop() {
       await new Promise((resolve) => setImmediate(resolve));
+      if (!process.listeners('warning').includes(capture)) return warnings;
       process.off('warning', capture);
       for (const listener of original) process.on('warning', listener);
       return warnings;

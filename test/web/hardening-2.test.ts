@@ -13,6 +13,7 @@ import { hardeningSetup, type ExpressFlavor, type PassportFlavor, type RunningAp
 import { callbackAfterSignIn, getJson, signIn, startSignIn, tokensOf, type HomeBody, type SessionBody } from '../support/flows.js';
 import { cancelAtProvider, endSessionAtProvider, TestBrowser } from '../support/http-client.js';
 import type { TestProvider } from '../support/provider/index.js';
+import { captureWarnings, type CapturedWarnings } from '../support/warnings.js';
 
 // One provider for the file, its apps closed at the end; a crash or a forgotten promise fails the test that caused it.
 let provider: TestProvider;
@@ -51,7 +52,10 @@ for (const flavor of flavors) {
       throw new Error(`${route}: app bug`);
     };
 
+    // A callback that throws never logs the user in: the warning for that is expected here.
+    let expected: CapturedWarnings | undefined;
     before(async () => {
+      expected = captureWarnings(['PASSPORT_LOGTO_LOGIN_NOT_CALLED']);
       running = await app({
         express: flavor.express,
         passport: flavor.passport,
@@ -70,8 +74,9 @@ for (const flavor of flavors) {
         },
       });
     });
-    after(() => {
+    after(async () => {
       callbackMode = 'standard';
+      await expected?.stop();
     });
 
     /**

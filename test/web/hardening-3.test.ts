@@ -12,6 +12,7 @@ import { hardeningSetup, type PassportLike, type RunningApp } from '../support/a
 import { getJson, signIn, startSignIn, tokensOf, type HomeBody } from '../support/flows.js';
 import { signInAtProvider, TestBrowser, type TestResponse } from '../support/http-client.js';
 import type { TestProvider } from '../support/provider/index.js';
+import { captureWarnings, passportLogtoWarnings } from '../support/warnings.js';
 
 let provider: TestProvider;
 const { app } = hardeningSetup({
@@ -20,21 +21,15 @@ const { app } = hardeningSetup({
   },
 });
 
-/** The warnings the process emits while `run` runs. */
+/** passport-logto's warnings while `run` runs, kept out of the test output. */
 async function warningsDuring(run: () => Promise<void>): Promise<Error[]> {
-  const seen: Error[] = [];
-  const listener = (warning: Error): void => {
-    seen.push(warning);
-  };
-  process.on('warning', listener);
+  const capture = captureWarnings(passportLogtoWarnings);
   try {
     await run();
-    // emitWarning delivers on the next tick.
-    await new Promise((resolve) => setImmediate(resolve));
   } finally {
-    process.off('warning', listener);
+    await capture.stop();
   }
-  return seen;
+  return capture.warnings;
 }
 
 const ours = (warning: Error): boolean => warning.name === 'PassportLogtoWarning';

@@ -10,6 +10,7 @@ import { startApp, type RunningApp } from '../support/app.js';
 import { callbackAfterSignIn, getJson, type HomeBody } from '../support/flows.js';
 import { TestBrowser } from '../support/http-client.js';
 import { startProvider, type TestProvider } from '../support/provider/index.js';
+import { captureWarnings } from '../support/warnings.js';
 
 /** A real in-memory store that also tells which records were ended. */
 class ObservedStore extends MemoryTokenStore {
@@ -20,10 +21,8 @@ class ObservedStore extends MemoryTokenStore {
   }
 }
 
-const warnings: Array<Error & { code?: string }> = [];
-process.on('warning', (warning) => {
-  if ((warning as Error & { code?: string }).code === 'PASSPORT_LOGTO_LOGIN_NOT_CALLED') warnings.push(warning);
-});
+// Expected here: captured for the whole file, kept out of the test output.
+const { warnings } = captureWarnings(['PASSPORT_LOGTO_LOGIN_NOT_CALLED']);
 
 let provider: TestProvider;
 before(async () => {
